@@ -1,0 +1,15 @@
+# mlar_module(NAME [PUBLIC deps...] [PRIVATE deps...]): a static library of every
+# .cpp in the current folder (an interface library while the folder has none).
+function(mlar_module name)
+  cmake_parse_arguments(M "" "" "PUBLIC;PRIVATE" ${ARGN})
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  if(srcs)
+    add_library(${name} STATIC ${srcs})
+    target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(${name} PUBLIC ${M_PUBLIC} PRIVATE mlar_warnings ${M_PRIVATE})
+  else()
+    add_library(${name} INTERFACE)
+    target_include_directories(${name} INTERFACE ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(${name} INTERFACE ${M_PUBLIC} ${M_PRIVATE})
+  endif()
+endfunction()

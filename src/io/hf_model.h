@@ -1,0 +1,32 @@
+// Hugging Face model directories: config.json + model.safetensors (or shards listed
+// in model.safetensors.index.json) + tokenizer files.
+#pragma once
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "model/model.h"
+
+namespace mlar {
+
+// config.json of model_type llama | qwen2 | mistral -> ModelConfig (rope_layout Half).
+// `source` names the file in errors.
+ModelConfig parse_hf_config(const nlohmann::json& j, const std::string& source);
+
+// Reads an HF directory: config, weights (F32/F16/BF16 -> float32), and the
+// tokenizer in it if any (tokenizer.json or tokenizer.model).
+Model read_hf_model(const std::string& dir);
+
+struct HfWriteOptions {
+  uint64_t max_shard_bytes = 5ull << 30;  // shard when the weights exceed this
+  std::string dtype = "F32";              // F32 | F16 | BF16 on disk
+};
+
+// Writes `m` as an HF Llama directory (model_type "llama", LlamaForCausalLM) into
+// `dir` (an existing, empty directory; callers use AtomicDir around it). q/k rows
+// are permuted to the half layout if the model is interleaved. Tokenizer files
+// are written through m.tokenizer->save_hf when the model has a tokenizer.
+void write_hf_llama(const Model& m, const std::filesystem::path& dir, const HfWriteOptions& opts = {});
+
+}  // namespace mlar

@@ -1,0 +1,16 @@
+// Loads any supported model: an HF directory (config.json + safetensors), a .gguf,
+// or a llama2.c .bin. Weights come back float32 in the file's own RoPE layout.
+#pragma once
+#include <string>
+
+#include "model/model.h"
+
+namespace mlar {
+
+struct LoadOptions {
+  std::string tokenizer;  // optional tokenizer file overriding/adding the model's own
+};
+
+Model load_model(const std::string& path, const LoadOptions& opts = {});
+
+}  // namespace mlar

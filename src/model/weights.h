@@ -1,0 +1,46 @@
+// The tensors of a GQA decoder (Llama, Qwen2, Mistral), float32, HF [out, in] layout.
+// Row order of wq/wk (and bq/bk) follows ModelConfig::rope_layout.
+#pragma once
+#include <vector>
+
+#include "model/config.h"
+#include "tensor/tensor.h"
+
+namespace mlar {
+
+struct LayerWeights {
+  Tensor attn_norm;  // [D]
+  Tensor wq;         // [n_h * d, D]
+  Tensor wk;         // [n_kv * d, D]
+  Tensor wv;         // [n_kv * d, D]
+  Tensor wo;         // [D, n_h * d]
+  Tensor bq, bk, bv;  // Qwen2 only: [n_h * d], [n_kv * d], [n_kv * d]; empty otherwise
+  Tensor ffn_norm;   // [D]
+  Tensor w_gate;     // [F, D]
+  Tensor w_up;       // [F, D]
+  Tensor w_down;     // [D, F]
+};
+
+struct ModelWeights {
+  Tensor embed;  // [V, D]
+  std::vector<LayerWeights> layers;
+  Tensor final_norm;  // [D]
+  Tensor lm_head;     // [V, D]; empty when the embedding is tied
+
+  const Tensor& output() const { return lm_head.empty() ? embed : lm_head; }
+};
+
+// Throws "<source>: tensor <name> has shape X, expected Y" on any mismatch.
+void check_weight_shapes(const ModelConfig& c, const ModelWeights& w, const std::string& source);
+
+int64_t parameter_count(const ModelWeights& w);
+
+// Rows of a q/k projection (or bias) for heads of size d, permuted between layouts:
+// to_half: interleaved (2i, 2i+1) -> half (i, i + d/2); !to_half: the inverse.
+// Works on [n_heads * d, in] matrices and [n_heads * d] vectors.
+Tensor permute_rope_rows(const Tensor& t, int64_t head_dim, bool to_half);
+
+// Converts every q/k row of the model to `target` layout (no-op if already there).
+void convert_rope_layout(ModelConfig& c, ModelWeights& w, RopeLayout target);
+
+}  // namespace mlar
