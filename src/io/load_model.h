@@ -11,6 +11,11 @@ struct LoadOptions {
   std::string tokenizer;  // optional tokenizer file overriding/adding the model's own
 };
 
+enum class ModelFormat { HfDir, Gguf, Llama2c };
+
+// Which reader `path` needs (throws a clear error for anything else).
+ModelFormat detect_model_format(const std::string& path);
+
 Model load_model(const std::string& path, const LoadOptions& opts = {});
 
 }  // namespace mlar

@@ -1,0 +1,25 @@
+#include "model/kv_footprint.h"
+
+#include <nlohmann/json.hpp>
+
+namespace mlar {
+
+KvFootprint gqa_kv_footprint(const ModelConfig& c, int64_t bytes_per_value) {
+  KvFootprint f;
+  f.values_per_token_layer = c.kv_values_per_token_layer();
+  f.bytes_per_value = bytes_per_value;
+  f.layers = c.num_layers;
+  f.max_context = c.max_position_embeddings;
+  return f;
+}
+
+nlohmann::json kv_footprint_json(const KvFootprint& f) {
+  return {{"values_per_token_per_layer", f.values_per_token_layer},
+          {"bytes_per_value", f.bytes_per_value},
+          {"bytes_per_token_per_layer", f.bytes_per_token_layer()},
+          {"bytes_per_token", f.bytes_per_token()},
+          {"max_context", f.max_context},
+          {"bytes_at_max_context", f.bytes_at_max_context()}};
+}
+
+}  // namespace mlar

@@ -1,0 +1,29 @@
+// KV-cache accounting: values and bytes cached per token, per layer and for the
+// whole model, and at the maximum context.
+#pragma once
+#include <cstdint>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "model/config.h"
+
+namespace mlar {
+
+struct KvFootprint {
+  int64_t values_per_token_layer = 0;  // GQA: 2 * n_kv * d
+  int64_t bytes_per_value = 4;
+  int64_t layers = 0;
+  int64_t max_context = 0;
+
+  int64_t bytes_per_token_layer() const { return values_per_token_layer * bytes_per_value; }
+  int64_t bytes_per_token() const { return bytes_per_token_layer() * layers; }
+  int64_t bytes_at_max_context() const { return bytes_per_token() * max_context; }
+};
+
+// The source model's cache with values of `bytes_per_value` bytes (4 = the
+// runtime's float32 cache, 2 = bf16/f16 as serving engines keep it).
+KvFootprint gqa_kv_footprint(const ModelConfig& c, int64_t bytes_per_value);
+
+nlohmann::json kv_footprint_json(const KvFootprint& f);
+
+}  // namespace mlar
