@@ -54,7 +54,7 @@ void register_inspect(CLI::App& app) {
     fmt::print("vocab        {} ({} output head)\n", c.vocab_size, c.tie_word_embeddings ? "tied" : "separate");
     fmt::print("rope         theta {}, {} layout, scaling {}\n", c.rope_theta, rope_layout_name(c.rope_layout),
                rope_scaling_name(c.rope_scaling.type));
-    fmt::print("norm eps     {}\n", c.rms_norm_eps);
+    fmt::print("norm eps     {:g}\n", c.rms_norm_eps);
     if (c.attention_bias) fmt::print("biases       q, k, v\n");
     fmt::print("max context  {}\n", c.max_position_embeddings);
     fmt::print("parameters   {} ({:.3f} M)\n", params, params / 1e6);
