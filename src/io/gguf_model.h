@@ -1,14 +1,26 @@
 // GGUF (v3) models of architecture `llama`.
 #pragma once
+#include <optional>
 #include <string>
 
+#include "io/gguf.h"
 #include "model/model.h"
+#include "tokenizer/load.h"
 
 namespace mlar {
+
+struct GgufModelOptions {
+  bool tokenizer = true;  // false: leave Model::tokenizer null (weights and config only)
+};
 
 // Reads config (from `llama.*` metadata), F32/F16/BF16 tensors (others refused
 // with a clear error naming the tensor and its type) and the tokenizer from
 // `tokenizer.ggml.*` metadata. q/k rows stay interleaved (rope_layout Interleaved).
-Model read_gguf_model(const std::string& path);
+// Architectures other than `llama` are refused.
+Model read_gguf_model(const std::string& path, const GgufModelOptions& opts = {});
+
+// The SentencePiece-style vocabulary of `tokenizer.ggml.model = "llama"`; nullopt
+// when the file has no tokenizer or another kind (e.g. "gpt2", not read yet).
+std::optional<SpmVocab> read_gguf_spm_vocab(const GgufFile& f);
 
 }  // namespace mlar

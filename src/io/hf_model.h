@@ -14,8 +14,20 @@ namespace mlar {
 // `source` names the file in errors.
 ModelConfig parse_hf_config(const nlohmann::json& j, const std::string& source);
 
+// Reads and parses a config.json file.
+ModelConfig read_hf_config(const std::string& path);
+
+// A config.json that transformers' LlamaConfig loads for `c` (LlamaForCausalLM,
+// model_type llama, head_dim, rope_scaling in the transformers form, attention_bias).
+// `torch_dtype` is written as given (float32, float16, bfloat16). A Mistral
+// sliding_window is not carried over (LlamaConfig has none).
+nlohmann::json hf_llama_config_json(const ModelConfig& c, const std::string& torch_dtype = "float32");
+
 // Reads an HF directory: config, weights (F32/F16/BF16 -> float32), and the
-// tokenizer in it if any (tokenizer.json or tokenizer.model).
+// tokenizer in it if any (tokenizer.json or tokenizer.model). With tied embeddings
+// a stored lm_head.weight is ignored. Llama's o_proj.bias (attention_bias) is
+// accepted only when zero. Errors: "<dir>: missing tensor NAME",
+// "<file>: tensor NAME has shape X, expected Y", config errors naming config.json.
 Model read_hf_model(const std::string& dir);
 
 struct HfWriteOptions {
@@ -26,7 +38,10 @@ struct HfWriteOptions {
 // Writes `m` as an HF Llama directory (model_type "llama", LlamaForCausalLM) into
 // `dir` (an existing, empty directory; callers use AtomicDir around it). q/k rows
 // are permuted to the half layout if the model is interleaved. Tokenizer files
-// are written through m.tokenizer->save_hf when the model has a tokenizer.
+// are written through m.tokenizer->save_hf when the model has a tokenizer. With
+// attention biases (Qwen2), a zero o_proj.bias is written too, as LlamaAttention's
+// attention_bias expects one. Files: config.json, generation_config.json,
+// model.safetensors (or shards + index past max_shard_bytes), each via AtomicFile.
 void write_hf_llama(const Model& m, const std::filesystem::path& dir, const HfWriteOptions& opts = {});
 
 }  // namespace mlar

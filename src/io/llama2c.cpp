@@ -45,6 +45,13 @@ Model read_llama2c(const std::string& path) {
   c.validate(path);
 
   const int64_t D = dim, F = hidden, L = n_layers, hs = c.head_dim, kv = c.kv_dim(), qd = c.q_dim();
+  // Header fields up to 2^24 can describe more than 2^63 floats: check in double first.
+  const double approx =
+      (static_cast<double>(vocab) * (shared ? 1 : 2) + L * (2.0 + 3.0 * F) + 2.0 * L * qd + 2.0 * L * kv + 1) * D +
+      static_cast<double>(seq_len) * hs;
+  if (approx * sizeof(float) > 0x1p62)
+    fail("{}: not a llama2.c checkpoint (header dim {}, hidden {}, layers {}, vocab {}: impossibly large)", path, dim,
+         hidden, n_layers, vocab);
   const int64_t n_floats = vocab * D + L * D + L * qd * D + 2 * L * kv * D + L * D * qd + L * D + 3 * L * F * D + D +
                            seq_len * hs  // freq_cis_real + freq_cis_imag, each [seq_len, hs/2]
                            + (shared ? 0 : vocab * D);

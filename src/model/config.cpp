@@ -68,6 +68,7 @@ nlohmann::json config_to_json(const ModelConfig& c) {
     }
   }
   if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+  if (c.mla) j["mla"] = mla_config_to_json(*c.mla);
   return j;
 }
 

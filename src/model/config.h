@@ -2,9 +2,12 @@
 // config.json, GGUF metadata or a llama2.c header; the runtime reads nothing else.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
+
+#include "model/mla.h"
 
 namespace mlar {
 
@@ -45,6 +48,10 @@ struct ModelConfig {
   int32_t bos_token_id = 1;
   int32_t eos_token_id = 2;
 
+  // Set when the attention is MLA (a converted model); the GQA fields above still
+  // describe the source shapes (n_h, d) the conversion started from.
+  std::optional<MlaConfig> mla;
+
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
   int64_t group_size() const { return num_heads / num_kv_heads; }
@@ -52,8 +59,10 @@ struct ModelConfig {
   // Throws mlar::Error "<source>: <what is inconsistent>" on impossible shapes.
   void validate(const std::string& source) const;
 
-  // Values cached per token per layer (GQA: 2 * n_kv * d).
-  int64_t kv_values_per_token_layer() const { return 2 * num_kv_heads * head_dim; }
+  // Values cached per token of `layer` (GQA: 2 * n_kv * d; MLA: r + n_r * d_r).
+  int64_t kv_values_per_token_layer(int64_t layer = 0) const {
+    return mla ? mla->cache_values(layer) : 2 * num_kv_heads * head_dim;
+  }
 };
 
 nlohmann::json config_to_json(const ModelConfig& c);  // for inspect --json and reports

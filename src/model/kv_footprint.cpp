@@ -4,17 +4,18 @@
 
 namespace mlar {
 
-KvFootprint gqa_kv_footprint(const ModelConfig& c, int64_t bytes_per_value) {
+KvFootprint kv_footprint(const ModelConfig& c, int64_t bytes_per_value) {
   KvFootprint f;
-  f.values_per_token_layer = c.kv_values_per_token_layer();
-  f.bytes_per_value = bytes_per_value;
+  for (int64_t l = 0; l < c.num_layers; ++l) f.values_per_token += c.kv_values_per_token_layer(l);
   f.layers = c.num_layers;
+  f.bytes_per_value = bytes_per_value;
   f.max_context = c.max_position_embeddings;
   return f;
 }
 
 nlohmann::json kv_footprint_json(const KvFootprint& f) {
-  return {{"values_per_token_per_layer", f.values_per_token_layer},
+  return {{"values_per_token_per_layer", f.values_per_token_layer()},
+          {"values_per_token", f.values_per_token},
           {"bytes_per_value", f.bytes_per_value},
           {"bytes_per_token_per_layer", f.bytes_per_token_layer()},
           {"bytes_per_token", f.bytes_per_token()},

@@ -10,19 +10,21 @@
 namespace mlar {
 
 struct KvFootprint {
-  int64_t values_per_token_layer = 0;  // GQA: 2 * n_kv * d
-  int64_t bytes_per_value = 4;
+  int64_t values_per_token = 0;  // summed over layers (GQA: L * 2 * n_kv * d; MLA: sum of r_l + n_r * d_r)
   int64_t layers = 0;
+  int64_t bytes_per_value = 4;
   int64_t max_context = 0;
 
-  int64_t bytes_per_token_layer() const { return values_per_token_layer * bytes_per_value; }
-  int64_t bytes_per_token() const { return bytes_per_token_layer() * layers; }
+  // Mean over layers (exact when every layer caches the same).
+  double values_per_token_layer() const { return layers ? static_cast<double>(values_per_token) / layers : 0; }
+  double bytes_per_token_layer() const { return values_per_token_layer() * bytes_per_value; }
+  int64_t bytes_per_token() const { return values_per_token * bytes_per_value; }
   int64_t bytes_at_max_context() const { return bytes_per_token() * max_context; }
 };
 
-// The source model's cache with values of `bytes_per_value` bytes (4 = the
+// The cache of `c` as it is (GQA or MLA), values of `bytes_per_value` bytes (4 = the
 // runtime's float32 cache, 2 = bf16/f16 as serving engines keep it).
-KvFootprint gqa_kv_footprint(const ModelConfig& c, int64_t bytes_per_value);
+KvFootprint kv_footprint(const ModelConfig& c, int64_t bytes_per_value);
 
 nlohmann::json kv_footprint_json(const KvFootprint& f);
 

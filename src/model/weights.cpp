@@ -11,7 +11,41 @@ void expect(const Tensor& t, const Shape& s, const std::string& name, const std:
   if (t.shape != s) fail("{}: tensor {} has shape {}, expected {}", src, name, shape_str(t.shape), shape_str(s));
 }
 
+void expect_opt(const Tensor& t, const Shape& s, bool present, const std::string& name, const std::string& src) {
+  if (present) {
+    expect(t, s, name, src);
+  } else if (!t.empty()) {
+    fail("{}: tensor {} is present but the MLA config has no place for it", src, name);
+  }
+}
+
 }  // namespace
+
+void check_mla_layer_shapes(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w, const std::string& src) {
+  const MlaConfig& m = *c.mla;
+  const int64_t D = c.hidden_size, H = c.num_heads, r = m.rank(layer), rope = m.rope_values();
+  const int64_t q_rows = H * (m.q_nope_width(layer) + m.q_rope_width());
+  auto n = [&](const char* t) { return fmt::format("layers.{}.mla.{}", layer, t); };
+  if (m.q_lora_rank > 0) {
+    expect(w.wq_a, {m.q_lora_rank, D}, n("wq_a"), src);
+    expect(w.q_a_norm, {m.q_lora_rank}, n("q_a_norm"), src);
+    expect(w.wq_b, {q_rows, m.q_lora_rank}, n("wq_b"), src);
+    expect_opt(w.wq, {}, false, n("wq"), src);
+  } else {
+    expect(w.wq, {q_rows, D}, n("wq"), src);
+  }
+  expect_opt(w.bq, {q_rows}, !w.bq.empty(), n("bq"), src);
+  const bool has_qr = m.q_rope_in_dim > 0 && !m.absorbed;
+  expect_opt(w.wqr, {H, rope, m.q_rope_in_dim}, has_qr, n("wqr"), src);
+  expect(w.w_dkv, {r, D}, n("w_dkv"), src);
+  expect_opt(w.b_dkv, {r}, !w.b_dkv.empty(), n("b_dkv"), src);
+  expect_opt(w.kv_norm, {r}, m.latent_norm, n("kv_norm"), src);
+  expect(w.w_kr, {rope, D}, n("w_kr"), src);
+  expect_opt(w.b_kr, {rope}, !w.b_kr.empty(), n("b_kr"), src);
+  expect_opt(w.w_uk, {H * m.qk_nope_head_dim, r}, !m.absorbed && m.qk_nope_head_dim > 0, n("w_uk"), src);
+  expect_opt(w.w_uv, {H * m.v_head_dim, r}, !m.absorbed, n("w_uv"), src);
+  expect(w.wo, {D, H * (m.absorbed ? r : m.v_head_dim)}, n("wo"), src);
+}
 
 void check_weight_shapes(const ModelConfig& c, const ModelWeights& w, const std::string& src) {
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
@@ -26,6 +60,16 @@ void check_weight_shapes(const ModelConfig& c, const ModelWeights& w, const std:
     const auto& L = w.layers[i];
     auto n = [&](const char* t) { return fmt::format("layers.{}.{}", i, t); };
     expect(L.attn_norm, {D}, n("attn_norm"), src);
+    expect(L.ffn_norm, {D}, n("ffn_norm"), src);
+    expect(L.w_gate, {F, D}, n("w_gate"), src);
+    expect(L.w_up, {F, D}, n("w_up"), src);
+    expect(L.w_down, {D, F}, n("w_down"), src);
+    if (c.mla) {
+      check_mla_layer_shapes(c, static_cast<int64_t>(i), L.mla, src);
+      if (!L.wq.empty() || !L.wk.empty() || !L.wv.empty() || !L.wo.empty())
+        fail("{}: layer {} holds both GQA and MLA attention weights", src, i);
+      continue;
+    }
     expect(L.wq, {c.q_dim(), D}, n("wq"), src);
     expect(L.wk, {c.kv_dim(), D}, n("wk"), src);
     expect(L.wv, {c.kv_dim(), D}, n("wv"), src);
@@ -37,15 +81,15 @@ void check_weight_shapes(const ModelConfig& c, const ModelWeights& w, const std:
     } else if (!L.bq.empty() || !L.bk.empty() || !L.bv.empty()) {
       fail("{}: layer {} has attention biases but the config has none", src, i);
     }
-    expect(L.ffn_norm, {D}, n("ffn_norm"), src);
-    expect(L.w_gate, {F, D}, n("w_gate"), src);
-    expect(L.w_up, {F, D}, n("w_up"), src);
-    expect(L.w_down, {D, F}, n("w_down"), src);
   }
 }
 
 int64_t parameter_count(const ModelWeights& w) {
   int64_t n = w.embed.numel() + w.final_norm.numel() + w.lm_head.numel();
+  for (const auto& L : w.layers)
+    n += L.mla.wq.numel() + L.mla.bq.numel() + L.mla.wq_a.numel() + L.mla.q_a_norm.numel() + L.mla.wq_b.numel() +
+         L.mla.wqr.numel() + L.mla.w_dkv.numel() + L.mla.b_dkv.numel() + L.mla.kv_norm.numel() + L.mla.w_kr.numel() +
+         L.mla.b_kr.numel() + L.mla.w_uk.numel() + L.mla.w_uv.numel() + L.mla.wo.numel();
   for (const auto& L : w.layers)
     n += L.attn_norm.numel() + L.wq.numel() + L.wk.numel() + L.wv.numel() + L.wo.numel() + L.bq.numel() +
          L.bk.numel() + L.bv.numel() + L.ffn_norm.numel() + L.w_gate.numel() + L.w_up.numel() + L.w_down.numel();

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/mla.h"
 #include "tensor/tensor.h"
 
 namespace mlar {
@@ -19,6 +20,7 @@ struct LayerWeights {
   Tensor w_gate;     // [F, D]
   Tensor w_up;       // [F, D]
   Tensor w_down;     // [D, F]
+  MlaLayerWeights mla;  // MLA models only (then wq..bv above are empty)
 };
 
 struct ModelWeights {
@@ -32,6 +34,9 @@ struct ModelWeights {
 
 // Throws "<source>: tensor <name> has shape X, expected Y" on any mismatch.
 void check_weight_shapes(const ModelConfig& c, const ModelWeights& w, const std::string& source);
+
+// The MLA tensors of one layer against config.mla (MLA.md §2).
+void check_mla_layer_shapes(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w, const std::string& source);
 
 int64_t parameter_count(const ModelWeights& w);
 

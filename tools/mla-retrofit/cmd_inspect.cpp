@@ -4,6 +4,7 @@
 
 #include "command.h"
 #include "model/kv_footprint.h"
+#include "util/error.h"
 
 namespace mlar::cli {
 namespace {
@@ -18,39 +19,93 @@ std::string human_bytes(double b) {
   return u == 0 ? fmt::format("{:.0f} {}", b, units[u]) : fmt::format("{:.2f} {}", b, units[u]);
 }
 
+struct Layout {
+  std::string name;
+  KvFootprint f32, bf16;
+};
+
+Layout layout_of(std::string name, const ModelConfig& c) { return {std::move(name), kv_footprint(c, 4), kv_footprint(c, 2)}; }
+
+// `c` rewritten as MLA with the given cache shape (for what-if accounting only).
+ModelConfig with_mla(const ModelConfig& c, RopeMode mode, int64_t r, int64_t n_r, int64_t d_r) {
+  ModelConfig m = c;
+  MlaConfig mla;
+  mla.rope_mode = mode;
+  mla.kv_lora_rank = r;
+  mla.num_rope_heads = n_r;
+  mla.qk_rope_head_dim = d_r;
+  m.mla = mla;
+  return m;
+}
+
 }  // namespace
 
 void register_inspect(CLI::App& app) {
   struct Args {
     ModelArgs model;
+    int64_t kv_lora_rank = 0, qk_rope_dim = 0;
     bool json = false;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("inspect", "Show a model's architecture, parameter count and KV-cache size.");
+  auto* cmd = app.add_subcommand(
+      "inspect",
+      "Show a model's architecture, parameter count and KV-cache size (per token per layer, per token, and at the\n"
+      "maximum context). For a GQA model it also shows what the exact MLA retrofit (--rope-mode repeat) and a\n"
+      "DeepSeek layout (one shared rope key of --qk-rope-dim values plus a latent of --kv-lora-rank) would cache.");
   args->model.add(cmd);
+  cmd->add_option("--kv-lora-rank", args->kv_lora_rank, "latent width r of a DeepSeek layout to account for")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--qk-rope-dim", args->qk_rope_dim, "rope key width d_r of that layout (default: the head size)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", args->json, "print the report as JSON");
   cmd->callback([args] {
     Model m = args->model.load();
     const ModelConfig& c = m.config;
     const int64_t params = parameter_count(m.weights);
-    KvFootprint f32 = gqa_kv_footprint(c, 4), b16 = gqa_kv_footprint(c, 2);
+    std::vector<Layout> layouts{layout_of("as loaded", c)};
+    if (!c.mla) {
+      const int64_t kv = c.kv_dim();
+      layouts.push_back(layout_of("mla repeat (exact)", with_mla(c, RopeMode::Repeat, kv, c.num_kv_heads, c.head_dim)));
+      if (args->kv_lora_rank > 0) {
+        int64_t dr = args->qk_rope_dim > 0 ? args->qk_rope_dim : c.head_dim;
+        layouts.push_back(layout_of(fmt::format("deepseek r={} d_r={}", args->kv_lora_rank, dr),
+                                    with_mla(c, RopeMode::Extend, args->kv_lora_rank, 1, dr)));
+      }
+    } else if (args->kv_lora_rank > 0) {
+      fail("{}: the model is already MLA; --kv-lora-rank accounts for GQA models only", m.source);
+    }
+    const double base = static_cast<double>(layouts[0].f32.values_per_token);
     if (args->json) {
+      nlohmann::json kv = nlohmann::json::array();
+      for (const auto& l : layouts)
+        kv.push_back({{"layout", l.name},
+                      {"fraction_of_loaded", l.f32.values_per_token / base},
+                      {"f32", kv_footprint_json(l.f32)},
+                      {"bf16", kv_footprint_json(l.bf16)}});
       nlohmann::json j = {{"source", m.source},
                           {"format", m.format},
-                          {"attention", "gqa"},
+                          {"attention", c.mla ? "mla" : "gqa"},
                           {"config", config_to_json(c)},
                           {"parameters", params},
                           {"tokenizer", m.tokenizer ? m.tokenizer->kind() : "none"},
-                          {"kv_cache", {{"f32", kv_footprint_json(f32)}, {"bf16", kv_footprint_json(b16)}}}};
+                          {"kv_cache", {{"f32", kv_footprint_json(layouts[0].f32)}, {"bf16", kv_footprint_json(layouts[0].bf16)}}},
+                          {"kv_layouts", kv}};
       fmt::print("{}\n", j.dump(2));
       return;
     }
     fmt::print("model        {} ({})\n", m.source, m.format);
-    fmt::print("architecture {} decoder, attention GQA\n", c.arch);
+    fmt::print("architecture {} decoder, attention {}\n", c.arch, c.mla ? "MLA" : "GQA");
     fmt::print("layers       {}\n", c.num_layers);
     fmt::print("hidden       {} (intermediate {})\n", c.hidden_size, c.intermediate_size);
     fmt::print("heads        {} query, {} kv (group {}), head size {}\n", c.num_heads, c.num_kv_heads,
                c.group_size(), c.head_dim);
+    if (c.mla) {
+      const MlaConfig& a = *c.mla;
+      fmt::print("mla          rope mode {}, latent r {}{}, {} rope head(s) of {}, nope {}, v {}, q_lora {}{}{}\n",
+                 rope_mode_name(a.rope_mode), a.kv_lora_rank, a.layer_kv_lora_rank.empty() ? "" : " (max; per layer)",
+                 a.num_rope_heads, a.qk_rope_head_dim, a.qk_nope_head_dim, a.v_head_dim, a.q_lora_rank,
+                 a.latent_norm ? ", latent norm" : "", a.absorbed ? ", absorbed" : "");
+    }
     fmt::print("vocab        {} ({} output head)\n", c.vocab_size, c.tie_word_embeddings ? "tied" : "separate");
     fmt::print("rope         theta {}, {} layout, scaling {}\n", c.rope_theta, rope_layout_name(c.rope_layout),
                rope_scaling_name(c.rope_scaling.type));
@@ -59,12 +114,13 @@ void register_inspect(CLI::App& app) {
     fmt::print("max context  {}\n", c.max_position_embeddings);
     fmt::print("parameters   {} ({:.3f} M)\n", params, params / 1e6);
     fmt::print("tokenizer    {}\n", m.tokenizer ? m.tokenizer->kind() : "none (pass --tokenizer)");
-    fmt::print("KV cache     {} values per token per layer (2 x {} kv heads x {})\n", f32.values_per_token_layer,
-               c.num_kv_heads, c.head_dim);
-    for (const KvFootprint* f : {&f32, &b16})
-      fmt::print("  {:<4}       {} per token per layer, {} per token, {} at {} tokens\n",
-                 f->bytes_per_value == 4 ? "f32" : "bf16", human_bytes(f->bytes_per_token_layer()),
-                 human_bytes(f->bytes_per_token()), human_bytes(f->bytes_at_max_context()), f->max_context);
+    fmt::print("KV cache     {:<26} {:>10} {:>14} {:>12} {:>14} {:>7}\n", "layout", "values/tok", "f32/tok/layer",
+               "f32/token", fmt::format("f32 @ {}", c.max_position_embeddings), "vs GQA");
+    for (const auto& l : layouts)
+      fmt::print("             {:<26} {:>10} {:>14} {:>12} {:>14} {:>6.1f}%\n", l.name, l.f32.values_per_token,
+                 human_bytes(l.f32.bytes_per_token_layer()), human_bytes(l.f32.bytes_per_token()),
+                 human_bytes(l.f32.bytes_at_max_context()), 100.0 * l.f32.values_per_token / base);
+    fmt::print("             (bf16 caches, as serving engines keep them, are half these sizes)\n");
   });
 }
 

@@ -1,0 +1,187 @@
+#include "io/safetensors_writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "util/atomic_output.h"
+#include "util/error.h"
+#include "util/half.h"
+
+namespace fs = std::filesystem;
+
+namespace mlar {
+namespace {
+
+constexpr const char* kSingle = "model.safetensors";
+constexpr const char* kIndex = "model.safetensors.index.json";
+
+// A file descriptor opened for writing, closed on destruction.
+class OutFile {
+ public:
+  explicit OutFile(const fs::path& p) : path_(p.string()) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) fail("{}: cannot create: {}", path_, std::strerror(errno));
+  }
+  ~OutFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  OutFile(const OutFile&) = delete;
+  OutFile& operator=(const OutFile&) = delete;
+
+  void write(const void* data, size_t n) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) fail("{}: write failed: {}", path_, std::strerror(errno));
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+  }
+  void sync_and_close() {
+    if (::fsync(fd_) != 0) fail("{}: fsync failed: {}", path_, std::strerror(errno));
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) fail("{}: close failed: {}", path_, std::strerror(errno));
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+void check_tensors(const std::vector<NamedTensor>& tensors, const std::string& where) {
+  std::set<std::string> seen;
+  for (const auto& t : tensors) {
+    if (t.name.empty()) fail("{}: empty tensor name", where);
+    if (t.name == "__metadata__") fail("{}: '__metadata__' cannot name a tensor", where);
+    if (!t.tensor) fail("{}: tensor '{}' has no data", where, t.name);
+    if (t.tensor->numel() != shape_numel(t.tensor->shape))
+      fail("{}: tensor '{}' holds {} values for shape {}", where, t.name, t.tensor->numel(),
+           shape_str(t.tensor->shape));
+    if (!seen.insert(t.name).second) fail("{}: duplicate tensor name '{}'", where, t.name);
+  }
+}
+
+void check_write_dtype(DType d, const std::string& where) {
+  if (!dtype_is_float_convertible(d)) fail("{}: cannot write dtype {} (F32, F16 or BF16 only)", where, dtype_name(d));
+}
+
+uint64_t tensor_bytes(const Tensor& t, DType d) { return static_cast<uint64_t>(t.numel()) * dtype_size(d); }
+
+std::string header_for(const std::vector<NamedTensor>& tensors, DType dtype, const std::string& where) {
+  nlohmann::ordered_json h;
+  h["__metadata__"] = {{"format", "pt"}};
+  uint64_t pos = 0;
+  for (const auto& t : tensors) {
+    const uint64_t b = tensor_bytes(*t.tensor, dtype);
+    h[t.name] = {{"dtype", dtype_name(dtype)}, {"shape", t.tensor->shape}, {"data_offsets", {pos, pos + b}}};
+    pos += b;
+  }
+  std::string s;
+  try {
+    s = h.dump();
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: cannot encode the header (tensor names must be UTF-8): {}", where, e.what());
+  }
+  s.append((8 - s.size() % 8) % 8, ' ');
+  return s;
+}
+
+void write_data(OutFile& out, const Tensor& t, DType dtype) {
+  if (dtype == DType::F32) {
+    out.write(t.ptr(), t.data.size() * sizeof(float));
+    return;
+  }
+  constexpr size_t kChunk = 1 << 18;
+  std::vector<uint16_t> buf;
+  buf.reserve(kChunk);
+  const bool bf = dtype == DType::BF16;
+  for (size_t i = 0; i < t.data.size(); i += kChunk) {
+    const size_t n = std::min(kChunk, t.data.size() - i);
+    buf.resize(n);
+    for (size_t k = 0; k < n; ++k) buf[k] = bf ? f32_to_bf16(t.data[i + k]) : f32_to_f16(t.data[i + k]);
+    out.write(buf.data(), n * sizeof(uint16_t));
+  }
+}
+
+// Writes the whole file to af.tmp_path() (fsync'd); the caller commits.
+void write_into(const AtomicFile& af, const std::vector<NamedTensor>& tensors, DType dtype) {
+  const std::string where = af.final_path().string();
+  const std::string header = header_for(tensors, dtype, where);
+  OutFile out(af.tmp_path());
+  const uint64_t n = header.size();
+  out.write(&n, 8);
+  out.write(header.data(), header.size());
+  for (const auto& t : tensors) write_data(out, *t.tensor, dtype);
+  out.sync_and_close();
+}
+
+}  // namespace
+
+uint64_t safetensors_data_bytes(const std::vector<NamedTensor>& tensors, DType dtype) {
+  uint64_t total = 0;
+  for (const auto& t : tensors)
+    if (t.tensor) total += tensor_bytes(*t.tensor, dtype);
+  return total;
+}
+
+void write_safetensors(const fs::path& path, const std::vector<NamedTensor>& tensors, DType dtype, bool force) {
+  check_write_dtype(dtype, path.string());
+  check_tensors(tensors, path.string());
+  AtomicFile af(path, force);
+  write_into(af, tensors, dtype);
+  af.commit();
+}
+
+std::vector<std::string> write_safetensors_model(const fs::path& dir, const std::vector<NamedTensor>& tensors,
+                                                 DType dtype, uint64_t max_shard_bytes, bool force) {
+  check_write_dtype(dtype, dir.string());
+  check_tensors(tensors, dir.string());
+  if (max_shard_bytes == 0) fail("{}: max_shard_bytes must be positive", dir.string());
+  if (safetensors_data_bytes(tensors, dtype) <= max_shard_bytes) {
+    write_safetensors(dir / kSingle, tensors, dtype, force);
+    return {kSingle};
+  }
+
+  std::vector<std::vector<NamedTensor>> shards(1);
+  uint64_t cur = 0;
+  for (const auto& t : tensors) {
+    const uint64_t b = tensor_bytes(*t.tensor, dtype);
+    if (!shards.back().empty() && cur + b > max_shard_bytes) {
+      shards.emplace_back();
+      cur = 0;
+    }
+    shards.back().push_back(t);
+    cur += b;
+  }
+  const size_t count = shards.size();
+  if (count > 99999) fail("{}: {} shards is too many (raise max_shard_bytes)", dir.string(), count);
+
+  std::vector<std::string> names;
+  std::vector<std::unique_ptr<AtomicFile>> files;
+  nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < count; ++i) {
+    names.push_back(fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, count));
+    files.push_back(std::make_unique<AtomicFile>(dir / names.back(), force));
+    write_into(*files.back(), shards[i], dtype);
+    for (const auto& t : shards[i]) weight_map[t.name] = names.back();
+  }
+  nlohmann::ordered_json index = {{"metadata", {{"total_size", safetensors_data_bytes(tensors, dtype)}}},
+                                  {"weight_map", weight_map}};
+  auto index_file = std::make_unique<AtomicFile>(dir / kIndex, force);
+  write_text_file(index_file->tmp_path(), index.dump(2) + "\n");
+  for (auto& f : files) f->commit();
+  index_file->commit();
+  names.push_back(kIndex);
+  return names;
+}
+
+}  // namespace mlar

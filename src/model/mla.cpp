@@ -1,0 +1,69 @@
+#include "model/mla.h"
+
+#include <nlohmann/json.hpp>
+
+#include "util/error.h"
+
+namespace mlar {
+
+const char* rope_mode_name(RopeMode m) { return m == RopeMode::Repeat ? "repeat" : "extend"; }
+
+nlohmann::json mla_config_to_json(const MlaConfig& c) {
+  nlohmann::json j = {{"rope_mode", rope_mode_name(c.rope_mode)},
+                      {"kv_lora_rank", c.kv_lora_rank},
+                      {"qk_nope_head_dim", c.qk_nope_head_dim},
+                      {"qk_rope_head_dim", c.qk_rope_head_dim},
+                      {"num_rope_heads", c.num_rope_heads},
+                      {"v_head_dim", c.v_head_dim},
+                      {"q_lora_rank", c.q_lora_rank},
+                      {"q_rope_in_dim", c.q_rope_in_dim},
+                      {"latent_norm", c.latent_norm},
+                      {"absorbed", c.absorbed},
+                      {"softmax_scale", c.softmax_scale}};
+  if (!c.layer_kv_lora_rank.empty()) j["layer_kv_lora_rank"] = c.layer_kv_lora_rank;
+  return j;
+}
+
+MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) {
+  if (!j.is_object()) fail("{}: the \"mla\" section must be an object", src);
+  auto get_int = [&](const char* k, int64_t def, bool required) -> int64_t {
+    if (!j.contains(k)) {
+      if (required) fail("{}: mla.{} is missing", src, k);
+      return def;
+    }
+    if (!j[k].is_number_integer()) fail("{}: mla.{} must be an integer", src, k);
+    int64_t v = j[k].get<int64_t>();
+    if (v < 0) fail("{}: mla.{} must not be negative, got {}", src, k, v);
+    return v;
+  };
+  MlaConfig c;
+  std::string mode = j.value("rope_mode", std::string("repeat"));
+  if (mode == "repeat") c.rope_mode = RopeMode::Repeat;
+  else if (mode == "extend") c.rope_mode = RopeMode::Extend;
+  else fail("{}: mla.rope_mode '{}' is not repeat or extend", src, mode);
+  c.kv_lora_rank = get_int("kv_lora_rank", 0, true);
+  c.qk_nope_head_dim = get_int("qk_nope_head_dim", 0, true);
+  c.qk_rope_head_dim = get_int("qk_rope_head_dim", 0, true);
+  c.num_rope_heads = get_int("num_rope_heads", 1, false);
+  c.v_head_dim = get_int("v_head_dim", 0, true);
+  c.q_lora_rank = get_int("q_lora_rank", 0, false);
+  c.q_rope_in_dim = get_int("q_rope_in_dim", 0, false);
+  c.latent_norm = j.value("latent_norm", false);
+  c.absorbed = j.value("absorbed", false);
+  if (!j.contains("softmax_scale") || !j["softmax_scale"].is_number()) fail("{}: mla.softmax_scale is missing", src);
+  c.softmax_scale = j["softmax_scale"].get<double>();
+  if (j.contains("layer_kv_lora_rank")) {
+    for (const auto& v : j["layer_kv_lora_rank"]) {
+      if (!v.is_number_integer() || v.get<int64_t>() <= 0) fail("{}: mla.layer_kv_lora_rank must hold positive integers", src);
+      c.layer_kv_lora_rank.push_back(v.get<int64_t>());
+    }
+  }
+  if (c.kv_lora_rank <= 0) fail("{}: mla.kv_lora_rank must be positive", src);
+  if (c.qk_rope_head_dim <= 0 || c.qk_rope_head_dim % 2) fail("{}: mla.qk_rope_head_dim must be positive and even", src);
+  if (c.num_rope_heads <= 0) fail("{}: mla.num_rope_heads must be positive", src);
+  if (c.v_head_dim <= 0) fail("{}: mla.v_head_dim must be positive", src);
+  if (!(c.softmax_scale > 0)) fail("{}: mla.softmax_scale must be positive", src);
+  return c;
+}
+
+}  // namespace mlar

@@ -1,0 +1,77 @@
+// Multi-head Latent Attention in the general form of MLA.md §2, as the runtime
+// evaluates it and this project's MLA format stores it.
+//
+//   c      = norm?(W_dkv x + b_dkv)          latent, r values        (cached)
+//   k_pe   = RoPE(W_kr x + b_kr)             n_r heads of d_r values  (cached)
+//   q      = W_q x + b_q  (or q_b(norm(q_a x)))  per head [q_nope | q_rope_in]
+//   q_pe_h = W_qr[h] q_rope_in_h  when W_qr is present (exact `repeat` mode:
+//            W_qr[h] = W_uk[h]^T, the key up-projection absorbed into the query),
+//            else q_rope_in_h itself (n_r * d_r values); then RoPE per rope head
+//   score  = (q_nope_h . W_uk[h] c  +  sum_r q_pe_h[r] . k_pe[r]) * s
+//   o_h    = W_uv[h] sum_n p_n c_n           (or W_o consumes the latent directly)
+//   out    = W_o concat_h o_h
+//
+// Stored absorption (`--absorb`) removes the up-projections: W_uk folded into the
+// nope rows of W_q (q_nope lives in latent space, width r), W_qr folded into the
+// rope rows of W_q, W_uv folded into W_o (which then reads r values per head).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "tensor/tensor.h"
+
+namespace mlar {
+
+enum class RopeMode { Repeat, Extend };
+const char* rope_mode_name(RopeMode m);
+
+struct MlaConfig {
+  RopeMode rope_mode = RopeMode::Repeat;
+  int64_t kv_lora_rank = 0;      // r (the widest layer's when ranks differ per layer)
+  std::vector<int64_t> layer_kv_lora_rank;  // per layer r when not uniform; empty = uniform
+  int64_t qk_nope_head_dim = 0;  // d_n (0 in the exact repeat mode)
+  int64_t qk_rope_head_dim = 0;  // d_r
+  int64_t num_rope_heads = 1;    // n_r: 1 (DeepSeek) or n_kv (repeat)
+  int64_t v_head_dim = 0;        // d_v
+  int64_t q_lora_rank = 0;       // 0 = full-rank W_q
+  int64_t q_rope_in_dim = 0;     // width of each head's rope-query input when W_qr is
+                                 // present (repeat: the source head size d); 0 = none
+  bool latent_norm = false;      // RMSNorm (with weight) on the latent
+  bool absorbed = false;         // stored absorption: no W_uk / W_uv / W_qr tensors
+  double softmax_scale = 0.0;    // s
+
+  int64_t rank(int64_t layer) const {
+    return layer_kv_lora_rank.empty() ? kv_lora_rank : layer_kv_lora_rank.at(layer);
+  }
+  int64_t rope_values() const { return num_rope_heads * qk_rope_head_dim; }
+  // KV cache values per token of `layer`: r + n_r * d_r.
+  int64_t cache_values(int64_t layer) const { return rank(layer) + rope_values(); }
+  // Per-head query widths as the q projection produces them.
+  int64_t q_nope_width(int64_t layer) const { return absorbed ? rank(layer) : qk_nope_head_dim; }
+  int64_t q_rope_width() const { return (q_rope_in_dim > 0 && !absorbed) ? q_rope_in_dim : rope_values(); }
+};
+
+struct MlaLayerWeights {
+  Tensor wq;        // [n_h * (q_nope_width + q_rope_width), D] (empty with q_lora)
+  Tensor bq;        // [n_h * (q_nope_width + q_rope_width)] or empty
+  Tensor wq_a;      // [q_lora_rank, D]               (q_lora only)
+  Tensor q_a_norm;  // [q_lora_rank]                  (q_lora only)
+  Tensor wq_b;      // [n_h * (...), q_lora_rank]     (q_lora only)
+  Tensor wqr;       // [n_h, n_r * d_r, q_rope_in_dim] W_uk[h]^T of the repeat mode; empty if none
+  Tensor w_dkv;     // [r, D]
+  Tensor b_dkv;     // [r] or empty
+  Tensor kv_norm;   // [r] when latent_norm
+  Tensor w_kr;      // [n_r * d_r, D]
+  Tensor b_kr;      // [n_r * d_r] or empty
+  Tensor w_uk;      // [n_h * d_n, r]  (empty when absorbed or d_n == 0)
+  Tensor w_uv;      // [n_h * d_v, r]  (empty when absorbed)
+  Tensor wo;        // [D, n_h * d_v], or [D, n_h * r] when absorbed
+};
+
+nlohmann::json mla_config_to_json(const MlaConfig& c);
+MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& source);
+
+}  // namespace mlar

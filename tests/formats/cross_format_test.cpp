@@ -1,0 +1,76 @@
+// The same stories260K weights read from the llama2.c .bin, the GGUF, and the HF
+// directory that `import` writes give the same logits (max |diff| <= 1e-5).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "common/test_data.h"
+#include "io/hf_model.h"
+#include "io/load_model.h"
+#include "runtime/session.h"
+#include "tokenizer/load.h"
+#include "util/utf8.h"
+
+namespace mlar {
+namespace {
+
+Tensor all_logits(const Model& m, const std::vector<int32_t>& ids) {
+  Session s(m);
+  return s.forward(ids, Logits::All);
+}
+
+float max_abs_diff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape, b.shape);
+  float d = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) d = std::max(d, std::fabs(a.data[i] - b.data[i]));
+  return d;
+}
+
+TEST(CrossFormat, BinGgufAndImportedHfGiveTheSameLogits) {
+  const std::string dir = "models/stories260K/";
+  Model bin = load_model(test::data_path(dir + "stories260K.bin"), {test::data_path(dir + "tok512.model")});
+  Model gguf = load_model(test::data_path(dir + "stories260K.gguf"));
+  const std::string hf_dir = test::temp_dir("import") + "/hf";
+  std::filesystem::create_directory(hf_dir);
+  write_hf_llama(bin, hf_dir);
+  Model hf = load_model(hf_dir);
+  ASSERT_EQ(hf.config.rope_layout, RopeLayout::Half);
+  ASSERT_EQ(bin.config.rope_layout, RopeLayout::Interleaved);
+
+  // 200 tokens of real text, BOS first.
+  std::string text = read_utf8_file(test::data_path("text/tinystories-dev.txt")).substr(0, 2000);
+  std::vector<int32_t> ids{bin.tokenizer->bos_id()};
+  for (int32_t t : bin.tokenizer->encode(text)) ids.push_back(t);
+  ids.resize(200);
+  for (const Model* m : {&gguf, &hf}) ASSERT_EQ(m->tokenizer->encode(text), bin.tokenizer->encode(text)) << m->source;
+
+  Tensor lb = all_logits(bin, ids), lg = all_logits(gguf, ids), lh = all_logits(hf, ids);
+  EXPECT_LE(max_abs_diff(lb, lg), 1e-5f);
+  EXPECT_LE(max_abs_diff(lb, lh), 1e-5f);
+  // And the logits are not trivially equal because they are all zero.
+  float mx = 0;
+  for (float v : lb.data) mx = std::max(mx, std::fabs(v));
+  EXPECT_GT(mx, 1.0f);
+}
+
+TEST(CrossFormat, ImportedHfInBf16IsCloseAndF16RoundTrips) {
+  const std::string dir = "models/stories260K/";
+  Model bin = load_model(test::data_path(dir + "stories260K.bin"), {test::data_path(dir + "tok512.bin")});
+  for (const char* dtype : {"F16", "BF16"}) {
+    const std::string out = test::temp_dir(dtype) + "/hf";
+    std::filesystem::create_directory(out);
+    HfWriteOptions o;
+    o.dtype = dtype;
+    write_hf_llama(bin, out, o);
+    Model hf = load_model(out);
+    std::vector<int32_t> ids{1, 403, 407, 261, 378, 425, 62, 322, 418, 292};
+    float d = max_abs_diff(all_logits(bin, ids), all_logits(hf, ids));
+    // Half-precision weights: close, not equal.
+    EXPECT_LT(d, std::string(dtype) == "F16" ? 0.05f : 0.5f) << dtype;
+    EXPECT_GT(d, 0.0f) << dtype;
+  }
+}
+
+}  // namespace
+}  // namespace mlar
