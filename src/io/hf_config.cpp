@@ -239,4 +239,26 @@ json hf_llama_config_json(const ModelConfig& c, const std::string& torch_dtype) 
   };
 }
 
+json hf_config_json(const ModelConfig& c, const std::string& torch_dtype) {
+  json j = hf_llama_config_json(c, torch_dtype);
+  if (c.arch == "llama") return j;
+  // Qwen2 and Mistral take the Llama fields they know; drop the Llama-only ones.
+  for (const char* k : {"attention_bias", "mlp_bias", "pretraining_tp", "head_dim"}) j.erase(k);
+  if (c.arch == "qwen2") {
+    j["architectures"] = {"Qwen2ForCausalLM"};
+    j["model_type"] = "qwen2";
+    j["use_sliding_window"] = c.sliding_window > 0;
+    j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
+    j["max_window_layers"] = c.num_layers;
+  } else if (c.arch == "mistral") {
+    j["architectures"] = {"MistralForCausalLM"};
+    j["model_type"] = "mistral";
+    j["head_dim"] = c.head_dim;
+    j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
+  } else {
+    fail("cannot write an HF config for architecture '{}'", c.arch);
+  }
+  return j;
+}
+
 }  // namespace mlar

@@ -44,4 +44,12 @@ struct HfWriteOptions {
 // model.safetensors (or shards + index past max_shard_bytes), each via AtomicFile.
 void write_hf_llama(const Model& m, const std::filesystem::path& dir, const HfWriteOptions& opts = {});
 
+// Like write_hf_llama but keeps the model's family (config.arch llama | qwen2 |
+// mistral): Qwen2ForCausalLM / MistralForCausalLM configs, Qwen2 q/k/v biases
+// without an o_proj bias. Used for test fixtures and round trips.
+void write_hf_model(const Model& m, const std::filesystem::path& dir, const HfWriteOptions& opts = {});
+
+// config.json for c.arch (llama | qwen2 | mistral).
+nlohmann::json hf_config_json(const ModelConfig& c, const std::string& torch_dtype = "float32");
+
 }  // namespace mlar

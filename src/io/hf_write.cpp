@@ -30,10 +30,16 @@ void write_json_file(const fs::path& path, const nlohmann::json& j) {
 
 }  // namespace
 
-void write_hf_llama(const Model& m, const fs::path& dir, const HfWriteOptions& opts) {
+namespace {
+
+void write_hf(const Model& m, const fs::path& dir, const HfWriteOptions& opts, bool as_llama) {
   const std::string where = dir.string();
   const DType dtype = parse_write_dtype(opts.dtype, where);
   ModelConfig c = m.config;
+  if (c.mla) fail("{}: model is MLA; write it with the MLA writer, not as an HF {} directory", m.source, c.arch);
+  if (as_llama) c.arch = "llama";
+  // Qwen2 has q/k/v biases without an o_proj bias; Llama's attention_bias biases all four.
+  const bool o_bias = c.attention_bias && c.arch == "llama";
   const std::string src = m.source.empty() ? where : m.source;
   c.validate(src);
   check_weight_shapes(c, m.weights, src);
@@ -63,9 +69,10 @@ void write_hf_llama(const Model& m, const fs::path& dir, const HfWriteOptions& o
       ts.push_back({p + "self_attn.q_proj.bias", qk(L.bq)});
       ts.push_back({p + "self_attn.k_proj.bias", qk(L.bk)});
       ts.push_back({p + "self_attn.v_proj.bias", &L.bv});
-      // LlamaAttention's attention_bias also biases o_proj; the source has none.
-      owned.emplace_back(Shape{c.hidden_size});
-      ts.push_back({p + "self_attn.o_proj.bias", &owned.back()});
+      if (o_bias) {  // LlamaAttention's attention_bias also biases o_proj; the source has none.
+        owned.emplace_back(Shape{c.hidden_size});
+        ts.push_back({p + "self_attn.o_proj.bias", &owned.back()});
+      }
     }
     ts.push_back({p + "post_attention_layernorm.weight", &L.ffn_norm});
     ts.push_back({p + "mlp.gate_proj.weight", &L.w_gate});
@@ -75,11 +82,17 @@ void write_hf_llama(const Model& m, const fs::path& dir, const HfWriteOptions& o
   ts.push_back({"model.norm.weight", &w.final_norm});
   if (!c.tie_word_embeddings) ts.push_back({"lm_head.weight", &w.lm_head});
 
-  write_json_file(dir / "config.json", hf_llama_config_json(c, torch_dtype_name(dtype)));
+  write_json_file(dir / "config.json", hf_config_json(c, torch_dtype_name(dtype)));
   write_json_file(dir / "generation_config.json",
                   {{"_from_model_config", true}, {"bos_token_id", c.bos_token_id}, {"eos_token_id", c.eos_token_id}});
   write_safetensors_model(dir, ts, dtype, opts.max_shard_bytes);
   if (m.tokenizer) m.tokenizer->save_hf(dir);
 }
+
+}  // namespace
+
+void write_hf_llama(const Model& m, const fs::path& dir, const HfWriteOptions& opts) { write_hf(m, dir, opts, true); }
+
+void write_hf_model(const Model& m, const fs::path& dir, const HfWriteOptions& opts) { write_hf(m, dir, opts, false); }
 
 }  // namespace mlar

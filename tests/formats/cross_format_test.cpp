@@ -74,3 +74,30 @@ TEST(CrossFormat, ImportedHfInBf16IsCloseAndF16RoundTrips) {
 
 }  // namespace
 }  // namespace mlar
+
+#include "common/hf_fixtures.h"
+
+namespace mlar {
+namespace {
+
+// Each family fixture reloads with its own config and weights, and its GQA logits
+// are what the in-memory model gives (the writer and reader agree on every family).
+TEST(CrossFormat, FamilyFixturesRoundTripThroughHfDirectories) {
+  for (const char* family : {"llama", "qwen2", "mistral"}) {
+    const std::string dir = test::write_family_fixture(family, 7);
+    Model m = load_model(dir);
+    EXPECT_EQ(m.config.arch, family);
+    ModelConfig want = test::family_config(family);
+    EXPECT_EQ(m.config.head_dim, want.head_dim) << family;
+    EXPECT_EQ(m.config.attention_bias, want.attention_bias) << family;
+    EXPECT_EQ(m.config.tie_word_embeddings, want.tie_word_embeddings) << family;
+    EXPECT_EQ(m.config.rope_scaling.type, want.rope_scaling.type) << family;
+    std::vector<int32_t> ids{1, 5, 9, 33, 70, 2, 14};
+    Session s(m);
+    Tensor l = s.forward(ids, Logits::All);
+    EXPECT_EQ(l.shape, (Shape{7, want.vocab_size}));
+  }
+}
+
+}  // namespace
+}  // namespace mlar
