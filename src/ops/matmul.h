@@ -1,0 +1,13 @@
+// Dense projection with weights in the Hugging Face [out, in] layout.
+#pragma once
+#include <cstdint>
+
+namespace mlar::ops {
+
+// y[n, out] = x[n, in] * W[out, in]^T (+ bias[out] on every row).
+// x, W, y are row-major and contiguous; bias may be null; y must not alias x or W.
+// Parallel over output columns (or rows when `out` is small) with OpenMP, each
+// worker calling single-threaded OpenBLAS on its slice (see ops/threads.h).
+void matmul(const float* x, const float* w, const float* bias, float* y, int64_t n, int64_t in, int64_t out);
+
+}  // namespace mlar::ops

@@ -1,0 +1,22 @@
+#include "ops/rmsnorm.h"
+
+#include <cmath>
+
+#include "ops/parallel.h"
+
+namespace mlar::ops {
+
+void rmsnorm(const float* x, const float* weight, float* y, int64_t n, int64_t dim, float eps) {
+  parallel_for(n, pick_grain(n, dim, 1 << 16), [&](int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    double ss = 0.0;
+    for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + static_cast<double>(eps)));
+    for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * inv * weight[i];
+  }
+  });
+}
+
+}  // namespace mlar::ops

@@ -1,0 +1,50 @@
+// Two models on the same token windows: how far apart their logits, distributions,
+// perplexities and greedy choices are (e.g. a GQA source and its MLA conversion).
+//
+// Windows follow the perplexity protocol (runtime/perplexity.h): the ids (no BOS) are
+// cut into windows of ctx-1 tokens; each runs as [BOS, t_1, .., t_{k-1}] in a fresh
+// sequence of each model, and every position is compared and scored against t_i.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "model/kv_footprint.h"
+#include "model/model.h"
+
+namespace mlar {
+
+struct CompareOptions {
+  int64_t ctx = 512;          // window length including BOS (>= 2)
+  int64_t max_tokens = 4096;  // compare the first max_tokens ids; 0 = all
+  int64_t batch = 512;        // tokens per forward call
+  // Greedy generation from `prompt` (BOS included; empty = no generation) for
+  // gen_tokens tokens at most (stopping at EOS) with each model.
+  std::vector<int32_t> prompt;
+  int64_t gen_tokens = 0;
+  // Called after each window with (tokens compared so far, tokens to compare).
+  std::function<void(int64_t done, int64_t total)> progress;
+};
+
+struct CompareResult {
+  int64_t tokens = 0;              // positions compared (= tokens scored)
+  int64_t windows = 0;
+  double max_abs_logit_diff = 0;   // max over positions and vocabulary of |logit_A - logit_B|
+  double max_abs_logit = 0;        // max |logit_A| (the scale of the difference)
+  double mean_kl = 0;              // mean over positions of KL(A || B), nats (softmax in double)
+  double max_kl = 0;
+  double ppl_a = 0, ppl_b = 0;     // perplexity of each model on the same windows
+  int64_t greedy_agree = 0;        // positions where argmax A == argmax B
+  double greedy_agreement = 0;     // greedy_agree / tokens
+  std::vector<int32_t> gen_a, gen_b;  // greedy continuations (without the prompt)
+  bool gen_identical = true;
+  KvFootprint kv_a, kv_b;          // float32 cache of each model
+  double seconds = 0;
+};
+
+// Runs both models (Session(model), GQA or MLA as each config says). The models
+// must have the same vocabulary size; ctx must fit both contexts.
+CompareResult compare_models(const Model& a, const Model& b, std::span<const int32_t> ids, const CompareOptions& opts);
+
+}  // namespace mlar

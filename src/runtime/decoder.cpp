@@ -1,0 +1,92 @@
+#include "runtime/decoder.h"
+
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+#include "ops/rmsnorm.h"
+#include "ops/swiglu.h"
+#include "runtime/gqa_attention.h"
+#include "runtime/rope_table.h"
+#include "util/error.h"
+
+namespace mlar {
+namespace {
+
+// Workspace slots of the decoder (attention layers have a workspace of their own).
+enum Slot : size_t { kH, kX, kAttn, kGate, kUp };
+
+std::vector<std::unique_ptr<Attention>> gqa_layers(const Model& m) {
+  if (m.config.mla)
+    fail("{}: this is an MLA model; build its Decoder with MLA attention layers (GQA runtime only so far)",
+         m.source);
+  m.config.validate(m.source);
+  check_weight_shapes(m.config, m.weights, m.source);
+  std::vector<std::unique_ptr<Attention>> out;
+  const auto inv_freq = rope_inv_freq(m.config);
+  for (const auto& L : m.weights.layers) out.push_back(std::make_unique<GqaAttention>(m.config, L, inv_freq));
+  return out;
+}
+
+}  // namespace
+
+Decoder::Decoder(const Model& model) : Decoder(model, gqa_layers(model)) {}
+
+Decoder::Decoder(const Model& model, std::vector<std::unique_ptr<Attention>> attention)
+    : model_(model), attn_(std::move(attention)) {
+  if (static_cast<int64_t>(attn_.size()) != model.config.num_layers)
+    fail("{}: {} attention layers for a model of {} layers", model.source, attn_.size(), model.config.num_layers);
+  if (static_cast<int64_t>(model.weights.layers.size()) != model.config.num_layers)
+    fail("{}: {} weight layers for a model of {} layers", model.source, model.weights.layers.size(),
+         model.config.num_layers);
+}
+
+KvCache Decoder::make_cache(int64_t max_tokens) const {
+  std::vector<std::unique_ptr<LayerCache>> layers;
+  for (const auto& a : attn_) layers.push_back(a->make_cache());
+  return KvCache(std::move(layers), max_tokens);
+}
+
+void Decoder::forward(std::span<const int32_t> tokens, KvCache& cache, ForwardScratch& scratch, bool all_logits,
+                      Tensor& logits) const {
+  const ModelConfig& c = model_.config;
+  const ModelWeights& W = model_.weights;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  if (n == 0) fail("forward: no tokens");
+  for (int32_t t : tokens)
+    if (t < 0 || t >= V) fail("forward: token id {} outside the vocabulary of {}", t, V);
+  if (cache.n_layers() != n_layers()) fail("forward: cache has {} layers, model {}", cache.n_layers(), n_layers());
+  cache.reserve_more(n);
+  const int64_t pos0 = cache.size();
+
+  Workspace& ws = scratch.decoder;
+  float* h = ws.get(kH, n * D);        // [n, D] residual stream
+  float* x = ws.get(kX, n * D);        // [n, D] normalised input of a block
+  float* a = ws.get(kAttn, n * D);     // [n, D] block output
+  float* gate = ws.get(kGate, n * F);  // [n, F] gate, then silu(gate) * up
+  float* up = ws.get(kUp, n * F);      // [n, F]
+
+  ops::gather_rows(W.embed.ptr(), tokens.data(), h, n, D);
+  for (int64_t l = 0; l < n_layers(); ++l) {
+    const LayerWeights& L = W.layers[static_cast<size_t>(l)];
+    ops::rmsnorm(h, L.attn_norm.ptr(), x, n, D, eps);
+    attn_[static_cast<size_t>(l)]->forward(x, n, pos0, cache.layer(l), scratch.attention, a);
+    ops::add_inplace(h, a, n * D);
+
+    ops::rmsnorm(h, L.ffn_norm.ptr(), x, n, D, eps);
+    ops::matmul(x, L.w_gate.ptr(), nullptr, gate, n, D, F);
+    ops::matmul(x, L.w_up.ptr(), nullptr, up, n, D, F);
+    ops::swiglu(gate, up, gate, n * F);
+    ops::matmul(gate, L.w_down.ptr(), nullptr, a, n, F, D);
+    ops::add_inplace(h, a, n * D);
+  }
+  cache.advance(n);
+
+  const int64_t rows = all_logits ? n : 1;
+  const float* last = h + (n - rows) * D;
+  ops::rmsnorm(last, W.final_norm.ptr(), x, rows, D, eps);
+  if (logits.shape != Shape{rows, V}) logits = Tensor({rows, V});
+  ops::matmul(x, W.output().ptr(), nullptr, logits.ptr(), rows, D, V);
+}
+
+}  // namespace mlar

@@ -1,0 +1,55 @@
+// The forward pass of a decoder-only transformer over a Model:
+//   h = embed[tokens]                                   [n, D]
+//   per layer: h += Attention(rmsnorm(h, attn_norm))   (pluggable, see attention.h)
+//              h += W_down (silu(W_gate x) * W_up x),  x = rmsnorm(h, ffn_norm)
+//   logits = output_head(rmsnorm(h, final_norm))        [rows, V], tied or lm_head
+// It holds no per-sequence state (that is a KvCache) and points into the Model's
+// weights: the Model must outlive the Decoder.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "model/model.h"
+#include "runtime/attention.h"
+#include "runtime/kv_cache.h"
+#include "runtime/workspace.h"
+
+namespace mlar {
+
+// Scratch for Decoder::forward, reused across calls (one per session).
+struct ForwardScratch {
+  Workspace decoder;    // residual stream, norms, MLP
+  Workspace attention;  // shared by the attention layers (they run one at a time)
+};
+
+class Decoder {
+ public:
+  // GQA attention in every layer, as the model's weights describe it (shapes checked).
+  explicit Decoder(const Model& model);
+  // Caller-supplied attention per layer (one per layer; e.g. MLA). The model's
+  // embedding, norms, MLP and output head are used; its attention tensors are not read.
+  Decoder(const Model& model, std::vector<std::unique_ptr<Attention>> attention);
+
+  const Model& model() const { return model_; }
+  const ModelConfig& config() const { return model_.config; }
+  int64_t n_layers() const { return static_cast<int64_t>(attn_.size()); }
+  const Attention& attention(int64_t layer) const { return *attn_.at(static_cast<size_t>(layer)); }
+
+  // An empty cache for one sequence of at most max_tokens positions.
+  KvCache make_cache(int64_t max_tokens) const;
+
+  // Runs `tokens` at positions cache.size() .. cache.size()+n-1, appends them to the
+  // cache, and writes logits into `logits`: [n, V] when all_logits, else [1, V] for
+  // the last token. Throws mlar::Error on an id outside the vocabulary or past the
+  // context limit (the cache is then unchanged).
+  void forward(std::span<const int32_t> tokens, KvCache& cache, ForwardScratch& scratch, bool all_logits,
+               Tensor& logits) const;
+
+ private:
+  const Model& model_;
+  std::vector<std::unique_ptr<Attention>> attn_;
+};
+
+}  // namespace mlar

@@ -1,0 +1,68 @@
+#include "runtime/gqa_attention.h"
+
+#include <cmath>
+
+#include "ops/attention.h"
+#include "ops/matmul.h"
+#include "runtime/rope_table.h"
+#include "util/error.h"
+
+namespace mlar {
+namespace {
+
+const float* bias_or_null(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
+
+// Workspace slots of this layer type.
+enum Slot : size_t { kQ, kAtt };
+constexpr size_t kPos = 0;  // integer slot
+
+}  // namespace
+
+GqaAttention::GqaAttention(const ModelConfig& c, const LayerWeights& w, std::vector<float> inv_freq)
+    : D_(c.hidden_size),
+      n_h_(c.num_heads),
+      n_kv_(c.num_kv_heads),
+      d_(c.head_dim),
+      pairs_(rope_pairs(c.rope_layout)),
+      w_(w),
+      inv_freq_(std::move(inv_freq)) {
+  if (static_cast<int64_t>(inv_freq_.size()) != d_ / 2)
+    fail("GqaAttention: {} inverse frequencies for head size {}", inv_freq_.size(), d_);
+}
+
+std::unique_ptr<LayerCache> GqaAttention::make_cache() const { return std::make_unique<GqaLayerCache>(n_kv_ * d_); }
+
+void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache_base, Workspace& ws,
+                           float* out) const {
+  auto* cache = dynamic_cast<GqaLayerCache*>(&cache_base);
+  if (!cache) fail("GqaAttention: given a cache of another attention type");
+  const int64_t qd = n_h_ * d_, kvd = n_kv_ * d_;
+
+  float* q = ws.get(kQ, n * qd);      // [n, n_h * d]
+  float* att = ws.get(kAtt, n * qd);  // [n, n_h * d] attention output per head
+  int64_t* pos = ws.get_i64(kPos, n);  // [n] positions
+  for (int64_t i = 0; i < n; ++i) pos[i] = pos0 + i;
+
+  // K and V go straight into the cache rows pos0 .. pos0+n-1 ([n, n_kv * d] each).
+  float* k_new = cache->k(pos0);
+  float* v_new = cache->v(pos0);
+  ops::matmul(x, w_.wq.ptr(), bias_or_null(w_.bq), q, n, D_, qd);
+  ops::matmul(x, w_.wk.ptr(), bias_or_null(w_.bk), k_new, n, D_, kvd);
+  ops::matmul(x, w_.wv.ptr(), bias_or_null(w_.bv), v_new, n, D_, kvd);
+  ops::rope(q, n, n_h_, d_, pos, inv_freq_.data(), pairs_);
+  ops::rope(k_new, n, n_kv_, d_, pos, inv_freq_.data(), pairs_);
+
+  ops::AttentionDims dims;
+  dims.n_q = n;
+  dims.n_heads = n_h_;
+  dims.n_kv_heads = n_kv_;
+  dims.dk = d_;
+  dims.dv = d_;
+  dims.q_start = pos0;
+  dims.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d_)));
+  ops::causal_attention(q, cache->k(0), cache->v(0), att, dims);
+
+  ops::matmul(att, w_.wo.ptr(), nullptr, out, n, qd, D_);
+}
+
+}  // namespace mlar
