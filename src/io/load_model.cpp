@@ -5,6 +5,7 @@
 #include "io/gguf_model.h"
 #include "io/hf_model.h"
 #include "io/llama2c.h"
+#include "io/mla_model.h"
 #include "tokenizer/load.h"
 #include "util/error.h"
 
@@ -29,10 +30,12 @@ ModelFormat detect_model_format(const std::string& path) {
 Model load_model(const std::string& path, const LoadOptions& opts) {
   Model m;
   switch (detect_model_format(path)) {
-    case ModelFormat::HfDir: m = read_hf_model(path); break;
+    case ModelFormat::HfDir: m = is_mla_model_dir(path) ? read_mla_model(path) : read_hf_model(path); break;
     case ModelFormat::Gguf: m = read_gguf_model(path); break;
     case ModelFormat::Llama2c: m = read_llama2c(path); break;
   }
+  m.file_rope_layout = m.config.rope_layout;
+  if (!m.config.mla) convert_rope_layout(m.config, m.weights, RopeLayout::Half);
   if (!opts.tokenizer.empty()) m.tokenizer = load_tokenizer(opts.tokenizer);
   if (m.tokenizer && m.tokenizer->vocab_size() > m.config.vocab_size)
     fail("{}: tokenizer has {} tokens but the model's vocabulary is {}",

@@ -1,5 +1,6 @@
 // Loads any supported model: an HF directory (config.json + safetensors), a .gguf,
-// or a llama2.c .bin. Weights come back float32 in the file's own RoPE layout.
+// or a llama2.c .bin. Weights come back float32; q/k rows of GQA models are
+// permuted to the half RoPE layout (Model::file_rope_layout records the file's).
 #pragma once
 #include <string>
 

@@ -35,8 +35,9 @@ TEST(CrossFormat, BinGgufAndImportedHfGiveTheSameLogits) {
   std::filesystem::create_directory(hf_dir);
   write_hf_llama(bin, hf_dir);
   Model hf = load_model(hf_dir);
-  ASSERT_EQ(hf.config.rope_layout, RopeLayout::Half);
-  ASSERT_EQ(bin.config.rope_layout, RopeLayout::Interleaved);
+  ASSERT_EQ(hf.file_rope_layout, RopeLayout::Half);
+  ASSERT_EQ(bin.file_rope_layout, RopeLayout::Interleaved);
+  ASSERT_EQ(gguf.file_rope_layout, RopeLayout::Interleaved);
 
   // 200 tokens of real text, BOS first.
   std::string text = read_utf8_file(test::data_path("text/tinystories-dev.txt")).substr(0, 2000);

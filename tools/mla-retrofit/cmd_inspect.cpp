@@ -107,8 +107,8 @@ void register_inspect(CLI::App& app) {
                  a.latent_norm ? ", latent norm" : "", a.absorbed ? ", absorbed" : "");
     }
     fmt::print("vocab        {} ({} output head)\n", c.vocab_size, c.tie_word_embeddings ? "tied" : "separate");
-    fmt::print("rope         theta {}, {} layout, scaling {}\n", c.rope_theta, rope_layout_name(c.rope_layout),
-               rope_scaling_name(c.rope_scaling.type));
+    fmt::print("rope         theta {}, scaling {}, {} layout in the file\n", c.rope_theta,
+               rope_scaling_name(c.rope_scaling.type), rope_layout_name(m.file_rope_layout));
     fmt::print("norm eps     {:g}\n", c.rms_norm_eps);
     if (c.attention_bias) fmt::print("biases       q, k, v\n");
     fmt::print("max context  {}\n", c.max_position_embeddings);

@@ -14,6 +14,8 @@ void register_tokenize(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_inspect(CLI::App& app);
+void register_convert(CLI::App& app);
+void register_compare(CLI::App& app);
 
 // MODEL positional + --tokenizer, shared by every command that loads a model.
 struct ModelArgs {

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   mlar::cli::register_inspect(app);
   mlar::cli::register_generate(app);
   mlar::cli::register_eval(app);
+  mlar::cli::register_convert(app);
+  mlar::cli::register_compare(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
