@@ -21,6 +21,7 @@ nlohmann::json mla_config_to_json(const MlaConfig& c) {
                       {"absorbed", c.absorbed},
                       {"softmax_scale", c.softmax_scale}};
   if (!c.layer_kv_lora_rank.empty()) j["layer_kv_lora_rank"] = c.layer_kv_lora_rank;
+  if (!c.rope_inv_freq.empty()) j["rope_inv_freq"] = c.rope_inv_freq;
   return j;
 }
 
@@ -57,6 +58,15 @@ MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) 
       if (!v.is_number_integer() || v.get<int64_t>() <= 0) fail("{}: mla.layer_kv_lora_rank must hold positive integers", src);
       c.layer_kv_lora_rank.push_back(v.get<int64_t>());
     }
+  }
+  if (j.contains("rope_inv_freq")) {
+    for (const auto& v : j["rope_inv_freq"]) {
+      if (!v.is_number() || !(v.get<double>() > 0)) fail("{}: mla.rope_inv_freq must hold positive numbers", src);
+      c.rope_inv_freq.push_back(v.get<double>());
+    }
+    if (static_cast<int64_t>(c.rope_inv_freq.size()) * 2 != c.qk_rope_head_dim)
+      fail("{}: mla.rope_inv_freq has {} values, qk_rope_head_dim {} needs {}", src, c.rope_inv_freq.size(),
+           c.qk_rope_head_dim, c.qk_rope_head_dim / 2);
   }
   if (c.kv_lora_rank <= 0) fail("{}: mla.kv_lora_rank must be positive", src);
   if (c.qk_rope_head_dim <= 0 || c.qk_rope_head_dim % 2) fail("{}: mla.qk_rope_head_dim must be positive and even", src);

@@ -42,6 +42,10 @@ struct MlaConfig {
   bool latent_norm = false;      // RMSNorm (with weight) on the latent
   bool absorbed = false;         // stored absorption: no W_uk / W_uv / W_qr tensors
   double softmax_scale = 0.0;    // s
+  // Inverse frequencies of the d_r/2 rope pairs when they are not those of a
+  // head of size d_r with the source's theta and scaling (partial-RoPE strategies
+  // keep an arbitrary subset of the source's frequencies). Empty = derived.
+  std::vector<double> rope_inv_freq;
 
   int64_t rank(int64_t layer) const {
     return layer_kv_lora_rank.empty() ? kv_lora_rank : layer_kv_lora_rank.at(layer);
