@@ -102,3 +102,31 @@ TEST(CrossFormat, FamilyFixturesRoundTripThroughHfDirectories) {
 
 }  // namespace
 }  // namespace mlar
+
+#include "io/npy.h"
+
+namespace mlar {
+namespace {
+
+TEST(Npy, WriteReadRoundTripAndBadFiles) {
+  Tensor t({3, 5});
+  for (int64_t i = 0; i < t.numel(); ++i) t.data[i] = 0.25f * static_cast<float>(i) - 1.0f;
+  const std::string path = test::temp_dir("npy") + "/t.npy";
+  write_npy(path, t);
+  Tensor back = read_npy(path);
+  EXPECT_EQ(back.shape, t.shape);
+  EXPECT_EQ(back.data, t.data);
+  EXPECT_THROW(write_npy(path, t), Error);  // exists, no force
+  write_npy(path, t, true);
+  // Truncated data names the file.
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 4);
+  try {
+    read_npy(path);
+    FAIL() << "truncated .npy accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace mlar
