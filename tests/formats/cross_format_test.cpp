@@ -104,6 +104,7 @@ TEST(CrossFormat, FamilyFixturesRoundTripThroughHfDirectories) {
 }  // namespace mlar
 
 #include "io/npy.h"
+#include "util/error.h"
 
 namespace mlar {
 namespace {
