@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on stories260K: build, inspect, import to an HF
-# directory, generate, and evaluate perplexity from the .bin, the .gguf and the
-# imported directory. Outputs go to ${MLAR_OUT:-out/demo}.
+# directory, generate, evaluate perplexity from the .bin, the .gguf and the
+# imported directory, convert to MLA exactly (repeat, plain and absorbed) and
+# compare with the source. Outputs go to ${MLAR_OUT:-out/demo}.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/setup.sh"
@@ -27,3 +28,14 @@ for src in "$m/stories260K.bin --tokenizer $m/tok512.model" "$m/stories260K.gguf
   # shellcheck disable=SC2086
   "$bin" eval $src --text "$data/text/tinystories-dev.txt" --ctx 256
 done
+
+step "exact MLA retrofit (--rope-mode repeat), plain and with stored absorption"
+"$bin" convert "$m/stories260K.bin" --tokenizer "$m/tok512.model" --rope-mode repeat --out "$out/stories260K-mla-repeat" --force
+"$bin" convert "$m/stories260K.bin" --tokenizer "$m/tok512.model" --rope-mode repeat --absorb --out "$out/stories260K-mla-repeat-absorbed" --force
+step "compare the source with the exact conversions (whole dev text, ctx 256)"
+for mla in "$out/stories260K-mla-repeat" "$out/stories260K-mla-repeat-absorbed"; do
+  "$bin" compare "$m/stories260K.bin" "$mla" --tokenizer "$m/tok512.model" --text "$data/text/tinystories-dev.txt" --ctx 256 --max-tokens 0 -q
+done
+step "KV cache: the source, the exact retrofit, and a DeepSeek layout at 25% (r = 12, d_r = 4)"
+"$bin" inspect "$m/stories260K.bin" --kv-lora-rank 12 --qk-rope-dim 4
+"$bin" inspect "$out/stories260K-mla-repeat"

@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
       libopenblas-dev liblapacke-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libsentencepiece-dev libpcre2-dev)
+      libgtest-dev libgmock-dev libbenchmark-dev libsentencepiece-dev libpcre2-dev
+      clang libclang-rt-dev libomp-dev)  # scripts/fuzz.sh: clang, libFuzzer runtime, OpenMP for clang
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -176,12 +176,16 @@ void GgufFile::parse() {
     const std::string what = fmt::format("tensor info of {}", t.name);
     const uint32_t n_dims = c.get<uint32_t>(what);
     if (n_dims > kMaxDims) fail("{}: tensor {} has {} dimensions (at most {})", p, t.name, n_dims, kMaxDims);
-    int64_t numel = 1;
+    // `bound`, the product of the non-zero dimensions, fits in int64, so the
+    // element count fits whatever order the dimensions are multiplied in (Shape
+    // reverses them): [0, 2^62, 4] is refused, not left to overflow later.
+    int64_t numel = 1, bound = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const uint64_t ne = c.get<uint64_t>(what);
       if (ne > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-          __builtin_mul_overflow(numel, static_cast<int64_t>(ne), &numel))
+          __builtin_mul_overflow(bound, std::max<int64_t>(static_cast<int64_t>(ne), 1), &bound))
         fail("{}: tensor {} has an impossible dimension {}", p, t.name, ne);
+      numel *= static_cast<int64_t>(ne);
       t.ne.push_back(static_cast<int64_t>(ne));
     }
     t.type = c.get<uint32_t>(what);

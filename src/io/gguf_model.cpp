@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numbers>
 #include <set>
 
@@ -127,8 +128,14 @@ ModelConfig read_config(const GgufFile& f) {
          md.get_int("llama.vocab_size"), c.vocab_size);
   c.tie_word_embeddings = !f.has_tensor("output.weight");
   c.attention_bias = f.has_tensor("blk.0.attn_q.bias");
-  c.bos_token_id = static_cast<int32_t>(md.get_int("tokenizer.ggml.bos_token_id", 1));
-  c.eos_token_id = static_cast<int32_t>(md.get_int("tokenizer.ggml.eos_token_id", 2));
+  // The runtime feeds bos_token_id to the embedding: a negative id would index before it.
+  auto token_id = [&](const char* key, int64_t def) {
+    const int64_t id = md.get_int(key, def);
+    if (id < 0 || id > INT32_MAX) fail("{}: metadata key {} = {} is out of range", path, key, id);
+    return static_cast<int32_t>(id);
+  };
+  c.bos_token_id = token_id("tokenizer.ggml.bos_token_id", 1);
+  c.eos_token_id = token_id("tokenizer.ggml.eos_token_id", 2);
   return c;
 }
 
@@ -188,9 +195,10 @@ Model read_gguf_model(const std::string& path, const GgufModelOptions& opts) {
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, qd = c.q_dim(), kv = c.kv_dim();
   ModelWeights& W = m.weights;
   W.embed = load(f, "token_embd.weight", {V, D}, used);
-  W.layers.resize(static_cast<size_t>(c.num_layers));
-  for (size_t i = 0; i < W.layers.size(); ++i) {
-    LayerWeights& l = W.layers[i];
+  // Layers are added as their tensors are read: llama.block_count alone (up to 2^30)
+  // must not allocate anything.
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    LayerWeights& l = W.layers.emplace_back();
     auto w = [&](const char* t, const Shape& s) { return load(f, fmt::format("blk.{}.{}.weight", i, t), s, used); };
     l.attn_norm = w("attn_norm", {D});
     l.wq = w("attn_q", {qd, D});

@@ -3,11 +3,13 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
 #include "io/hf_model.h"
 #include "util/error.h"
+#include "util/json_depth.h"
 
 namespace mlar {
 namespace {
@@ -182,6 +184,12 @@ ModelConfig parse_hf_config(const json& j, const std::string& src) {
     c.sliding_window = sw == j.end() ? 4096 : sw->is_null() ? 0 : as_int(*sw, "sliding_window", src);
     if (c.sliding_window < 0) fail("{}: sliding_window must not be negative", src);
   }
+  // Bound every size before any product of two of them is formed (q_dim, tensor shapes).
+  for (const auto& [v, key] : {std::pair{c.vocab_size, "vocab_size"}, std::pair{c.hidden_size, "hidden_size"},
+                               std::pair{c.intermediate_size, "intermediate_size"},
+                               std::pair{c.num_layers, "num_hidden_layers"}, std::pair{c.num_heads, "num_attention_heads"},
+                               std::pair{c.num_kv_heads, "num_key_value_heads"}, std::pair{c.head_dim, "head_dim"}})
+    if (v > (int64_t{1} << 30)) fail("{}: {} = {} is out of range", src, key, v);
   c.validate(src);
   return c;
 }
@@ -191,9 +199,11 @@ ModelConfig read_hf_config(const std::string& path) {
   if (!f) fail("{}: cannot open", path);
   std::stringstream ss;
   ss << f.rdbuf();
+  const std::string text = ss.str();
+  check_json_depth(text, path);
   json j;
   try {
-    j = json::parse(ss.str());
+    j = json::parse(text);
   } catch (const json::exception& e) {
     fail("{}: malformed JSON: {}", path, e.what());
   }

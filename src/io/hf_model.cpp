@@ -39,9 +39,10 @@ Model read_hf_model(const std::string& dir) {
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim();
   ModelWeights& w = m.weights;
   w.embed = take("model.embed_tokens.weight", {V, D});
-  w.layers.resize(static_cast<size_t>(c.num_layers));
+  // Layers are added as their tensors are read: num_hidden_layers alone (up to 2^30)
+  // must not allocate anything.
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    LayerWeights& L = w.layers[static_cast<size_t>(i)];
+    LayerWeights& L = w.layers.emplace_back();
     const std::string p = fmt::format("model.layers.{}.", i);
     L.attn_norm = take(p + "input_layernorm.weight", {D});
     L.wq = take(p + "self_attn.q_proj.weight", {Q, D});

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "io/deepseek_read.h"
 #include "io/gguf_model.h"
 #include "io/hf_model.h"
 #include "io/llama2c.h"
@@ -30,8 +31,12 @@ ModelFormat detect_model_format(const std::string& path) {
 Model load_model(const std::string& path, const LoadOptions& opts) {
   Model m;
   switch (detect_model_format(path)) {
-    case ModelFormat::HfDir: m = is_mla_model_dir(path) ? read_mla_model(path) : read_hf_model(path); break;
-    case ModelFormat::Gguf: m = read_gguf_model(path); break;
+    case ModelFormat::HfDir:
+      m = is_deepseek_v3_dir(path) ? read_deepseek_v3_model(path)
+          : is_mla_model_dir(path) ? read_mla_model(path)
+                                   : read_hf_model(path);
+      break;
+    case ModelFormat::Gguf: m = is_gguf_deepseek2(path) ? read_gguf_deepseek2_model(path) : read_gguf_model(path); break;
     case ModelFormat::Llama2c: m = read_llama2c(path); break;
   }
   m.file_rope_layout = m.config.rope_layout;

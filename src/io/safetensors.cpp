@@ -10,6 +10,7 @@
 
 #include "util/error.h"
 #include "util/half.h"
+#include "util/json_depth.h"
 
 static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian");
 
@@ -72,6 +73,7 @@ nlohmann::json parse_header(const std::string& path, const char* begin, const ch
     }
     return true;
   };
+  check_json_depth(std::string_view(begin, static_cast<size_t>(end - begin)), path);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(begin, end, cb);

@@ -35,8 +35,17 @@ MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) 
     if (!j[k].is_number_integer()) fail("{}: mla.{} must be an integer", src, k);
     int64_t v = j[k].get<int64_t>();
     if (v < 0) fail("{}: mla.{} must not be negative, got {}", src, k, v);
+    // Bounded like the model sizes, so products of two of them cannot overflow.
+    if (v > (int64_t{1} << 30)) fail("{}: mla.{} = {} is out of range", src, k, v);
     return v;
   };
+  // Typed getters: j.value() throws nlohmann's type_error for a value of another type.
+  auto get_bool = [&](const char* k) {
+    if (!j.contains(k)) return false;
+    if (!j[k].is_boolean()) fail("{}: mla.{} must be true or false", src, k);
+    return j[k].get<bool>();
+  };
+  if (j.contains("rope_mode") && !j["rope_mode"].is_string()) fail("{}: mla.rope_mode must be a string", src);
   MlaConfig c;
   std::string mode = j.value("rope_mode", std::string("repeat"));
   if (mode == "repeat") c.rope_mode = RopeMode::Repeat;
@@ -49,13 +58,14 @@ MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) 
   c.v_head_dim = get_int("v_head_dim", 0, true);
   c.q_lora_rank = get_int("q_lora_rank", 0, false);
   c.q_rope_in_dim = get_int("q_rope_in_dim", 0, false);
-  c.latent_norm = j.value("latent_norm", false);
-  c.absorbed = j.value("absorbed", false);
+  c.latent_norm = get_bool("latent_norm");
+  c.absorbed = get_bool("absorbed");
   if (!j.contains("softmax_scale") || !j["softmax_scale"].is_number()) fail("{}: mla.softmax_scale is missing", src);
   c.softmax_scale = j["softmax_scale"].get<double>();
   if (j.contains("layer_kv_lora_rank")) {
     for (const auto& v : j["layer_kv_lora_rank"]) {
-      if (!v.is_number_integer() || v.get<int64_t>() <= 0) fail("{}: mla.layer_kv_lora_rank must hold positive integers", src);
+      if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > (int64_t{1} << 30))
+        fail("{}: mla.layer_kv_lora_rank must hold positive integers up to 2^30", src);
       c.layer_kv_lora_rank.push_back(v.get<int64_t>());
     }
   }
@@ -71,6 +81,8 @@ MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) 
   if (c.kv_lora_rank <= 0) fail("{}: mla.kv_lora_rank must be positive", src);
   if (c.qk_rope_head_dim <= 0 || c.qk_rope_head_dim % 2) fail("{}: mla.qk_rope_head_dim must be positive and even", src);
   if (c.num_rope_heads <= 0) fail("{}: mla.num_rope_heads must be positive", src);
+  if (c.rope_values() > (int64_t{1} << 30))
+    fail("{}: mla.num_rope_heads * mla.qk_rope_head_dim = {} is out of range", src, c.rope_values());
   if (c.v_head_dim <= 0) fail("{}: mla.v_head_dim must be positive", src);
   if (!(c.softmax_scale > 0)) fail("{}: mla.softmax_scale must be positive", src);
   return c;

@@ -1,7 +1,7 @@
 // One layer's attention block, behind a small interface so that the cache layout
-// and the evaluation can be swapped per layer: GqaAttention (MLA.md §1) now, an MLA
-// layer (latent + rope-key cache, naive or absorbed evaluation, §2) later, without
-// touching the decoder loop.
+// and the evaluation can be swapped per layer without touching the decoder loop:
+// GqaAttention (MLA.md §1) and MlaAttention (latent + rope-key cache, naive or
+// absorbed evaluation, §2).
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -14,21 +14,26 @@ namespace {
 // Workspace slots of the decoder (attention layers have a workspace of their own).
 enum Slot : size_t { kH, kX, kAttn, kGate, kUp };
 
-std::vector<std::unique_ptr<Attention>> gqa_layers(const Model& m) {
-  if (m.config.mla)
-    fail("{}: this is an MLA model; build its Decoder with MLA attention layers (GQA runtime only so far)",
-         m.source);
+}  // namespace
+
+std::vector<std::unique_ptr<Attention>> model_attention_layers(const Model& m, MlaEval eval) {
   m.config.validate(m.source);
   check_weight_shapes(m.config, m.weights, m.source);
   std::vector<std::unique_ptr<Attention>> out;
+  if (m.config.mla) {
+    for (int64_t l = 0; l < m.config.num_layers; ++l)
+      out.push_back(std::make_unique<MlaAttention>(m.config, l, m.weights.layers[static_cast<size_t>(l)].mla, eval));
+    return out;
+  }
+  if (eval != MlaEval::Auto)
+    fail("{}: MLA evaluation '{}' asked for a GQA model (it applies to MLA models only)", m.source,
+         mla_eval_name(eval));
   const auto inv_freq = rope_inv_freq(m.config);
   for (const auto& L : m.weights.layers) out.push_back(std::make_unique<GqaAttention>(m.config, L, inv_freq));
   return out;
 }
 
-}  // namespace
-
-Decoder::Decoder(const Model& model) : Decoder(model, gqa_layers(model)) {}
+Decoder::Decoder(const Model& model, MlaEval eval) : Decoder(model, model_attention_layers(model, eval)) {}
 
 Decoder::Decoder(const Model& model, std::vector<std::unique_ptr<Attention>> attention)
     : model_(model), attn_(std::move(attention)) {

@@ -4,7 +4,8 @@
 //              h += W_down (silu(W_gate x) * W_up x),  x = rmsnorm(h, ffn_norm)
 //   logits = output_head(rmsnorm(h, final_norm))        [rows, V], tied or lm_head
 // It holds no per-sequence state (that is a KvCache) and points into the Model's
-// weights: the Model must outlive the Decoder.
+// weights: the Model must outlive the Decoder. The attention of each layer is GQA
+// (MLA.md §1) or, when config.mla is set, MLA (§2, runtime/mla_attention.h).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "model/model.h"
 #include "runtime/attention.h"
 #include "runtime/kv_cache.h"
+#include "runtime/mla_attention.h"
 #include "runtime/workspace.h"
 
 namespace mlar {
@@ -24,10 +26,16 @@ struct ForwardScratch {
   Workspace attention;  // shared by the attention layers (they run one at a time)
 };
 
+// The attention layers the model's config and weights describe (shapes checked):
+// GqaAttention for a GQA model, MlaAttention evaluated by `eval` when config.mla is
+// set (per-layer ranks included). `eval` other than Auto on a GQA model is an error.
+std::vector<std::unique_ptr<Attention>> model_attention_layers(const Model& model, MlaEval eval = MlaEval::Auto);
+
 class Decoder {
  public:
-  // GQA attention in every layer, as the model's weights describe it (shapes checked).
-  explicit Decoder(const Model& model);
+  // The model's own attention in every layer (model_attention_layers): GQA, or MLA
+  // evaluated by `eval` (Auto: per call, see MlaAttention::evaluation).
+  explicit Decoder(const Model& model, MlaEval eval = MlaEval::Auto);
   // Caller-supplied attention per layer (one per layer; e.g. MLA). The model's
   // embedding, norms, MLP and output head are used; its attention tensors are not read.
   Decoder(const Model& model, std::vector<std::unique_ptr<Attention>> attention);

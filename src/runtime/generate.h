@@ -40,7 +40,7 @@ using OnToken = std::function<bool(int32_t token)>;
 GenerateStats generate(Session& session, std::span<const int32_t> prompt, const GenerateOptions& opts,
                        const OnToken& on_token = {});
 
-// A fresh GQA session over `model`.
+// A fresh session over `model` (GQA or MLA, default options).
 GenerateStats generate(const Model& model, std::span<const int32_t> prompt, const GenerateOptions& opts,
                        const OnToken& on_token = {});
 

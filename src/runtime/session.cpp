@@ -9,7 +9,8 @@ int64_t context_limit(const ModelConfig& c, const SessionOptions& o) {
 
 }  // namespace
 
-Session::Session(const Model& model, SessionOptions opts) : Session(std::make_shared<const Decoder>(model), opts) {}
+Session::Session(const Model& model, SessionOptions opts)
+    : Session(std::make_shared<const Decoder>(model, opts.mla_eval), opts) {}
 
 Session::Session(std::shared_ptr<const Decoder> decoder, SessionOptions opts)
     : decoder_(std::move(decoder)), cache_(decoder_->make_cache(context_limit(decoder_->config(), opts))) {}

@@ -1,7 +1,7 @@
 // A Session runs one sequence through a Decoder: it owns the KV cache and the
 // scratch buffers, and tracks the next position.
 //
-//   Session s(model);                      // GQA decoder over `model`
+//   Session s(model);                      // decoder over `model` (GQA or MLA)
 //   const Tensor& l = s.prefill(ids);      // [1, V] logits after the last id
 //   const Tensor& l2 = s.decode(next_id);  // [1, V]
 //   s.forward(ids, Logits::All);           // [n, V], one row per id
@@ -19,13 +19,16 @@ namespace mlar {
 struct SessionOptions {
   // Context limit (positions 0 .. max_tokens-1); 0 = config.max_position_embeddings.
   int64_t max_tokens = 0;
+  // How MLA layers evaluate attention (MLA models only; anything but Auto on a GQA
+  // model is an error).
+  MlaEval mla_eval = MlaEval::Auto;
 };
 
 enum class Logits { Last, All };
 
 class Session {
  public:
-  // GQA decoder over `model` (which must outlive the session).
+  // Decoder(model, opts.mla_eval) over `model` (which must outlive the session).
   explicit Session(const Model& model, SessionOptions opts = {});
   // Any decoder, e.g. one with MLA layers (the decoder's model must outlive it).
   explicit Session(std::shared_ptr<const Decoder> decoder, SessionOptions opts = {});

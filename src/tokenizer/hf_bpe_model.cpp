@@ -17,18 +17,16 @@ std::string string_or_empty(const nlohmann::json& j, const char* key) {
 HfBpeModel::HfBpeModel(const nlohmann::json& model, const std::string& source) {
   const auto& vocab = model.at("vocab");
   if (!vocab.is_object()) fail("{}: model.vocab is not an object", source);
-  int64_t max_id = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id > (1 << 30)) fail("{}: model.vocab gives '{}' the id {}", source, it.key(), id);
-    max_id = std::max(max_id, id);
-  }
-  id_to_token_.assign(static_cast<size_t>(max_id + 1), nullptr);
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const auto id = it.value().get<int32_t>();
+    const auto& v = it.value();
+    // Only integers: get<int64_t>() of a float out of range is undefined behaviour.
+    const int64_t id = v.is_number_integer() ? v.get<int64_t>() : -1;
+    if (id < 0 || id > (1 << 30))
+      fail("{}: model.vocab gives '{}' the id {}", source, it.key(), v.dump().substr(0, 100));
     const std::string& tok = storage_.emplace_back(it.key());
-    vocab_.emplace(tok, id);
-    if (!id_to_token_[static_cast<size_t>(id)]) id_to_token_[static_cast<size_t>(id)] = &tok;
+    vocab_.emplace(tok, static_cast<int32_t>(id));
+    id_to_token_.emplace(static_cast<int32_t>(id), &tok);  // the first token given an id keeps it
+    id_end_ = std::max(id_end_, id + 1);
   }
 
   byte_fallback_ = model.value("byte_fallback", false);
@@ -91,8 +89,8 @@ HfBpeModel::HfBpeModel(const nlohmann::json& model, const std::string& source) {
 }
 
 const std::string* HfBpeModel::id_to_token(int32_t id) const {
-  if (id < 0 || id >= id_end()) return nullptr;
-  return id_to_token_[static_cast<size_t>(id)];
+  auto it = id_to_token_.find(id);
+  return it == id_to_token_.end() ? nullptr : it->second;
 }
 
 std::optional<int32_t> HfBpeModel::token_to_id(std::string_view token) const {

@@ -21,7 +21,7 @@ class HfBpeModel {
   // nullptr when the id has no token.
   const std::string* id_to_token(int32_t id) const;
   std::optional<int32_t> token_to_id(std::string_view token) const;
-  int64_t id_end() const { return static_cast<int64_t>(id_to_token_.size()); }
+  int64_t id_end() const { return id_end_; }
 
  private:
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
@@ -31,7 +31,9 @@ class HfBpeModel {
 
   std::deque<std::string> storage_;
   std::unordered_map<std::string_view, int32_t> vocab_;
-  std::vector<const std::string*> id_to_token_;
+  // By id; a map, not a table: ids may be sparse (up to 2^30 for a handful of tokens).
+  std::unordered_map<int32_t, const std::string*> id_to_token_;
+  int64_t id_end_ = 0;  // largest id + 1
   struct MergeTo {
     int32_t rank, id;
   };

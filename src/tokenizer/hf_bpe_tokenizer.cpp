@@ -12,6 +12,7 @@
 #include "tokenizer/load.h"
 #include "tokenizer/text_util.h"
 #include "util/error.h"
+#include "util/json_depth.h"
 
 namespace mlar {
 namespace {
@@ -34,6 +35,7 @@ bool read_file(const std::filesystem::path& p, std::string* out) {
 }
 
 json parse_json(const std::string& text, const std::string& source) {
+  check_json_depth(text, source);
   try {
     return json::parse(text);
   } catch (const json::parse_error& e) {
@@ -137,8 +139,13 @@ class HfBpeTokenizer final : public Tokenizer {
 
     vocab_size_ = model_->id_end();
     for (const auto& a : j.value("added_tokens", json::array())) {
-      AddedToken t{a.at("id").get<int32_t>(), a.at("content").get<std::string>(), a.value("special", false),
-                   a.value("lstrip", false),  a.value("rstrip", false),           a.value("single_word", false)};
+      // Only integer ids: get<int32_t>() of a float out of range is undefined behaviour.
+      const json& id = a.at("id");
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+        fail("{}: added token {} has id {}", path_, a.value("content", json()).dump().substr(0, 100),
+             id.dump().substr(0, 100));
+      AddedToken t{id.get<int32_t>(), a.at("content").get<std::string>(), a.value("special", false),
+                   a.value("lstrip", false),  a.value("rstrip", false),       a.value("single_word", false)};
       if (t.id < 0 || t.content.empty()) fail("{}: added token '{}' has id {}", path_, t.content, t.id);
       vocab_size_ = std::max<int64_t>(vocab_size_, int64_t{t.id} + 1);
       added_.push_back(std::move(t));
@@ -273,6 +280,14 @@ std::shared_ptr<const Tokenizer> load_hf_tokenizer(const std::string& path) {
   read_file(dir / "tokenizer_config.json", &files.tokenizer_config_json);
   read_file(dir / "special_tokens_map.json", &files.special_tokens_map_json);
   return std::make_shared<HfBpeTokenizer>(path, std::move(files));
+}
+
+std::shared_ptr<const Tokenizer> parse_hf_tokenizer(std::string tokenizer_json, const std::string& source,
+                                                    std::string tokenizer_config_json) {
+  tok::HfTokenizerFiles files;
+  files.tokenizer_json = std::move(tokenizer_json);
+  files.tokenizer_config_json = std::move(tokenizer_config_json);
+  return std::make_shared<HfBpeTokenizer>(source, std::move(files));
 }
 
 }  // namespace mlar

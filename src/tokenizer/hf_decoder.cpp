@@ -164,13 +164,22 @@ std::unique_ptr<HfDecoder> make_hf_decoder(const nlohmann::json& j, const std::s
     const std::string c = j.value("content", std::string(" "));
     size_t n;
     s->content = c.empty() ? ' ' : decode_code_point(c, 0, &n);
-    s->start = j.value("start", size_t{0});
-    s->stop = j.value("stop", size_t{0});
+    // Only non-negative integers: get<size_t>() of a float out of range is undefined behaviour.
+    auto count = [&](const char* key) -> size_t {
+      if (!j.contains(key)) return 0;
+      if (!j[key].is_number_unsigned())
+        fail("{}: Strip decoder {} must be a non-negative integer, got {}", source, key, j[key].dump().substr(0, 100));
+      return j[key].get<size_t>();
+    };
+    s->start = count("start");
+    s->stop = count("stop");
     return s;
   }
   if (type == "Metaspace") {
     auto m = std::make_unique<MetaspaceDec>();
     m->replacement = j.value("replacement", std::string(kSpaceSymbol));
+    // tokenizers takes one character; an empty one made decode() loop forever.
+    if (m->replacement.empty()) fail("{}: Metaspace decoder replacement is empty", source);
     if (j.contains("prepend_scheme") && j["prepend_scheme"].is_string())
       m->strip_first = j["prepend_scheme"].get<std::string>() != "never";
     else

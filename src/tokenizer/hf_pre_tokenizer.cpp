@@ -194,6 +194,7 @@ std::unique_ptr<HfPreTokenizer> make_hf_pre_tokenizer(const nlohmann::json& j, c
   if (type == "Metaspace") {
     auto m = std::make_unique<MetaspacePre>();
     m->replacement = j.value("replacement", std::string(kSpaceSymbol));
+    if (m->replacement.empty()) fail("{}: Metaspace pre_tokenizer replacement is empty", source);
     if (j.contains("prepend_scheme") && j["prepend_scheme"].is_string()) {
       const std::string ps = j["prepend_scheme"].get<std::string>();
       if (ps == "always")

@@ -17,8 +17,10 @@ SpmVocab read_llama2c_vocab(const std::string& path, int64_t expected_vocab_size
   if (!f) fail("{}: cannot open llama2.c tokenizer", path);
   std::ostringstream ss;
   ss << f.rdbuf();
-  const std::string data = ss.str();
+  return parse_llama2c_vocab(ss.str(), path, expected_vocab_size);
+}
 
+SpmVocab parse_llama2c_vocab(std::string_view data, const std::string& path, int64_t expected_vocab_size) {
   size_t pos = 0;
   if (data.size() < 4) fail("{}: not a llama2.c tokenizer: {} bytes, too short for the header", path, data.size());
   int32_t max_len;
@@ -48,7 +50,7 @@ SpmVocab read_llama2c_vocab(const std::string& path, int64_t expected_vocab_size
           path, i, len, pos, data.size() - pos);
     if (len > max_len)
       fail("{}: llama2.c tokenizer token {} has length {} above max_token_length {}", path, i, len, max_len);
-    std::string piece = data.substr(pos, static_cast<size_t>(len));
+    std::string piece(data.substr(pos, static_cast<size_t>(len)));
     pos += static_cast<size_t>(len);
     if (piece == "\n<s>\n")
       piece = "<s>";

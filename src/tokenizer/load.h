@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tokenizer/tokenizer.h"
@@ -39,6 +40,8 @@ std::shared_ptr<const Tokenizer> make_spm_vocab_tokenizer(SpmVocab vocab, const 
 // "\n<s>\n"/"\n</s>\n"), with types inferred. expected_vocab_size >= 0 makes a file
 // holding another number of tokens an error. Throws mlar::Error naming the file.
 SpmVocab read_llama2c_vocab(const std::string& path, int64_t expected_vocab_size = -1);
+// The same from the bytes of such a file; `source` names it in errors.
+SpmVocab parse_llama2c_vocab(std::string_view data, const std::string& source, int64_t expected_vocab_size = -1);
 std::shared_ptr<const Tokenizer> load_llama2c_tokenizer(const std::string& path, int64_t expected_vocab_size = -1);
 
 // A SentencePiece *.model through libsentencepiece.
@@ -46,5 +49,9 @@ std::shared_ptr<const Tokenizer> load_sentencepiece_tokenizer(const std::string&
 
 // An HF tokenizer.json (BPE model); bos/eos from tokenizer_config.json beside it when present.
 std::shared_ptr<const Tokenizer> load_hf_tokenizer(const std::string& tokenizer_json_path);
+// The same from the text of a tokenizer.json (and of the tokenizer_config.json beside
+// it, empty when there is none); `source` names the tokenizer.json in errors.
+std::shared_ptr<const Tokenizer> parse_hf_tokenizer(std::string tokenizer_json, const std::string& source,
+                                                    std::string tokenizer_config_json = {});
 
 }  // namespace mlar

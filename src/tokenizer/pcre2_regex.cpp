@@ -28,7 +28,10 @@ Regex::Regex(std::string_view pattern, bool literal, const std::string& source) 
   impl_->source = source;
   int err = 0;
   PCRE2_SIZE err_off = 0;
-  const uint32_t options = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
+  // \C (one code unit) could end a match inside a character; the next pcre2_match
+  // would then start there, undefined behaviour under PCRE2_NO_UTF_CHECK.
+  const uint32_t options =
+      literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C;
   impl_->code =
       pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options, &err, &err_off, nullptr);
   if (!impl_->code)

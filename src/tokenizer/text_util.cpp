@@ -109,6 +109,7 @@ void append_bytes_rust_lossy(std::string& out, std::string_view bytes) {
 }
 
 std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
+  if (from.empty()) return std::string(s);  // would never advance
   std::string out;
   out.reserve(s.size());
   size_t i = 0;

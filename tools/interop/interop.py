@@ -5,8 +5,11 @@ Runs where transformers and torch are installed (the GPU machine). Steps:
   a. build small random-weight HF fixtures with save_pretrained: llama (llama3 rope
      scaling, explicit head_dim), qwen2 (q/k/v biases, tied embeddings), mistral;
   b. our runtime's logits on those fixtures == transformers' (fp32, <= 1e-4);
-  c. DeepSeek-V3 exports (when `mla-retrofit export` exists) load with
-     DeepseekV3ForCausalLM and give our runtime's logits;
+  c. DeepSeek-V3 exports (`mla-retrofit export --format deepseek-v3`) of random
+     DeepSeek-layout MLA models (tools/interop/random_mla_dir.py: q_lora, biases,
+     half rows, eps 1e-5, llama3 scaling, explicit frequencies, tied head) and of
+     stories260K converted with --rope-mode extend load with DeepseekV3ForCausalLM
+     (no remote code) and give `mla-retrofit logits` of the model exported;
   d. the stories260K directory written by `mla-retrofit import` loads with
      LlamaForCausalLM (and its tokenizer with AutoTokenizer) and gives our logits.
 
@@ -83,6 +86,81 @@ def fixture(family, out):
     return path
 
 
+def deepseek_logits(path, ids):
+    """transformers' DeepseekV3ForCausalLM (no remote code) on `ids`, and what loading reported."""
+    cls = transformers.DeepseekV3ForCausalLM
+    try:
+        m, info = cls.from_pretrained(path, torch_dtype=torch.float32, output_loading_info=True)
+    except TypeError:  # a transformers without output_loading_info
+        m, info = cls.from_pretrained(path, torch_dtype=torch.float32), {}
+    m.eval()
+    bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    with torch.no_grad():
+        return m(torch.tensor([ids])).logits[0].float().numpy(), bad
+
+
+def failed_row(rows, check, model, err):
+    msg = str(err).strip().splitlines()
+    note = (msg[-1] if msg else repr(err))[:300]
+    rows.append({"check": check, "model": model, "max_abs_diff": float("nan"), "ok": False, "note": note})
+    print(f"{check:<34} {model:<28} {'ERROR':>12}  FAIL {note}", flush=True)
+
+
+def part_c(args, rows, ids, text):
+    """c. `export --format deepseek-v3` of our DeepSeek-layout models, loaded by
+    DeepseekV3ForCausalLM, against `mla-retrofit logits` of the model exported."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import random_mla_dir  # stdlib-only writer of our MLA directory format
+
+    models = []  # (name, our MLA dir, export dir, ids)
+    src = os.path.join(args.out, "c-mla")
+    for name, mla_dir in random_mla_dir.make_all(src).items():
+        ds = os.path.join(args.out, "c-export", name)
+        try:
+            print(run([args.cli, "export", mla_dir, "--format", "deepseek-v3", "--out", ds, "--force"]), end="")
+            models.append((name, mla_dir, ds, ids))
+        except Exception as e:  # noqa: BLE001 - record and go on
+            failed_row(rows, "c. export", name, e)
+
+    # stories260K converted with --rope-mode extend (calibrated latent norm) and exported in the same run.
+    st = os.path.join(args.data, "models", "stories260K")
+    calib = os.path.join(args.data, "text", "tinystories-calib.txt")
+    if not os.path.exists(calib):  # the calibration text only shapes the conversion; any text will do here
+        calib = os.path.join(args.data, "text", "tinystories-dev.txt")
+    for name, extra in [("stories260K-extend", ["--kv-budget", "0.5"]),
+                        ("stories260K-extend-r16-rope4", ["--kv-lora-rank", "16", "--qk-rope-dim", "4"])]:
+        mla_dir = os.path.join(args.out, "c-mla", name)
+        ds = os.path.join(args.out, "c-export", name)
+        try:
+            print(run([args.cli, "convert", os.path.join(st, "stories260K.bin"), "--tokenizer",
+                       os.path.join(st, "tok512.model"), "--rope-mode", "extend", "--calib", calib,
+                       "--calib-tokens", "20000", "--latent-norm", "calibrated", *extra, "--out", mla_dir,
+                       "--format", "deepseek-v3", "--export-out", ds, "--force", "-q"]), end="")
+        except Exception as e:  # noqa: BLE001
+            failed_row(rows, "c. convert extend + export", name, e)
+            continue
+        ours = [int(x) for x in run([args.cli, "tokenize", ds, "--string", text[:5000]]).split()]
+        try:
+            tok = AutoTokenizer.from_pretrained(ds)
+            theirs = tok(text[:5000], add_special_tokens=False)["input_ids"]
+            rows.append({"check": "c. tokenizer ids (5000 chars)", "model": name, "ok": ours == theirs,
+                         "max_abs_diff": 0.0 if ours == theirs else 1.0, "note": f"{len(ours)} ids"})
+            print(f"{'c. tokenizer ids (5000 chars)':<34} {name:<28} {'same' if ours == theirs else 'DIFFERENT'}")
+        except Exception as e:  # noqa: BLE001
+            failed_row(rows, "c. tokenizer ids (5000 chars)", name, e)
+        models.append((name, mla_dir, ds, [1] + ours[:255]))  # BOS of tok512 is 1
+
+    for name, mla_dir, ds, mids in models:
+        try:
+            ref = our_logits(args.cli, mla_dir, mids)  # the runtime on the model before export
+            hf, bad = deepseek_logits(ds, mids)
+            row(rows, "c. DeepseekV3ForCausalLM vs runtime", name, np.abs(ref - hf).max(),
+                f"{len(mids)} tokens, |logit| <= {np.abs(ref).max():.2f}" + (f", loading: {bad}" if bad else ""))
+            row(rows, "c. export reloaded vs runtime", name, np.abs(ref - our_logits(args.cli, ds, mids)).max())
+        except Exception as e:  # noqa: BLE001
+            failed_row(rows, "c. DeepseekV3ForCausalLM vs runtime", name, e)
+
+
 def row(rows, check, model, diff, extra=""):
     ok = diff <= TOL
     rows.append({"check": check, "model": model, "max_abs_diff": float(diff), "ok": bool(ok), "note": extra})
@@ -128,6 +206,8 @@ def main():
     help_text = subprocess.run([args.cli, "--help"], capture_output=True, text=True).stdout
     if " export" not in help_text:
         print("c. skipped: this build has no `export` command yet")
+    else:
+        part_c(args, rows, ids, text)
 
     summary = {"transformers": transformers.__version__, "torch": torch.__version__,
                "python": platform.python_version(), "tolerance": TOL, "rows": rows}

@@ -74,7 +74,13 @@ void register_compare(CLI::App& app) {
     opts.progress = [&](int64_t done, int64_t) { progress.update(done); };
     const CompareResult r = compare_models(a, b, ids, opts);
     progress.finish();
-    const std::string text_a = tok.decode(r.gen_a), text_b = tok.decode(r.gen_b);
+    // Prompt + continuation, decoded with A's tokenizer.
+    auto full_text = [&](const std::vector<int32_t>& gen) {
+      std::vector<int32_t> all = opts.prompt;
+      all.insert(all.end(), gen.begin(), gen.end());
+      return tok.decode(all);
+    };
+    const std::string text_a = full_text(r.gen_a), text_b = full_text(r.gen_b);
     const bool texts_identical = text_a == text_b;
 
     if (args->json) {

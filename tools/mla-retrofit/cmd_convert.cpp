@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cmd_convert_extend.h"
 #include "command.h"
 #include "convert/convert.h"
 #include "io/mla_model.h"
@@ -39,6 +40,7 @@ void register_convert(CLI::App& app) {
     bool absorb = false, force = false, json = false, quiet = false;
     int64_t num_kv_heads = 0, head_dim = 0;
     int threads = 0;
+    std::string export_format, export_out;  // --format / --export-out (cmd_export.cpp)
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -51,7 +53,9 @@ void register_convert(CLI::App& app) {
       "inference).");
   args->model.add(cmd);
   cmd->add_option("--out", args->out, "output directory (must not exist unless --force)")->required();
-  cmd->add_option("--rope-mode", args->rope_mode, "repeat (exact; extend comes later)")->required();
+  cmd->add_option("--rope-mode", args->rope_mode,
+                  "repeat (exact) or extend (compressed DeepSeek layout, calibrated: see the extend options)")
+      ->required();
   cmd->add_flag("--absorb", args->absorb, "store the absorbed form (W_uk, W_qr into W_q; W_uv into W_o)");
   cmd->add_option("--num-kv-heads", args->num_kv_heads,
                   "latent layout: heads (default: the source's; only the source's split is exact)");
@@ -62,10 +66,23 @@ void register_convert(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "compute threads (0 = all cores)");
   cmd->add_flag("--json", args->json, "print the summary as JSON");
   cmd->add_flag("--quiet,-q", args->quiet, "no progress on stderr");
-  cmd->callback([args] {
+  auto* exp_fmt = cmd->add_option("--format", args->export_format,
+                                  "also export the converted model: deepseek-v3 or gguf (as `export`; see its --help)")
+                      ->check(CLI::IsMember({"deepseek-v3", "gguf"}));
+  cmd->add_option("--export-out", args->export_out, "where --format writes (a directory, or a .gguf file)")
+      ->needs(exp_fmt);
+  exp_fmt->needs("--export-out");
+  auto extend = register_extend_options(cmd);  // --rope-mode extend (cmd_convert_extend.cpp)
+  cmd->callback([args, extend] {
     set_threads(args->threads);
-    parse_rope_mode(args->rope_mode);  // refuse a bad mode before any work
+    const bool is_extend = parse_rope_mode(args->rope_mode) == RopeMode::Extend;  // refuse a bad mode before any work
+    check_extend_args(*extend, args->rope_mode, args->num_kv_heads != 0 || args->head_dim != 0);
     check_output_free(args->out, args->force);
+    if (!args->export_format.empty()) check_output_free(args->export_out, args->force);
+    if (!args->export_format.empty() && !is_extend)
+      fail("--format {}: the repeat mode keeps n_kv rope heads and no latent norm, which the DeepSeek formats cannot "
+           "express (see `export --help`); use --rope-mode extend",
+           args->export_format);
     Model m = args->model.load();
     if (m.config.mla)
       fail("{}: model is already MLA (rope mode {}); convert starts from a GQA model", m.source,
@@ -90,7 +107,7 @@ void register_convert(CLI::App& app) {
       fmt::print(stderr, "convert: layer {}/{}\n", done, total);
       if (absorb && done == total) fmt::print(stderr, "convert: absorbing the up-projections\n");
     };
-    Model mla = convert_model(std::move(m), co);
+    Model mla = is_extend ? run_extend(m, *extend, args->quiet, args->absorb) : convert_model(std::move(m), co);
     const ModelStats after = stats_of(mla);
 
     AtomicDir out(args->out, args->force);
@@ -110,6 +127,8 @@ void register_convert(CLI::App& app) {
                           {"params_after", after.params},
                           {"tokenizer", mla.tokenizer ? mla.tokenizer->kind() : "none"}};
       fmt::print("{}\n", j.dump(2));
+      if (!args->export_format.empty())
+        export_after_convert(std::move(mla), args->export_format, args->export_out, args->dtype, args->force, true);
       return;
     }
     fmt::print("wrote {}\n", args->out);
@@ -118,6 +137,8 @@ void register_convert(CLI::App& app) {
                after.kv_bytes_per_token, mla.config.num_layers);
     fmt::print("  parameters      {} -> {}\n", before.params, after.params);
     fmt::print("  tokenizer       {}\n", mla.tokenizer ? mla.tokenizer->kind() : "none (pass --tokenizer)");
+    if (!args->export_format.empty())
+      export_after_convert(std::move(mla), args->export_format, args->export_out, args->dtype, args->force, false);
   });
 }
 

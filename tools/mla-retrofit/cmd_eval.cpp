@@ -17,6 +17,7 @@ void register_eval(CLI::App& app) {
     int64_t ctx = 256, max_tokens = 0;
     int threads = 0;
     bool json = false, quiet = false;
+    std::string attn = "auto";
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -35,10 +36,12 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "compute threads (0 = all cores)");
   cmd->add_flag("--json", args->json, "print the result as JSON");
   cmd->add_flag("--quiet,-q", args->quiet, "no progress on stderr");
+  add_attn_option(cmd, args->attn);
   cmd->callback([args] {
     set_threads(args->threads);
     std::string text = read_utf8_file(args->text);
     Model m = args->model.load();
+    const MlaEval eval = attn_eval(args->attn, m);
     if (args->ctx > m.config.max_position_embeddings)
       fail("--ctx {} exceeds the model's maximum context of {} ({})", args->ctx, m.config.max_position_embeddings,
            m.source);
@@ -51,7 +54,8 @@ void register_eval(CLI::App& app) {
     int64_t total = args->max_tokens > 0 ? std::min<int64_t>(args->max_tokens, ids.size()) : ids.size();
     Progress progress("eval", total, !args->quiet);
     opts.progress = [&](int64_t done, int64_t) { progress.update(done); };
-    PerplexityResult r = perplexity(m, ids, opts);
+    Session session(m, SessionOptions{.max_tokens = args->ctx, .mla_eval = eval});
+    PerplexityResult r = perplexity(session, ids, opts);
     progress.finish();
     if (args->json) {
       nlohmann::json j = {{"model", m.source},
@@ -61,6 +65,7 @@ void register_eval(CLI::App& app) {
                           {"mean_nll", r.mean_nll},
                           {"tokens_scored", r.tokens},
                           {"windows", r.windows},
+                          {"attention", session.decoder().attention(0).kind()},
                           {"seconds", r.seconds},
                           {"tokens_per_s", r.tokens_per_s}};
       fmt::print("{}\n", j.dump(2));

@@ -34,6 +34,7 @@ void register_generate(CLI::App& app) {
     uint64_t seed = 0;
     int threads = 0;
     bool json = false;
+    std::string attn = "auto";
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt, streaming it to stdout.");
@@ -48,9 +49,11 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "random seed (same seed, same text)")->capture_default_str();
   cmd->add_option("--threads", args->threads, "compute threads (0 = all cores)");
   cmd->add_flag("--json", args->json, "print the text and speed as JSON instead of streaming");
+  add_attn_option(cmd, args->attn);
   cmd->callback([args] {
     set_threads(args->threads);
     Model m = args->model.load();
+    const MlaEval eval = attn_eval(args->attn, m);
     const Tokenizer& tok = require_tokenizer(m);
     std::vector<int32_t> ids{tok.bos_id()};
     auto body = tok.encode(args->prompt);
@@ -72,7 +75,8 @@ void register_generate(CLI::App& app) {
       return text;
     };
     if (!args->json) flush(false);
-    GenerateStats st = generate(m, std::span<const int32_t>(ids.data(), n_prompt), opts, [&](int32_t t) {
+    Session session(m, SessionOptions{.max_tokens = opts.max_tokens, .mla_eval = eval});
+    GenerateStats st = generate(session, std::span<const int32_t>(ids.data(), n_prompt), opts, [&](int32_t t) {
       ids.push_back(t);
       if (!args->json) flush(false);
       return true;
@@ -85,6 +89,8 @@ void register_generate(CLI::App& app) {
                           {"ids", ids},
                           {"prefill_tokens_per_s", st.prefill_tok_s},
                           {"decode_tokens_per_s", st.decode_tok_s},
+                          {"attention", session.decoder().attention(0).kind()},
+                          {"kv_cache_bytes_per_token", session.cache().bytes_per_token()},
                           {"stop", stop_reason_name(st.stop)}};
       fmt::print("{}\n", j.dump(2));
     } else {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "io/load_model.h"
+#include "runtime/mla_attention.h"
 
 namespace mlar::cli {
 
@@ -16,6 +17,9 @@ void register_eval(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_compare(CLI::App& app);
+void register_export(CLI::App& app);  // cmd_export.cpp
+void register_logits(CLI::App& app);
+void register_finetune(CLI::App& app);
 
 // MODEL positional + --tokenizer, shared by every command that loads a model.
 struct ModelArgs {
@@ -30,5 +34,16 @@ const Tokenizer& require_tokenizer(const Model& m);
 
 // Sets the number of compute threads (0 = all cores).
 void set_threads(int threads);
+
+// --attn auto|naive|absorbed: how the attention of an MLA model is evaluated.
+void add_attn_option(CLI::App* cmd, std::string& attn);
+// The evaluation --attn names for model m; naive/absorbed on a GQA model is refused
+// with a message saying why.
+MlaEval attn_eval(const std::string& attn, const Model& m);
+
+// `convert --format F --export-out PATH`: exports the converted model (cmd_export.cpp);
+// what it prints goes to stderr when `to_stderr` (convert --json keeps stdout JSON).
+void export_after_convert(Model m, const std::string& format, const std::string& out, const std::string& dtype,
+                          bool force, bool to_stderr);
 
 }  // namespace mlar::cli

@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   mlar::cli::register_eval(app);
   mlar::cli::register_convert(app);
   mlar::cli::register_compare(app);
+  mlar::cli::register_export(app);
+  mlar::cli::register_logits(app);
+  mlar::cli::register_finetune(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,5 @@
-#include <omp.h>
-
 #include "command.h"
+#include "ops/threads.h"
 #include "util/error.h"
 
 namespace mlar::cli {
@@ -20,7 +19,25 @@ const Tokenizer& require_tokenizer(const Model& m) {
 }
 
 void set_threads(int threads) {
-  if (threads > 0) omp_set_num_threads(threads);
+  if (threads > 0) ops::set_cpu_threads(threads);  // the ops' thread pool (ops/threads.h)
+}
+
+void add_attn_option(CLI::App* cmd, std::string& attn) {
+  cmd->add_option("--attn", attn,
+                  "MLA attention evaluation: auto (per call: naive for prompts, absorbed for decode), naive "
+                  "(expand per-head keys/values from the latent), absorbed (attend in latent space); MLA models only")
+      ->check(CLI::IsMember({"auto", "naive", "absorbed"}))
+      ->capture_default_str();
+}
+
+MlaEval attn_eval(const std::string& attn, const Model& m) {
+  const auto e = mla_eval_from_name(attn);
+  if (!e) fail("--attn {}: expected auto, naive or absorbed", attn);
+  if (*e != MlaEval::Auto && !m.config.mla)
+    fail("--attn {}: {} is a GQA model; naive/absorbed choose how MLA attention is evaluated and apply to MLA "
+         "models only (convert it first, or leave --attn auto)",
+         attn, m.source);
+  return *e;
 }
 
 }  // namespace mlar::cli

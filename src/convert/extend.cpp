@@ -1,0 +1,366 @@
+#include "convert/extend.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "convert/extend_calib.h"
+#include "convert/extend_layer.h"
+#include "convert/norm_fit.h"
+#include "convert/rank_alloc.h"
+#include "ops/threads.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace mlar {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Everything every layer's conversion shares once d_r and freqfold are fixed.
+struct Setup {
+  SplitOptions split;  // attention pointer set per layer
+  KvMethod method = KvMethod::Attn;
+  double key_balance = 1.0;
+};
+
+struct LayerOut {
+  MlaLayerWeights rope_only;  // full rank (only when stages are evaluated)
+  MlaLayerWeights low_rank;   // rank r before the RMSNorm fits (idem, when they are on)
+  MlaLayerWeights final;
+  RopePlan plan;
+  double latent_captured = 0;
+};
+
+void say(const ExtendOptions& o, const std::string& s) {
+  if (o.progress) fmt::print(stderr, "extend: {}\n", s);
+}
+
+bool norms_on(const ExtendOptions& o) { return o.latent_norm == LatentNorm::Calibrated || o.q_lora_rank > 0; }
+
+SplitLayer split_of(const Model& src, int64_t l, const LayerStats& st, const Setup& s) {
+  SplitOptions so = s.split;
+  so.attention = st.attention.empty() ? nullptr : &st.attention;
+  return split_layer(src.config, src.weights.layers[static_cast<size_t>(l)], st.S, so);
+}
+
+LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const Setup& s, int64_t rank,
+                       const ExtendOptions& o, bool keep_stages) {
+  const ModelConfig& c = src.config;
+  const LayerWeights& L = src.weights.layers[static_cast<size_t>(l)];
+  SplitLayer split = split_of(src, l, st, s);
+  if (s.method == KvMethod::Attn && getenv("MLAR_CENTER")) center_nope_keys(c, split, st.S);
+  const KvBasis basis = kv_basis(s.method, kv_problem(c, L, split, st.S, s.method, s.key_balance, st.attention.empty() ? nullptr : &st.attention));
+  const la::Mat A = kv_down(basis, rank), B = kv_up(basis, rank);
+  LayerOut out;
+  out.plan = split.plan;
+  double kept = 0, total = 0;
+  for (size_t k = 0; k < basis.energy.size(); ++k) {
+    total += basis.energy[k];
+    if (static_cast<int64_t>(k) < rank) kept += basis.energy[k];
+  }
+  out.latent_captured = total > 0 ? kept / total : 1.0;
+  out.final = assemble_layer(c, L, split, &A, &B);
+  if (keep_stages) out.rope_only = assemble_layer(c, L, split, nullptr, nullptr);
+  if (!norms_on(o)) return out;
+  if (keep_stages) out.low_rank = out.final;
+  if (!st.samples) fail("extend: layer {}: no calibration samples for the RMSNorm fits", l);
+  if (o.latent_norm == LatentNorm::Calibrated) out.final.kv_norm = fit_latent_norm(out.final, *st.samples, c.rms_norm_eps);
+  if (o.q_lora_rank > 0) factor_query(out.final, o.q_lora_rank, st.S, *st.samples, c.rms_norm_eps);
+  return out;
+}
+
+// The source pair index of each rope pair, for the whole model.
+std::vector<int64_t> model_rope_freqs(const Model& src, const Setup& s, const std::vector<LayerStats>* st) {
+  const ModelConfig& c = src.config;
+  const RopeStrategy k = s.split.strategy;
+  if (k == RopeStrategy::RoRoPE) {
+    std::vector<int64_t> out;
+    for (int64_t t = 0; t < s.split.d_r / 2; ++t) out.push_back(t * (c.head_dim / s.split.d_r));
+    return out;
+  }
+  if (k != RopeStrategy::TwoNorm && k != RopeStrategy::Attn) return choose_partial_freqs(c, k, s.split.d_r, {});
+  if (!st) fail("extend: --rope-strategy {} needs source statistics", rope_strategy_name(k));
+  std::vector<RopeStats> rs;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const LayerStats& ls = (*st)[static_cast<size_t>(l)];
+    SplitOptions so = s.split;
+    so.attention = ls.attention.empty() ? nullptr : &ls.attention;
+    rs.push_back(layer_rope_stats(c, src.weights.layers[static_cast<size_t>(l)], ls.S, so, k == RopeStrategy::TwoNorm));
+  }
+  std::vector<const RopeStats*> ptrs;
+  for (const auto& r : rs) ptrs.push_back(&r);
+  return choose_partial_freqs(c, k, s.split.d_r, ptrs);
+}
+
+MlaConfig mla_config_for(const ModelConfig& c, const Setup& s, const std::vector<int64_t>& ranks, bool latent_norm,
+                         int64_t q_lora) {
+  MlaConfig m = extend_mla_config(c, s.split.d_r);
+  std::vector<int64_t> freqs = s.split.kept;
+  if (s.split.strategy == RopeStrategy::RoRoPE)
+    for (int64_t t = 0; t < s.split.d_r / 2; ++t) freqs.push_back(t * (c.head_dim / s.split.d_r));
+  m.rope_inv_freq = rope_inv_freq_table(c, s.split.d_r, freqs);
+  m.kv_lora_rank = *std::max_element(ranks.begin(), ranks.end());
+  if (std::any_of(ranks.begin(), ranks.end(), [&](int64_t r) { return r != ranks.front(); })) m.layer_kv_lora_rank = ranks;
+  m.latent_norm = latent_norm;
+  m.q_lora_rank = q_lora;
+  return m;
+}
+
+ModelConfig with_mla(const ModelConfig& c, const MlaConfig& m) {
+  ModelConfig out = c;
+  out.mla = m;
+  return out;
+}
+
+std::vector<std::vector<double>> layer_spectra(const Model& src, const Setup& s, const std::vector<LayerStats>& st) {
+  std::vector<std::vector<double>> out;
+  for (int64_t l = 0; l < src.config.num_layers; ++l) {
+    const LayerStats& ls = st[static_cast<size_t>(l)];
+    SplitLayer split = split_of(src, l, ls, s);
+    if (s.method == KvMethod::Attn && getenv("MLAR_CENTER")) center_nope_keys(src.config, split, ls.S);
+    out.push_back(
+        kv_basis(s.method, kv_problem(src.config, src.weights.layers[static_cast<size_t>(l)], split, ls.S, s.method,
+                                      s.key_balance, ls.attention.empty() ? nullptr : &ls.attention))
+            .energy);
+  }
+  return out;
+}
+
+std::vector<MlaLayerWeights> pick(std::vector<LayerOut>& layers, MlaLayerWeights LayerOut::*m) {
+  std::vector<MlaLayerWeights> out;
+  for (auto& l : layers) out.push_back(std::move(l.*m));
+  return out;
+}
+
+int64_t kv_bytes(const ModelConfig& c) {
+  int64_t v = 0;
+  for (int64_t l = 0; l < c.num_layers; ++l) v += c.kv_values_per_token_layer(l);
+  return v * 4;
+}
+
+Model assemble_model(const Model& gqa, const MlaConfig& cfg, std::vector<MlaLayerWeights> layers) {
+  Model m;
+  m.config = with_mla(gqa.config, cfg);
+  m.weights.embed = gqa.weights.embed;
+  m.weights.final_norm = gqa.weights.final_norm;
+  m.weights.lm_head = gqa.weights.lm_head;
+  m.weights.layers.resize(layers.size());
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const LayerWeights& src = gqa.weights.layers[l];
+    LayerWeights& dst = m.weights.layers[l];
+    dst.attn_norm = src.attn_norm;
+    dst.ffn_norm = src.ffn_norm;
+    dst.w_gate = src.w_gate;
+    dst.w_up = src.w_up;
+    dst.w_down = src.w_down;
+    dst.mla = std::move(layers[l]);
+  }
+  m.tokenizer = gqa.tokenizer;
+  m.source = gqa.source;
+  m.format = "mla";
+  m.file_rope_layout = gqa.file_rope_layout;
+  check_weight_shapes(m.config, m.weights, m.source);
+  return m;
+}
+
+}  // namespace
+
+Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector<int32_t>& calib_ids,
+                     ExtendReport* report) {
+  const auto t0 = Clock::now();
+  const ModelConfig& c = gqa.config;
+  check_extend_options(c, o);
+  c.validate(gqa.source);
+  check_weight_shapes(c, gqa.weights, gqa.source);
+  const int64_t L = c.num_layers, Z = 2 * c.kv_dim(), d = c.head_dim;
+  ExtendReport rep;
+  rep.options = o;
+  rep.options.eval_ids.clear();
+
+  // The (d_r, freqfold) candidates.
+  const int64_t total = o.kv_budget > 0 ? budget_values(c, o.kv_budget) : 0;
+  std::vector<int64_t> dims;
+  if (o.qk_rope_dim > 0) dims = {o.qk_rope_dim};
+  else if (total > 0) dims = rope_dim_candidates(c, o.rope_strategy, total);
+  else dims = {d / 2};
+  std::vector<std::pair<int64_t, int64_t>> cands;
+  for (int64_t dr : dims) {
+    const std::vector<int64_t> folds =
+        o.freqfold > 0 ? std::vector<int64_t>{o.freqfold} : freqfold_candidates(c, o.rope_strategy, dr);
+    for (int64_t f : folds) {
+      check_rope_choice(c, o.rope_strategy, dr, f);
+      cands.push_back({dr, f});
+    }
+  }
+  if (cands.empty()) fail("extend: no valid (--qk-rope-dim, --freqfold) for head size {}", d);
+  auto per_layer_rank = [&](int64_t dr) { return total > 0 ? total - dr : o.kv_lora_rank; };
+  const bool choosing = cands.size() > 1;
+
+  // Calibration ids: the statistics part and, when choosing, the held-out tail.
+  const std::span<const int32_t> all(calib_ids);
+  const int64_t wl = o.calib_len - 1;
+  int64_t held = 0;
+  if (choosing) {
+    held = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(o.holdout * static_cast<double>(all.size()) / wl))) * wl;
+    if (static_cast<int64_t>(all.size()) < held + wl)
+      fail("calibration text: {} tokens, too few to hold out {} for choosing --qk-rope-dim / --freqfold and keep one "
+           "window of --calib-len {} for statistics (give both, or more text)",
+           all.size(), held, o.calib_len);
+  }
+  CalibWindows win;
+  win.ids = all.subspan(0, all.size() - static_cast<size_t>(held));
+  win.len = o.calib_len;
+  win.max_tokens = o.calib_tokens;
+  win.bos = c.bos_token_id;
+  check_calib_windows(win, "calibration text");
+  const std::span<const int32_t> heldout = all.subspan(all.size() - static_cast<size_t>(held));
+  rep.calib_windows = win.count();
+  rep.calib_tokens = win.tokens();
+  rep.heldout_tokens = held;
+  say(o, fmt::format("calibration: {} windows of {} tokens ({} positions per layer), {} tokens held out, mode {}",
+                     win.count(), win.len, win.tokens(), held, calib_mode_name(o.calib_mode)));
+
+  StatsWanted want;
+  want.attention = o.nope_rotation == NopeRotation::Mean || o.rope_strategy == RopeStrategy::Attn ||
+                   o.kv_method == KvMethod::Attn;
+  want.samples = norms_on(o);
+  want.reservoir = o.reservoir;
+
+  // Source statistics when something reads every layer's.
+  const bool need_source = choosing || o.calib_mode == CalibMode::Parallel || o.rank_alloc == RankAlloc::Energy ||
+                           o.rope_strategy == RopeStrategy::TwoNorm || o.rope_strategy == RopeStrategy::Attn;
+  std::vector<LayerStats> src_stats;
+  if (need_source) {
+    StatsWanted w = want;
+    w.samples = want.samples && o.calib_mode == CalibMode::Parallel;
+    src_stats = source_pass(gqa, win, w, o.progress);
+    ++rep.calib_passes;
+  }
+  const std::vector<LayerStats>* src_ptr = need_source ? &src_stats : nullptr;
+
+  auto setup_for = [&](int64_t dr, int64_t f) {
+    Setup s;
+    s.split.strategy = o.rope_strategy;
+    s.split.d_r = dr;
+    s.split.freqfold = f;
+    s.split.mean_rotation = o.nope_rotation == NopeRotation::Mean;
+    s.method = o.kv_method;
+    s.key_balance = o.attn_key_balance;
+    if (o.rope_strategy != RopeStrategy::RoRoPE) s.split.kept = model_rope_freqs(gqa, s, src_ptr);
+    return s;
+  };
+  auto ranks_for = [&](const Setup& s) {
+    const int64_t per = per_layer_rank(s.split.d_r);
+    if (o.rank_alloc == RankAlloc::Uniform) return std::vector<int64_t>(static_cast<size_t>(L), per);
+    return allocate_ranks_by_energy(per, layer_spectra(gqa, s, src_stats), Z);
+  };
+  auto from_source = [&](const Setup& s, const std::vector<int64_t>& ranks, const ExtendOptions& oo, bool keep) {
+    std::vector<LayerOut> out;
+    for (int64_t l = 0; l < L; ++l)
+      out.push_back(convert_layer(gqa, l, src_stats[static_cast<size_t>(l)], s, ranks[static_cast<size_t>(l)], oo, keep));
+    return out;
+  };
+
+  // Choose (d_r, freqfold) by held-out perplexity of models built from source statistics.
+  std::pair<int64_t, int64_t> chosen = cands.front();
+  if (choosing) {
+    ops::set_blas_threads(ops::cpu_threads());
+    ExtendOptions plain = o;  // candidates are compared without the RMSNorm fits
+    plain.latent_norm = LatentNorm::None;
+    plain.q_lora_rank = 0;
+    double best = 0;
+    for (const auto& [dr, f] : cands) {
+      const Setup s = setup_for(dr, f);
+      const std::vector<int64_t> ranks = ranks_for(s);
+      std::vector<LayerOut> layers = from_source(s, ranks, plain, false);
+      const double ppl = hybrid_perplexity(gqa, with_mla(c, mla_config_for(c, s, ranks, false, 0)),
+                                           pick(layers, &LayerOut::final), heldout, o.calib_len);
+      rep.candidates.push_back({dr, f, per_layer_rank(dr), ppl});
+      say(o, fmt::format("candidate qk_rope_dim {} freqfold {} kv_lora_rank {}: held-out perplexity {:.4f}", dr, f,
+                         per_layer_rank(dr), ppl));
+      if (best == 0 || ppl < best) {
+        best = ppl;
+        chosen = {dr, f};
+      }
+    }
+    say(o, fmt::format("chose qk_rope_dim {} freqfold {}", chosen.first, chosen.second));
+  }
+  const Setup fin = setup_for(chosen.first, chosen.second);
+  const std::vector<int64_t> ranks = ranks_for(fin);
+  for (int64_t r : ranks)
+    if (r < 1 || r > Z) fail("extend: layer rank {} outside [1, {}]", r, Z);
+  const bool keep_stages = !o.eval_ids.empty();
+  const MlaConfig final_cfg =
+      mla_config_for(c, fin, ranks, o.latent_norm == LatentNorm::Calibrated, o.q_lora_rank);
+
+  // Final conversion.
+  std::vector<LayerOut> layers;
+  ops::set_blas_threads(ops::cpu_threads());
+  if (o.calib_mode == CalibMode::Parallel) {
+    layers = from_source(fin, ranks, o, keep_stages);
+  } else {
+    // Sequential: layer l's statistics through the converted layers < l.
+    const ModelConfig cfg = with_mla(c, final_cfg);
+    std::vector<MlaLayerWeights> done;
+    done.reserve(static_cast<size_t>(L));
+    Progress prog("extend: sequential calibration (windows x layers)", win.count() * L, o.progress);
+    for (int64_t l = 0; l < L; ++l) {
+      const LayerStats st = hybrid_pass(gqa, cfg, done, l, win, want, [&](int64_t k, int64_t) {
+        prog.update(l * win.count() + k, fmt::format("layer {}/{}", l + 1, L));
+      });
+      ++rep.calib_passes;
+      ops::set_blas_threads(ops::cpu_threads());
+      layers.push_back(convert_layer(gqa, l, st, fin, ranks[static_cast<size_t>(l)], o, keep_stages));
+      done.push_back(layers.back().final);
+    }
+    prog.finish();
+  }
+  for (const auto& l : layers)
+    if (l.plan.slot_freq != layers.front().plan.slot_freq)
+      fail("extend: internal error: rope pairs differ between layers");
+
+  // Report.
+  rep.qk_rope_dim = fin.split.d_r;
+  rep.freqfold = fin.split.freqfold;
+  rep.layer_rank = ranks;
+  rep.kept_freqs = layers.front().plan.slot_freq;
+  for (const auto& l : layers) {
+    rep.layer_rope_captured.push_back(l.plan.captured);
+    rep.layer_latent_captured.push_back(l.latent_captured);
+    rep.plans.push_back(l.plan);
+  }
+  auto stage = [&](const std::string& name, const ModelConfig& cfg, const std::vector<MlaLayerWeights>& w) {
+    ExtendStage st;
+    st.name = name;
+    st.kv_bytes_per_token = kv_bytes(cfg);
+    if (keep_stages) {
+      st.ppl = hybrid_perplexity(gqa, cfg, w, o.eval_ids, o.eval_ctx);
+      say(o, fmt::format("stage {:<15} perplexity {:.4f}  KV {} bytes/token", name, *st.ppl, st.kv_bytes_per_token));
+    }
+    rep.stages.push_back(st);
+  };
+  stage("source", c, {});
+  const MlaConfig rope_cfg = mla_config_for(c, fin, std::vector<int64_t>(static_cast<size_t>(L), Z), false, 0);
+  stage("rope_separated", with_mla(c, rope_cfg), keep_stages ? pick(layers, &LayerOut::rope_only)
+                                                             : std::vector<MlaLayerWeights>{});
+  if (norms_on(o))
+    stage("low_rank", with_mla(c, mla_config_for(c, fin, ranks, false, 0)),
+          keep_stages ? pick(layers, &LayerOut::low_rank) : std::vector<MlaLayerWeights>{});
+  std::vector<MlaLayerWeights> final_w = pick(layers, &LayerOut::final);
+  stage(norms_on(o) ? "final" : "low_rank", with_mla(c, final_cfg), final_w);
+
+  Model m = assemble_model(gqa, final_cfg, std::move(final_w));
+  rep.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const int64_t before = rep.kv_bytes_before(), after = rep.kv_bytes_after();
+  say(o, fmt::format("KV cache {} -> {} bytes/token ({:.1f}% of GQA, {:.2f}x smaller), {:.1f}s", before, after,
+                     100.0 * static_cast<double>(after) / static_cast<double>(before),
+                     static_cast<double>(before) / static_cast<double>(after), rep.seconds));
+  if (report) *report = std::move(rep);
+  return m;
+}
+
+}  // namespace mlar

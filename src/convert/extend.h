@@ -1,0 +1,125 @@
+// The compressed GQA -> MLA retrofit, RoPE mode `extend` (MLA.md §4): DeepSeek layout,
+// one shared rope key of d_r values (n_r = 1), a latent of r values carrying the NoPE
+// keys and the values, d_n = d_v = d, driven by calibration statistics.
+//
+// Per layer (extend_layer.h): S = E[[x;1][x;1]^T] of the attention input (streamed,
+// calib_stats.h) -> RoPE separation (rope_split.h) -> joint low rank of
+// [k_nope ; v] (kv_lowrank.h) -> optional latent RMSNorm and q_lora (norm_fit.h).
+//
+// Calibration modes:
+//   sequential (default)  layer l's S comes from the model whose layers < l are
+//                         already converted (one pass over the calibration windows
+//                         per layer, running layers 0..l: L passes, O(L^2 N) layer
+//                         evaluations for N tokens, O(L N) token passes);
+//   parallel              every S from the source model in one pass.
+// A parallel (source) pass is also made, once, when something must be chosen from
+// statistics of every layer: the d_r / freqfold candidates (each converted from the
+// source statistics and scored by perplexity on the held-out tail of the calibration
+// text), --rank-alloc energy, and the 2norm frequencies (one table for all layers).
+// Memory: the statistics are (D+1)^2 doubles per layer (all layers for a parallel
+// pass, one at a time in sequential passes) plus, for the RMSNorm fits, a fixed-size
+// reservoir of inputs; none of it grows with --calib-tokens.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "convert/kv_lowrank.h"
+#include "convert/rope_split.h"
+#include "model/model.h"
+
+namespace mlar {
+
+enum class CalibMode { Sequential, Parallel };
+enum class LatentNorm { None, Calibrated };
+enum class RankAlloc { Uniform, Energy };
+// What a NoPE query does about the rotation its key part lost (extend_layer.h):
+// none (score q . k, TransMLA / MHA2MLA) or mean (q . E_p[R] k, from the source
+// attention's distance histogram).
+enum class NopeRotation { None, Mean };
+const char* calib_mode_name(CalibMode m);
+const char* latent_norm_name(LatentNorm n);
+const char* rank_alloc_name(RankAlloc a);
+const char* nope_rotation_name(NopeRotation n);
+std::optional<CalibMode> calib_mode_from_name(const std::string& s);
+std::optional<LatentNorm> latent_norm_from_name(const std::string& s);
+std::optional<RankAlloc> rank_alloc_from_name(const std::string& s);
+std::optional<NopeRotation> nope_rotation_from_name(const std::string& s);
+
+struct ExtendOptions {
+  // Calibration (windows as calib_run.h).
+  int64_t calib_len = 256;      // window length including BOS
+  int64_t calib_tokens = 0;     // statistics from at most this many tokens; 0 = all not held out
+  CalibMode calib_mode = CalibMode::Sequential;
+  double holdout = 0.1;         // tail fraction of the calibration ids held out when choosing
+  // RoPE separation.
+  RopeStrategy rope_strategy = RopeStrategy::High;
+  int64_t qk_rope_dim = 0;      // d_r; 0 = choose (by held-out perplexity with a budget, else d/2)
+  int64_t freqfold = 0;         // rorope FreqFold; 0 = auto (by held-out perplexity); others: 1
+  NopeRotation nope_rotation = NopeRotation::Mean;
+  // Latent.
+  int64_t kv_lora_rank = 0;     // r of every layer (or the total / L with --rank-alloc energy)
+  double kv_budget = 0;         // in (0,1): r + d_r = round(budget * 2 n_kv d) per layer
+  KvMethod kv_method = KvMethod::Attn;
+  double attn_key_balance = 1.0;  // multiplies the attn key metric
+  RankAlloc rank_alloc = RankAlloc::Uniform;
+  int64_t q_lora_rank = 0;      // 0 = full-rank W_q
+  LatentNorm latent_norm = LatentNorm::None;
+  int64_t reservoir = 4096;     // calibration inputs kept per layer for the RMSNorm fits
+  // Evaluation after each stage (empty: no perplexities).
+  std::vector<int32_t> eval_ids;
+  int64_t eval_ctx = 256;
+  bool progress = true;  // lines on stderr
+};
+
+// Values cached per layer for a budget: round(budget * 2 * n_kv * d).
+int64_t budget_values(const ModelConfig& c, double budget);
+
+// The d_r tried when --qk-rope-dim is chosen: d/8, d/4, d/2, 3d/4, d that are even,
+// >= 2, below `total` (the per-layer budget; 0 = no limit) and, for rorope, divide d.
+std::vector<int64_t> rope_dim_candidates(const ModelConfig& c, RopeStrategy s, int64_t total);
+
+// Checks options against the source config before any work; throws mlar::Error
+// naming the option (rank larger than the width, rope dim odd or not dividing the
+// head, budget outside (0,1), ...).
+void check_extend_options(const ModelConfig& c, const ExtendOptions& o);
+
+struct ExtendStage {
+  std::string name;  // source | rope_separated | low_rank | final
+  std::optional<double> ppl;
+  int64_t kv_bytes_per_token = 0;  // float32 cache, all layers
+};
+
+struct ExtendCandidate {
+  int64_t qk_rope_dim = 0, freqfold = 1, kv_lora_rank = 0;
+  double heldout_ppl = 0;
+};
+
+struct ExtendReport {
+  ExtendOptions options;  // as given (eval_ids cleared)
+  int64_t qk_rope_dim = 0, freqfold = 1;
+  std::vector<int64_t> layer_rank;              // r per layer
+  std::vector<double> layer_rope_captured;      // fraction of E|k|^2 in the rope key
+  std::vector<double> layer_latent_captured;    // fraction of the method's objective kept
+  std::vector<int64_t> kept_freqs;              // source pair index of each rope pair (layer 0)
+  std::vector<ExtendCandidate> candidates;      // held-out selection (empty if none)
+  std::vector<ExtendStage> stages;
+  int64_t calib_tokens = 0, heldout_tokens = 0, calib_windows = 0;
+  int64_t calib_passes = 0;
+  double seconds = 0;
+  std::vector<RopePlan> plans;  // per layer (for tests and reports)
+
+  int64_t kv_bytes_before() const;
+  int64_t kv_bytes_after() const;
+  nlohmann::json to_json() const;
+};
+
+// Converts a GQA model (not consumed). calib_ids: the tokenized calibration text
+// (no BOS). The result has format "mla", config.mla of rope mode extend.
+Model convert_extend(const Model& gqa, const ExtendOptions& opts, const std::vector<int32_t>& calib_ids,
+                     ExtendReport* report = nullptr);
+
+}  // namespace mlar

@@ -1,0 +1,172 @@
+// Option names and checks of the extend retrofit, and its report (extend.h).
+#include <algorithm>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "convert/extend.h"
+#include "util/error.h"
+
+namespace mlar {
+
+int64_t budget_values(const ModelConfig& c, double budget) {
+  return static_cast<int64_t>(std::llround(budget * static_cast<double>(2 * c.kv_dim())));
+}
+
+std::vector<int64_t> rope_dim_candidates(const ModelConfig& c, RopeStrategy s, int64_t total) {
+  const int64_t d = c.head_dim;
+  std::vector<int64_t> out;
+  for (int64_t v : {d / 8, d / 4, d / 2, 3 * d / 4, d}) {
+    if (v < 2 || v % 2 != 0 || (total > 0 && v >= total)) continue;
+    if (s == RopeStrategy::RoRoPE && d % v != 0) continue;
+    if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+  }
+  return out;
+}
+
+const char* calib_mode_name(CalibMode m) { return m == CalibMode::Sequential ? "sequential" : "parallel"; }
+const char* latent_norm_name(LatentNorm n) { return n == LatentNorm::None ? "none" : "calibrated"; }
+const char* rank_alloc_name(RankAlloc a) { return a == RankAlloc::Uniform ? "uniform" : "energy"; }
+const char* nope_rotation_name(NopeRotation n) { return n == NopeRotation::None ? "none" : "mean"; }
+
+std::optional<CalibMode> calib_mode_from_name(const std::string& s) {
+  if (s == "sequential") return CalibMode::Sequential;
+  if (s == "parallel") return CalibMode::Parallel;
+  return std::nullopt;
+}
+std::optional<LatentNorm> latent_norm_from_name(const std::string& s) {
+  if (s == "none") return LatentNorm::None;
+  if (s == "calibrated") return LatentNorm::Calibrated;
+  return std::nullopt;
+}
+std::optional<NopeRotation> nope_rotation_from_name(const std::string& s) {
+  if (s == "none") return NopeRotation::None;
+  if (s == "mean") return NopeRotation::Mean;
+  return std::nullopt;
+}
+std::optional<RankAlloc> rank_alloc_from_name(const std::string& s) {
+  if (s == "uniform") return RankAlloc::Uniform;
+  if (s == "energy") return RankAlloc::Energy;
+  return std::nullopt;
+}
+
+void check_extend_options(const ModelConfig& c, const ExtendOptions& o) {
+  if (c.mla) fail("extend: the model is already MLA (rope mode {}); convert starts from a GQA model",
+                  rope_mode_name(c.mla->rope_mode));
+  const int64_t d = c.head_dim, Z = 2 * c.kv_dim();
+  if (o.calib_len < 2) fail("--calib-len {} must be at least 2 (BOS and one token)", o.calib_len);
+  if (o.calib_len > c.max_position_embeddings)
+    fail("--calib-len {} exceeds the model's maximum context of {}", o.calib_len, c.max_position_embeddings);
+  if (o.calib_tokens < 0) fail("--calib-tokens {} must not be negative", o.calib_tokens);
+  if (o.calib_tokens > 0 && o.calib_tokens < o.calib_len)
+    fail("--calib-tokens {} is less than one window of --calib-len {}", o.calib_tokens, o.calib_len);
+  if (!(o.holdout > 0 && o.holdout < 1)) fail("held-out fraction {} must be in (0, 1)", o.holdout);
+  if (o.kv_budget != 0 && o.kv_lora_rank != 0)
+    fail("give either --kv-budget or --kv-lora-rank, not both");
+  if (o.kv_budget == 0 && o.kv_lora_rank == 0)
+    fail("--rope-mode extend needs the size of the cache: --kv-budget F (fraction of the GQA cache of {} values "
+         "per layer) or --kv-lora-rank R (with --qk-rope-dim)",
+         Z);
+  if (o.kv_lora_rank < 0 || o.kv_lora_rank > Z)
+    fail("--kv-lora-rank {} must be in [1, {}]: the latent compresses [k_nope ; v] of 2 * n_kv * d = 2 * {} * {} = {} "
+         "values",
+         o.kv_lora_rank, Z, c.num_kv_heads, d, Z);
+  if (o.kv_budget != 0 && !(o.kv_budget > 0 && o.kv_budget < 1))
+    fail("--kv-budget {} must be in (0, 1): the fraction of the GQA cache (2 * n_kv * d = {} values per layer) the "
+         "MLA cache keeps",
+         o.kv_budget, Z);
+  if (o.freqfold < 0) fail("--freqfold {} must be positive (or auto)", o.freqfold);
+  if (o.freqfold > 1 && o.rope_strategy != RopeStrategy::RoRoPE)
+    fail("--freqfold {} applies to --rope-strategy rorope only (got {})", o.freqfold,
+         rope_strategy_name(o.rope_strategy));
+  int64_t total = 0;
+  if (o.kv_budget > 0) {
+    total = budget_values(c, o.kv_budget);
+    if (total < 3)
+      fail("--kv-budget {} leaves {} cached values per layer: too few for a rope key of at least 2 and a latent of "
+           "at least 1",
+           o.kv_budget, total);
+  }
+  if (o.qk_rope_dim != 0) {
+    // With --freqfold auto, check with the smallest fold rorope accepts.
+    const bool rorope = o.rope_strategy == RopeStrategy::RoRoPE;
+    const int64_t fold = o.freqfold > 0 ? o.freqfold
+                                        : (rorope && o.qk_rope_dim > 0 && d % o.qk_rope_dim == 0 ? d / o.qk_rope_dim : 1);
+    check_rope_choice(c, o.rope_strategy, o.qk_rope_dim, fold);
+    if (total > 0 && o.qk_rope_dim >= total)
+      fail("--qk-rope-dim {} leaves no latent in the budget of {} values per layer (--kv-budget {})", o.qk_rope_dim,
+           total, o.kv_budget);
+  } else if (total > 0 && rope_dim_candidates(c, o.rope_strategy, total).empty()) {
+    fail("--kv-budget {} ({} values per layer) leaves no room for any rope key size with --rope-strategy {}",
+         o.kv_budget, total, rope_strategy_name(o.rope_strategy));
+  }
+  if (o.kv_lora_rank > 0 && o.rank_alloc == RankAlloc::Energy && o.kv_lora_rank * c.num_layers < c.num_layers)
+    fail("--kv-lora-rank {} is too small to spread", o.kv_lora_rank);
+  const int64_t d_r_max = o.qk_rope_dim > 0 ? o.qk_rope_dim : d;
+  const int64_t q_width = c.num_heads * (d + d_r_max);
+  if (o.q_lora_rank < 0 || o.q_lora_rank > std::min(c.hidden_size, q_width))
+    fail("--q-lora-rank {} must be in [0, {}] (0 = full-rank W_q; at most the hidden size {} and the query width {})",
+         o.q_lora_rank, std::min(c.hidden_size, q_width), c.hidden_size, q_width);
+  if (!(o.attn_key_balance > 0)) fail("attn key balance {} must be positive", o.attn_key_balance);
+  const bool norms = o.latent_norm == LatentNorm::Calibrated || o.q_lora_rank > 0;
+  if (norms && o.reservoir <= o.q_lora_rank)
+    fail("calibration reservoir of {} samples is too small for --q-lora-rank {}", o.reservoir, o.q_lora_rank);
+  if (!o.eval_ids.empty() && (o.eval_ctx < 2 || o.eval_ctx > c.max_position_embeddings))
+    fail("--ctx {} must be in [2, {}] (the model's maximum context)", o.eval_ctx, c.max_position_embeddings);
+}
+
+int64_t ExtendReport::kv_bytes_before() const { return stages.empty() ? 0 : stages.front().kv_bytes_per_token; }
+int64_t ExtendReport::kv_bytes_after() const { return stages.empty() ? 0 : stages.back().kv_bytes_per_token; }
+
+nlohmann::json ExtendReport::to_json() const {
+  using nlohmann::json;
+  json opts = {{"calib_len", options.calib_len},
+               {"calib_tokens", options.calib_tokens},
+               {"calib_mode", calib_mode_name(options.calib_mode)},
+               {"holdout", options.holdout},
+               {"rope_strategy", rope_strategy_name(options.rope_strategy)},
+               {"qk_rope_dim", options.qk_rope_dim == 0 ? json("auto") : json(options.qk_rope_dim)},
+               {"freqfold", options.freqfold == 0 ? json("auto") : json(options.freqfold)},
+               {"nope_rotation", nope_rotation_name(options.nope_rotation)},
+               {"kv_method", kv_method_name(options.kv_method)},
+               {"rank_alloc", rank_alloc_name(options.rank_alloc)},
+               {"q_lora_rank", options.q_lora_rank},
+               {"latent_norm", latent_norm_name(options.latent_norm)},
+               {"eval_ctx", options.eval_ctx}};
+  if (options.kv_budget > 0) opts["kv_budget"] = options.kv_budget;
+  if (options.kv_lora_rank > 0) opts["kv_lora_rank"] = options.kv_lora_rank;
+  if (options.attn_key_balance != 1.0) opts["attn_key_balance"] = options.attn_key_balance;
+  json st = json::array();
+  for (const auto& s : stages)
+    st.push_back({{"stage", s.name},
+                  {"perplexity", s.ppl ? json(*s.ppl) : json(nullptr)},
+                  {"kv_bytes_per_token", s.kv_bytes_per_token}});
+  json cand = json::array();
+  for (const auto& c : candidates)
+    cand.push_back({{"qk_rope_dim", c.qk_rope_dim},
+                    {"freqfold", c.freqfold},
+                    {"kv_lora_rank", c.kv_lora_rank},
+                    {"heldout_perplexity", c.heldout_ppl}});
+  const int64_t before = kv_bytes_before(), after = kv_bytes_after();
+  return {{"options", opts},
+          {"qk_rope_dim", qk_rope_dim},
+          {"freqfold", freqfold},
+          {"layer_kv_lora_rank", layer_rank},
+          {"rope_pairs_source_index", kept_freqs},
+          {"layer_rope_key_energy", layer_rope_captured},
+          {"layer_latent_objective_kept", layer_latent_captured},
+          {"selection", cand},
+          {"stages", st},
+          {"kv_bytes_per_token_before", before},
+          {"kv_bytes_per_token_after", after},
+          {"compression_ratio", after > 0 ? static_cast<double>(before) / static_cast<double>(after) : 0.0},
+          {"kv_fraction", before > 0 ? static_cast<double>(after) / static_cast<double>(before) : 0.0},
+          {"calibration",
+           {{"tokens", calib_tokens},
+            {"windows", calib_windows},
+            {"heldout_tokens", heldout_tokens},
+            {"passes", calib_passes}}},
+          {"seconds", seconds}};
+}
+
+}  // namespace mlar

@@ -1,0 +1,107 @@
+#include "convert/norm_fit.h"
+
+#include <cmath>
+
+#include "util/error.h"
+
+namespace mlar {
+namespace {
+
+// y = W x + b for one sample, in double. W: [out, in].
+void affine(const Tensor& W, const Tensor& b, const float* x, std::vector<double>& y) {
+  const int64_t out = W.dim(0), in = W.dim(1);
+  y.assign(static_cast<size_t>(out), 0.0);
+  for (int64_t o = 0; o < out; ++o) {
+    const float* row = W.row(o);
+    double s = b.empty() ? 0.0 : b.data[static_cast<size_t>(o)];
+    for (int64_t i = 0; i < in; ++i) s += static_cast<double>(row[i]) * x[i];
+    y[static_cast<size_t>(o)] = s;
+  }
+}
+
+double rms(const std::vector<double>& v, double eps) {
+  double ss = 0;
+  for (double x : v) ss += x * x;
+  return std::sqrt(ss / static_cast<double>(v.size()) + eps);
+}
+
+}  // namespace
+
+Tensor fit_latent_norm(const MlaLayerWeights& w, const Reservoir& xs, double eps) {
+  if (xs.size() == 0) fail("latent norm: no calibration samples");
+  const int64_t r = w.w_dkv.dim(0);
+  std::vector<double> num(static_cast<size_t>(r), 0.0), den(static_cast<size_t>(r), 0.0), c;
+  for (int64_t t = 0; t < xs.size(); ++t) {
+    affine(w.w_dkv, w.b_dkv, xs.row(t), c);
+    const double rho = rms(c, eps);
+    for (int64_t i = 0; i < r; ++i) {
+      const double c2 = c[static_cast<size_t>(i)] * c[static_cast<size_t>(i)];
+      num[static_cast<size_t>(i)] += c2 / rho;
+      den[static_cast<size_t>(i)] += c2 / (rho * rho);
+    }
+  }
+  Tensor out({r});
+  for (int64_t i = 0; i < r; ++i) {
+    const double d = den[static_cast<size_t>(i)];
+    out.data[static_cast<size_t>(i)] = static_cast<float>(d > 0 ? num[static_cast<size_t>(i)] / d : 1.0);
+  }
+  return out;
+}
+
+void factor_query(MlaLayerWeights& w, int64_t q_rank, const la::Mat& S, const Reservoir& xs, double eps) {
+  const int64_t D = w.wq.dim(1), out = w.wq.dim(0);
+  if (q_rank <= 0 || q_rank > std::min(D, out))
+    fail("--q-lora-rank {} must be in [1, {}] (min of the hidden size {} and the query width {})", q_rank,
+         std::min(D, out), D, out);
+  if (xs.size() <= q_rank)
+    fail("--q-lora-rank {}: only {} calibration samples to fit q_b (raise --calib-tokens)", q_rank, xs.size());
+  // q_a: leading right singular directions of W_q Sx^(1/2), mapped back by Sx^(-1/2).
+  const la::Mat Sx = la::cols_of(la::rows_of(S, 0, D), 0, D);  // [D, D] E[x x^T]
+  const double floor = std::max(la::trace(Sx) / static_cast<double>(D), 1e-300) * 1e-8;
+  la::Mat root, inv_root;
+  la::sym_sqrt(Sx, floor, &root, &inv_root);
+  const la::Svd s = la::svd(la::matmul(la::from_tensor(w.wq), root));  // [out, D]
+  la::Mat qa = la::matmul(la::rows_of(s.vt, 0, q_rank), inv_root);     // [q_rank, D]
+  for (int64_t k = 0; k < q_rank; ++k) {  // unit rows (RMSNorm ignores the scale anyway)
+    double n = 0;
+    for (int64_t i = 0; i < D; ++i) n += qa(k, i) * qa(k, i);
+    n = std::sqrt(n);
+    for (int64_t i = 0; i < D; ++i) qa(k, i) /= n > 0 ? n : 1.0;
+  }
+  w.wq_a = la::to_tensor(qa);
+  w.q_a_norm = Tensor({q_rank});
+  for (float& v : w.q_a_norm.data) v = 1.0f;
+
+  // Least squares: q ~ [q_b | b] [u; 1], u = RMSNorm(q_a x).
+  const int64_t n = q_rank + 1;
+  la::Mat UU(n, n), UQ(n, out);
+  std::vector<double> u, q;
+  const Tensor no_bias;
+  for (int64_t t = 0; t < xs.size(); ++t) {
+    affine(w.wq_a, no_bias, xs.row(t), u);
+    const double rho = rms(u, eps);
+    for (double& v : u) v /= rho;
+    u.push_back(1.0);
+    affine(w.wq, w.bq, xs.row(t), q);
+    for (int64_t a = 0; a < n; ++a) {
+      for (int64_t b = 0; b < n; ++b) UU(a, b) += u[static_cast<size_t>(a)] * u[static_cast<size_t>(b)];
+      for (int64_t o = 0; o < out; ++o) UQ(a, o) += u[static_cast<size_t>(a)] * q[static_cast<size_t>(o)];
+    }
+  }
+  const double ridge = std::max(la::trace(UU) / static_cast<double>(n), 1e-300) * 1e-9;
+  for (int64_t a = 0; a < n; ++a) UU(a, a) += ridge;
+  la::Mat inv;
+  la::sym_sqrt(UU, ridge, nullptr, &inv);
+  const la::Mat coef = la::matmul(la::matmul(inv, inv), UQ);  // [n, out] = (U^T U)^-1 U^T Q
+  la::Mat qb(out, q_rank);
+  Tensor bq({out});
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t k = 0; k < q_rank; ++k) qb(o, k) = coef(k, o);
+    bq.data[static_cast<size_t>(o)] = static_cast<float>(coef(q_rank, o));
+  }
+  w.wq_b = la::to_tensor(qb);
+  w.bq = std::move(bq);
+  w.wq = Tensor{};
+}
+
+}  // namespace mlar

@@ -1,0 +1,122 @@
+// Writing GGUF deepseek2 files (MLA.md §5) for llama.cpp.
+#include <algorithm>
+#include <deque>
+
+#include <fmt/format.h>
+
+#include "io/deepseek_export.h"
+#include "io/gguf_deepseek2.h"
+#include "io/gguf_writer.h"
+#include "io/safetensors.h"
+#include "util/atomic_output.h"
+#include "util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace mlar {
+
+void write_gguf_deepseek2(const Model& m, const fs::path& path, const DeepseekExportOptions& opts, bool force,
+                          std::vector<std::string>* notes) {
+  const std::string src = m.source.empty() ? path.string() : m.source;
+  const DType dtype = parse_write_dtype(opts.dtype, path.string());
+  const GgmlType mat = dtype == DType::F16 ? GgmlType::F16 : dtype == DType::BF16 ? GgmlType::BF16 : GgmlType::F32;
+  const ModelConfig& c = m.config;
+  check_deepseek_layout(c, DeepseekFormat::GgufDeepseek2, src);
+  c.validate(src);
+  check_weight_shapes(c, m.weights, src);
+  const MlaConfig& a = *c.mla;
+  const int64_t D = c.hidden_size, H = c.num_heads, r = a.kv_lora_rank, dr = a.qk_rope_head_dim;
+  const int64_t dn = a.qk_nope_head_dim, dv = a.v_head_dim;
+  auto u32 = [&](int64_t v, const char* what) {
+    if (v < 0 || v > int64_t{UINT32_MAX}) fail("{}: {} = {} does not fit GGUF's uint32", src, what, v);
+    return static_cast<uint32_t>(v);
+  };
+
+  GgufWriter w;
+  const std::string k = "deepseek2.";
+  w.set("general.architecture", "deepseek2");
+  w.set("general.name", fs::path(src).filename().string());
+  w.set("general.file_type", uint32_t{dtype == DType::F16 ? 1u : dtype == DType::BF16 ? 32u : 0u});
+  w.set(k + "vocab_size", u32(c.vocab_size, "vocab_size"));
+  w.set(k + "context_length", u32(c.max_position_embeddings, "context_length"));
+  w.set(k + "embedding_length", u32(D, "embedding_length"));
+  w.set(k + "feed_forward_length", u32(c.intermediate_size, "feed_forward_length"));
+  w.set(k + "block_count", u32(c.num_layers, "block_count"));
+  w.set(k + "leading_dense_block_count", u32(c.num_layers, "leading_dense_block_count"));
+  w.set(k + "attention.head_count", u32(H, "head_count"));
+  w.set(k + "attention.head_count_kv", uint32_t{1});  // MLA: one shared [latent | k_pe] row per token
+  w.set(k + "attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
+  w.set(k + "attention.q_lora_rank", u32(a.q_lora_rank, "q_lora_rank"));
+  w.set(k + "attention.kv_lora_rank", u32(r, "kv_lora_rank"));
+  w.set(k + "attention.key_length", u32(r + dr, "key_length"));
+  w.set(k + "attention.value_length", u32(r, "value_length"));
+  w.set(k + "attention.key_length_mla", u32(dn + dr, "key_length_mla"));
+  w.set(k + "attention.value_length_mla", u32(dv, "value_length_mla"));
+  w.set(k + "rope.dimension_count", u32(dr, "rope.dimension_count"));
+  w.set(k + "rope.freq_base", static_cast<float>(c.rope_theta));
+  w.set(k + "expert_count", uint32_t{0});
+  w.set(k + "expert_used_count", uint32_t{0});
+  w.set(k + "expert_shared_count", uint32_t{0});
+  w.set(k + "expert_feed_forward_length", u32(c.intermediate_size, "expert_feed_forward_length"));
+  w.set(k + "expert_weights_scale", 1.0f);
+  w.set(k + "expert_weights_norm", false);
+
+  // Tokenizer.
+  std::string why;
+  std::optional<SpmVocab> vocab;
+  if (m.tokenizer) {
+    AtomicDir scratch(path.parent_path() / (path.filename().string() + ".tokenizer"), true);  // never committed
+    vocab = gguf_spm_vocab(*m.tokenizer, scratch.tmp_path(), &why);
+    why = fmt::format("the {} tokenizer is not written as GGUF metadata: {}", m.tokenizer->kind(), why);
+  } else {
+    why = "the model has no tokenizer (pass --tokenizer)";
+  }
+  if (vocab && static_cast<int64_t>(vocab->pieces.size()) > c.vocab_size)
+    fail("{}: the tokenizer has {} tokens, the embedding {} rows", src, vocab->pieces.size(), c.vocab_size);
+  if (vocab) {
+    set_gguf_spm_tokenizer(w, *vocab, c.vocab_size);
+  } else {
+    w.set("tokenizer.ggml.model", "no_vocab");
+    if (notes) notes->push_back(why + "; tokenizer.ggml.model is \"no_vocab\" (token ids only)");
+  }
+
+  // Tensors: matrices in the chosen dtype, vectors (norms) in F32 as llama.cpp's converter writes them.
+  std::deque<Tensor> owned;
+  const ModelWeights& W = m.weights;
+  w.add_tensor_ref("token_embd.weight", W.embed, mat);
+  w.add_tensor_ref("output_norm.weight", W.final_norm, GgmlType::F32);
+  if (!c.tie_word_embeddings) w.add_tensor_ref("output.weight", W.lm_head, mat);
+  for (size_t i = 0; i < W.layers.size(); ++i) {
+    const LayerWeights& L = W.layers[i];
+    const MlaLayerWeights& x = L.mla;
+    auto name = [&](const char* t) { return fmt::format("blk.{}.{}.weight", i, t); };
+    w.add_tensor_ref(name("attn_norm"), L.attn_norm, GgmlType::F32);
+    if (a.q_lora_rank > 0) {
+      w.add_tensor_ref(name("attn_q_a"), x.wq_a, mat);
+      w.add_tensor_ref(name("attn_q_a_norm"), x.q_a_norm, GgmlType::F32);
+      w.add_tensor_ref(name("attn_q_b"), x.wq_b, mat);
+    } else {
+      w.add_tensor_ref(name("attn_q"), x.wq, mat);
+    }
+    Tensor& kv_a = owned.emplace_back(Shape{r + dr, D});  // rows [latent | k_pe]
+    std::copy(x.w_dkv.data.begin(), x.w_dkv.data.end(), kv_a.data.begin());
+    std::copy(x.w_kr.data.begin(), x.w_kr.data.end(), kv_a.data.begin() + r * D);
+    w.add_tensor_ref(name("attn_kv_a_mqa"), kv_a, mat);
+    w.add_tensor_ref(name("attn_kv_a_norm"), x.kv_norm, GgmlType::F32);
+    Tensor& k_b = owned.emplace_back(Shape{H, r, dn});  // k_b[h] = W_uk[h]^T
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t n = 0; n < dn; ++n)
+        for (int64_t j = 0; j < r; ++j) k_b.data[static_cast<size_t>((h * r + j) * dn + n)] = x.w_uk.data[static_cast<size_t>((h * dn + n) * r + j)];
+    w.add_tensor_ref(name("attn_k_b"), k_b, mat);
+    Tensor& v_b = owned.emplace_back(Tensor({H, dv, r}, x.w_uv.data));  // v_b[h] = W_uv[h]
+    w.add_tensor_ref(name("attn_v_b"), v_b, mat);
+    w.add_tensor_ref(name("attn_output"), x.wo, mat);
+    w.add_tensor_ref(name("ffn_norm"), L.ffn_norm, GgmlType::F32);
+    w.add_tensor_ref(name("ffn_gate"), L.w_gate, mat);
+    w.add_tensor_ref(name("ffn_up"), L.w_up, mat);
+    w.add_tensor_ref(name("ffn_down"), L.w_down, mat);
+  }
+  w.write(path, force);
+}
+
+}  // namespace mlar

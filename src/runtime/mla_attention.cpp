@@ -1,0 +1,293 @@
+#include "runtime/mla_attention.h"
+
+#include "model/weights.h"
+#include "ops/attention.h"
+#include "ops/elementwise.h"
+#include "ops/head_matmul.h"
+#include "ops/matmul.h"
+#include "ops/rmsnorm.h"
+#include "ops/rope.h"
+#include "ops/shared_kv_attention.h"
+#include "runtime/rope_table.h"
+#include "util/error.h"
+
+namespace mlar {
+namespace {
+
+const float* bias_or_null(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
+
+// Workspace slots of this layer type (shared by all MLA layers of a decoder).
+enum Slot : size_t { kQ, kQa, kQh, kK, kV, kAtt, kQt, kO, kScores };
+constexpr size_t kPos = 0;  // integer slot
+
+// True when rows [h * qw, h * qw + width) of the projection w (and bias b) are zero
+// for every head h: that part of each head's query is identically zero.
+bool head_rows_zero(const Tensor& w, const Tensor& b, int64_t heads, int64_t qw, int64_t width) {
+  const int64_t cols = w.dim(1);
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = h * qw; i < h * qw + width; ++i) {
+      if (!b.empty() && b.data[static_cast<size_t>(i)] != 0.0f) return false;
+      const float* row = w.ptr() + i * cols;
+      for (int64_t j = 0; j < cols; ++j)
+        if (row[j] != 0.0f) return false;
+    }
+  return true;
+}
+
+}  // namespace
+
+const char* mla_eval_name(MlaEval e) {
+  switch (e) {
+    case MlaEval::Auto: return "auto";
+    case MlaEval::Naive: return "naive";
+    case MlaEval::Absorbed: return "absorbed";
+  }
+  return "?";
+}
+
+std::optional<MlaEval> mla_eval_from_name(const std::string& name) {
+  for (MlaEval e : {MlaEval::Auto, MlaEval::Naive, MlaEval::Absorbed})
+    if (name == mla_eval_name(e)) return e;
+  return std::nullopt;
+}
+
+MlaAttention::MlaAttention(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w, MlaEval eval)
+    : w_(w), eval_(eval) {
+  if (!c.mla) fail("MlaAttention: layer {} of a model without an MLA config", layer);
+  const MlaConfig& m = *c.mla;
+  check_mla_layer_shapes(c, layer, w, "MlaAttention");
+  D_ = c.hidden_size;
+  H_ = c.num_heads;
+  r_ = m.rank(layer);
+  dn_ = m.qk_nope_head_dim;
+  dr_ = m.qk_rope_head_dim;
+  nr_ = m.num_rope_heads;
+  R_ = m.rope_values();
+  dv_ = m.v_head_dim;
+  qn_ = m.q_nope_width(layer);
+  qin_ = m.q_rope_width();
+  qw_ = qn_ + qin_;
+  q_lora_ = m.q_lora_rank;
+  absorbed_ = m.absorbed;
+  has_qr_ = !w.wqr.empty();
+  latent_norm_ = m.latent_norm;
+  scale_ = static_cast<float>(m.softmax_scale);
+  eps_ = static_cast<float>(c.rms_norm_eps);
+  pairs_ = rope_pairs(c.rope_layout);
+  if (r_ <= 0 || dr_ <= 0 || dr_ % 2 != 0 || nr_ <= 0 || !(m.softmax_scale > 0))
+    fail("MlaAttention: layer {}: rank {}, rope head size {}, rope heads {}, scale {} are not a valid MLA layer", layer,
+         r_, dr_, nr_, m.softmax_scale);
+  if (absorbed_) {
+    nope_ = !head_rows_zero(q_lora_ > 0 ? w.wq_b : w.wq, w.bq, H_, qw_, qn_);
+  } else {
+    nope_ = dn_ > 0;
+    if (dv_ <= 0) fail("MlaAttention: layer {}: value head size {} must be positive", layer, dv_);
+  }
+  if (m.rope_inv_freq.empty()) {
+    inv_freq_ = rope_inv_freq(c.rope_theta, dr_, c.rope_scaling);
+  } else {  // explicit frequencies (partial-RoPE retrofits keep a subset of the source's)
+    if (static_cast<int64_t>(m.rope_inv_freq.size()) * 2 != dr_)
+      fail("MlaAttention: layer {}: {} rope_inv_freq values for a rope head of {} (needs {})", layer,
+           m.rope_inv_freq.size(), dr_, dr_ / 2);
+    inv_freq_.assign(m.rope_inv_freq.begin(), m.rope_inv_freq.end());
+  }
+}
+
+std::string MlaAttention::kind() const {
+  return absorbed_ ? "mla-stored-absorbed" : std::string("mla-") + mla_eval_name(eval_);
+}
+
+std::unique_ptr<LayerCache> MlaAttention::make_cache() const { return std::make_unique<MlaLayerCache>(r_, R_); }
+
+// The Auto rule, from bench_mla --sweep (time of one forward call of n tokens after
+// `cached` ones, naive / absorbed; 16 threads, best of 3; > 1: absorbed is faster):
+//
+//   model (MLA layout)                       cached  n=1    4     16    64    256   1024
+//   stories260K-sized repeat (D 64, 5 layers,    0   2.05  1.19  1.11  1.01  1.02  0.88
+//     8 heads, r 32, n_r 4, d_r 8)             512   1.52  1.39  1.30  1.02  0.98  0.94
+//                                             2048   3.47  2.96  1.48  1.12  1.00  1.05
+//   1024-hidden repeat (8 layers, 16 heads,      0   1.03  1.00  0.99  0.94  0.95  0.96
+//     r 256, n_r 4, d_r 64, d_v 64)            512   1.66  1.92  1.32  1.00  0.98  0.97
+//                                             2048   3.83  3.66  1.70  1.21  1.01  0.91
+//   1024-hidden DeepSeek-like (r 64, n_r 1,      0   1.07  1.01  0.99  0.92  1.01  1.00
+//     d_r 32, d_n 32, d_v 64, latent norm)     512   1.52  1.52  1.38  1.07  1.01  1.00
+//                                             2048   2.81  3.03  1.88  1.35  1.08  1.06
+//
+// Decode (n = 1) and short chunks after a cache: absorbed, by 1.3-3.8x, more the
+// longer the cache (naive re-expands every cached token on every call). Prefill from
+// an empty cache: within a few percent, naive ahead for long prompts. Chunks after a
+// cache: naive only pays off once the chunk is about as long as the cache. Rule:
+// Naive when n >= 64 and n >= cached, else Absorbed (worst pick in the table: 9% slower).
+// Naive's scratch (T x n_h x (d_n + n_r d_r + d_v) floats) then stays within twice
+// the call's own tokens.
+constexpr int64_t kAutoNaiveMinTokens = 64;
+
+MlaEval MlaAttention::evaluation(int64_t n, int64_t cached) const {
+  if (absorbed_) return MlaEval::Absorbed;  // nothing to expand
+  if (eval_ != MlaEval::Auto) return eval_;
+  return n >= kAutoNaiveMinTokens && n >= cached ? MlaEval::Naive : MlaEval::Absorbed;
+}
+
+void MlaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache_base, Workspace& ws,
+                           float* out) const {
+  auto* cache = dynamic_cast<MlaLayerCache*>(&cache_base);
+  if (!cache) fail("MlaAttention: given a cache of another attention type");
+  if (cache->rank() != r_ || cache->rope_values() != R_)
+    fail("MlaAttention: cache rows of {} + {} values, layer has rank {} and {} rope values", cache->rank(),
+         cache->rope_values(), r_, R_);
+  const int64_t cs = r_ + R_;  // cache row stride
+  int64_t* pos = ws.get_i64(kPos, n);  // [n] positions
+  for (int64_t i = 0; i < n; ++i) pos[i] = pos0 + i;
+
+  // Queries: [n, H * (qn + qin)], per head [q_nope | q_rope_in].
+  float* q = ws.get(kQ, n * H_ * qw_);
+  if (q_lora_ > 0) {
+    float* qa = ws.get(kQa, n * q_lora_);  // [n, q_lora_rank]
+    ops::matmul(x, w_.wq_a.ptr(), nullptr, qa, n, D_, q_lora_);
+    ops::rmsnorm(qa, w_.q_a_norm.ptr(), qa, n, q_lora_, eps_);
+    ops::matmul(qa, w_.wq_b.ptr(), bias_or_null(w_.bq), q, n, q_lora_, H_ * qw_);
+  } else {
+    ops::matmul(x, w_.wq.ptr(), bias_or_null(w_.bq), q, n, D_, H_ * qw_);
+  }
+
+  // Cache rows pos0 .. pos0+n-1: [n, r + R] = [norm?(W_dkv x + b_dkv) | RoPE(W_kr x + b_kr)].
+  float* rows = cache->row(pos0);
+  ops::matmul_strided(x, D_, w_.w_dkv.ptr(), bias_or_null(w_.b_dkv), rows, cs, n, D_, r_);
+  if (latent_norm_) ops::rmsnorm_strided(rows, cs, w_.kv_norm.ptr(), rows, cs, n, r_, eps_);
+  ops::matmul_strided(x, D_, w_.w_kr.ptr(), bias_or_null(w_.b_kr), rows + r_, cs, n, D_, R_);
+  ops::rope(rows + r_, n, nr_, dr_, dr_, cs, pos, inv_freq_.data(), pairs_);
+
+  if (evaluation(n, pos0) == MlaEval::Naive)
+    forward_naive(q, n, pos0, pos, *cache, ws, out);
+  else
+    forward_absorbed(q, n, pos0, pos, *cache, ws, out);
+}
+
+void MlaAttention::rope_queries(const float* q, int64_t n, const int64_t* pos, float* dst, int64_t dst_stride,
+                                int64_t dst_head) const {
+  const float* q_in = q + qn_;  // rope input of head 0; head h at + h * qw
+  if (has_qr_) {
+    ops::HeadMatmulDims d;  // q_pe_h = W_qr[h] q_rope_in_h, W_qr[h]: [R, qin]
+    d.n = n;
+    d.heads = H_;
+    d.in = qin_;
+    d.out = R_;
+    d.x_stride = H_ * qw_;
+    d.x_head_stride = qw_;
+    d.y_stride = dst_stride;
+    d.y_head_stride = dst_head;
+    d.w_head_stride = R_ * qin_;
+    ops::matmul_heads(q_in, w_.wqr.ptr(), dst, d);
+  } else {
+    ops::copy_heads(q_in, H_ * qw_, qw_, dst, dst_stride, dst_head, n, H_, R_);
+  }
+  for (int64_t k = 0; k < nr_; ++k)  // rope head k of every query head
+    ops::rope(dst + k * dr_, n, H_, dr_, dst_head, dst_stride, pos, inv_freq_.data(), pairs_);
+}
+
+void MlaAttention::forward_naive(const float* q, int64_t n, int64_t pos0, const int64_t* pos,
+                                 const MlaLayerCache& cache, Workspace& ws, float* out) const {
+  const int64_t T = pos0 + n, cs = r_ + R_, dk = dn_ + R_;
+  const float* c = cache.row(0);  // [T, r + R]
+
+  // Queries [n, H, d_n + R]: [q_nope_h | q_pe_h].
+  float* qh = ws.get(kQh, n * H_ * dk);
+  if (dn_ > 0) ops::copy_heads(q, H_ * qw_, qw_, qh, H_ * dk, dk, n, H_, dn_);
+  rope_queries(q, n, pos, qh + dn_, H_ * dk, dk);
+
+  // Keys [T, H, d_n + R]: [W_uk[h] c_t | k_pe_t] for every cached token.
+  float* k = ws.get(kK, T * H_ * dk);
+  if (dn_ > 0) {
+    ops::HeadMatmulDims d;  // W_uk[h]: [d_n, r], one shared input row c_t
+    d.n = T;
+    d.heads = H_;
+    d.in = r_;
+    d.out = dn_;
+    d.x_stride = cs;
+    d.x_head_stride = 0;
+    d.y_stride = H_ * dk;
+    d.y_head_stride = dk;
+    d.w_head_stride = dn_ * r_;
+    ops::matmul_heads(c, w_.w_uk.ptr(), k, d);
+  }
+  ops::copy_heads(c + r_, cs, 0, k + dn_, H_ * dk, dk, T, H_, R_);
+
+  // Values [T, H * d_v] = c W_uv^T.
+  float* v = ws.get(kV, T * H_ * dv_);
+  ops::matmul_strided(c, cs, w_.w_uv.ptr(), nullptr, v, H_ * dv_, T, r_, H_ * dv_);
+
+  float* att = ws.get(kAtt, n * H_ * dv_);  // [n, H * d_v]
+  ops::AttentionDims a;
+  a.n_q = n;
+  a.n_heads = H_;
+  a.n_kv_heads = H_;
+  a.dk = dk;
+  a.dv = dv_;
+  a.q_start = pos0;
+  a.scale = scale_;
+  ops::causal_attention(qh, k, v, att, a);
+  ops::matmul(att, w_.wo.ptr(), nullptr, out, n, H_ * dv_, D_);
+}
+
+void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, const int64_t* pos,
+                                    const MlaLayerCache& cache, Workspace& ws, float* out) const {
+  const int64_t cs = r_ + R_;
+  const int64_t dq = (nope_ ? r_ : 0) + R_;  // per-head query (and key) width
+  const float* c = cache.row(0);             // [T, r + R]
+
+  // Queries in latent space [n, H, dq]: [W_uk[h]^T q_nope_h | q_pe_h] (or [q_pe_h]).
+  float* qt = ws.get(kQt, n * H_ * dq);
+  if (nope_ && absorbed_) {
+    ops::copy_heads(q, H_ * qw_, qw_, qt, H_ * dq, dq, n, H_, r_);  // stored: already W_uk^T q_nope
+  } else if (nope_) {
+    ops::HeadMatmulDims d;  // qt_h = W_uk[h]^T q_nope_h, W_uk[h]: [d_n, r]
+    d.n = n;
+    d.heads = H_;
+    d.in = dn_;
+    d.out = r_;
+    d.x_stride = H_ * qw_;
+    d.x_head_stride = qw_;
+    d.y_stride = H_ * dq;
+    d.y_head_stride = dq;
+    d.w_head_stride = dn_ * r_;
+    d.w_in_out = true;
+    ops::matmul_heads(q, w_.w_uk.ptr(), qt, d);
+  }
+  rope_queries(q, n, pos, qt + (nope_ ? r_ : 0), H_ * dq, dq);
+
+  // o_h = sum_t p_h(t) c_t over the cache rows: [n, H, r].
+  float* o = ws.get(kO, n * H_ * r_);
+  ops::AttentionDims a;
+  a.n_q = n;
+  a.n_heads = H_;
+  a.n_kv_heads = 1;
+  a.dk = dq;
+  a.dv = r_;
+  a.k_stride = cs;
+  a.v_stride = cs;
+  a.q_start = pos0;
+  a.scale = scale_;
+  const int64_t n_scores = ops::shared_kv_scores_size(a);
+  float* scores = n_scores > 0 ? ws.get(kScores, n_scores) : nullptr;  // [n * H, T]
+  ops::shared_kv_attention(qt, nope_ ? c : c + r_, c, o, a, scores);
+
+  if (absorbed_) {
+    ops::matmul(o, w_.wo.ptr(), nullptr, out, n, H_ * r_, D_);  // W_o' reads r values per head
+    return;
+  }
+  float* att = ws.get(kAtt, n * H_ * dv_);  // [n, H * d_v]: v_h = W_uv[h] o_h
+  ops::HeadMatmulDims d;  // W_uv[h]: [d_v, r]
+  d.n = n;
+  d.heads = H_;
+  d.in = r_;
+  d.out = dv_;
+  d.x_stride = H_ * r_;
+  d.x_head_stride = r_;
+  d.y_stride = H_ * dv_;
+  d.y_head_stride = dv_;
+  d.w_head_stride = dv_ * r_;
+  ops::matmul_heads(o, w_.w_uv.ptr(), att, d);
+  ops::matmul(att, w_.wo.ptr(), nullptr, out, n, H_ * dv_, D_);
+}
+
+}  // namespace mlar

@@ -1,0 +1,97 @@
+// Multi-head Latent Attention of one layer (MLA.md §2, model/mla.h), evaluated from
+// MlaConfig / MlaLayerWeights alone: DeepSeek layout (n_r = 1, NoPE part, latent
+// norm, q_lora), the exact `repeat` retrofit (n_r = n_kv, d_n = 0, W_qr), per-layer
+// ranks, and stored absorption.
+//
+// Per token (x: the normalised hidden state):
+//   q        = W_q x + b_q, or q_b(RMSNorm(q_a x)) + b_q     per head [q_nope | q_rope_in]
+//   c        = norm?(W_dkv x + b_dkv)                         cached   [r]
+//   k_pe     = RoPE(W_kr x + b_kr)                            cached   [n_r * d_r]
+//   q_pe_h   = RoPE(W_qr[h] q_rope_in_h)  (or RoPE(q_rope_in_h) without W_qr)
+//   score_h(m, n) = s * (q_nope_h . W_uk[h] c_n + q_pe_h . k_pe_n),  n <= m (causal)
+//   out      = W_o concat_h W_uv[h] sum_n p_h(m, n) c_n
+// RoPE runs on every rope head of d_r values, frequencies from the config's
+// rope_theta / rope_scaling for head size d_r, pairs in config.rope_layout.
+//
+// The cache (MlaLayerCache) holds only [c | k_pe] per token. Two evaluations:
+//   Naive:    expand k_h = [W_uk[h] c_n | k_pe_n] and v_h = W_uv[h] c_n for every
+//             cached token, then ordinary causal attention (dk = d_n + n_r d_r,
+//             dv = d_v). Its work and scratch grow with cached tokens x heads.
+//   Absorbed: qt_h = [W_uk[h]^T q_nope_h | q_pe_h] in latent space; every head
+//             attends over the cache rows themselves (keys [c | k_pe], values c),
+//             o_h = sum_n p_n c_n, then v_h = W_uv[h] o_h. Per-token work is one
+//             pass over the cache rows for all heads.
+// When no NoPE part scores (d_n = 0, or stored-absorbed with all-zero NoPE query
+// rows, as `--absorb` of a repeat model produces), the keys are k_pe alone.
+// Stored-absorbed models (mla.absorbed) hold no W_uk / W_uv / W_qr: q_nope is
+// already qt_h (width r), W_o reads the r latent values of each head. There is
+// nothing per head to expand, so Naive evaluates them exactly as Absorbed does.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/mla.h"
+#include "ops/rope.h"
+#include "runtime/attention.h"
+#include "runtime/mla_cache.h"
+
+namespace mlar {
+
+// How MLA layers evaluate attention. Auto picks per forward call (see
+// MlaAttention::evaluation).
+enum class MlaEval { Auto, Naive, Absorbed };
+const char* mla_eval_name(MlaEval e);  // "auto", "naive", "absorbed"
+std::optional<MlaEval> mla_eval_from_name(const std::string& name);
+
+class MlaAttention final : public Attention {
+ public:
+  // Layer `layer` of a model whose config.mla is set; checks w against
+  // check_mla_layer_shapes. Keeps pointers to w's tensors: they must outlive this.
+  MlaAttention(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w, MlaEval eval = MlaEval::Auto);
+
+  // "mla-auto", "mla-naive", "mla-absorbed"; "mla-stored-absorbed" for stored absorption.
+  std::string kind() const override;
+  std::unique_ptr<LayerCache> make_cache() const override;
+  void forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache, Workspace& ws,
+               float* out) const override;
+
+  MlaEval mode() const { return eval_; }
+  // The evaluation forward uses for n tokens after `cached` ones: Naive or
+  // Absorbed (stored-absorbed models: always Absorbed). Auto: Naive for a prompt
+  // (n >= 64 and n >= cached), Absorbed for decode and chunks after a longer cache
+  // (measurements in mla_attention.cpp).
+  MlaEval evaluation(int64_t n, int64_t cached) const;
+  int64_t rank() const { return r_; }
+  // False when the NoPE part cannot contribute to scores (d_n = 0, or stored
+  // absorption with all-zero NoPE query rows): keys are then k_pe alone.
+  bool nope_scores() const { return nope_; }
+
+ private:
+  // Roped q_pe of every head into dst + t * dst_stride + h * dst_head (n_r * d_r values).
+  void rope_queries(const float* q, int64_t n, const int64_t* pos, float* dst, int64_t dst_stride,
+                    int64_t dst_head) const;
+  void forward_naive(const float* q, int64_t n, int64_t pos0, const int64_t* pos, const MlaLayerCache& cache,
+                     Workspace& ws, float* out) const;
+  void forward_absorbed(const float* q, int64_t n, int64_t pos0, const int64_t* pos, const MlaLayerCache& cache,
+                        Workspace& ws, float* out) const;
+
+  const MlaLayerWeights& w_;
+  MlaEval eval_;
+  int64_t D_, H_;
+  int64_t r_;             // latent rank of this layer
+  int64_t dn_, dr_, nr_;  // d_n, d_r, n_r
+  int64_t R_;             // n_r * d_r
+  int64_t dv_;            // d_v
+  int64_t qn_, qin_;      // per-head query widths as projected: NoPE part, rope input
+  int64_t qw_;            // qn_ + qin_
+  int64_t q_lora_;
+  bool has_qr_, absorbed_, latent_norm_, nope_;
+  float scale_, eps_;
+  ops::RopePairs pairs_;
+  std::vector<float> inv_freq_;  // [d_r / 2]
+};
+
+}  // namespace mlar

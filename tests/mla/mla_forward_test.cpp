@@ -1,0 +1,81 @@
+// Session logits of MLA models against the independent scalar MLA forward
+// (mla_naive_forward.h), for every evaluation, over DeepSeek-like, repeat-like,
+// per-layer-rank and stored-absorbed configurations.
+#include <gtest/gtest.h>
+
+#include "mla_naive_forward.h"
+#include "mla_test_models.h"
+#include "runtime/random_mla_model.h"
+#include "runtime/session.h"
+#include "runtime/test_models.h"
+
+namespace mlar {
+namespace {
+
+using test::MlaVariant;
+
+std::vector<MlaVariant> variants() {
+  using RL = RopeLayout;
+  using RS = RopeScaling::Type;
+  return {
+      {.name = "deepseek", .latent_norm = true},
+      {.name = "deepseek_qlora_bias", .q_lora = true, .bias = true, .latent_norm = true},
+      {.name = "deepseek_interleaved_llama3", .bias = true, .layout = RL::Interleaved, .scaling = RS::Llama3},
+      {.name = "deepseek_qlora_nonorm_linear", .q_lora = true, .scaling = RS::Linear},
+      {.name = "deepseek_per_layer", .q_lora = true, .latent_norm = true, .per_layer = true},
+      {.name = "repeat", .repeat = true},
+      {.name = "repeat_bias_interleaved", .repeat = true, .bias = true, .layout = RL::Interleaved},
+      {.name = "repeat_compressed_per_layer", .repeat = true, .per_layer = true, .rank = 12},
+      {.name = "absorbed_deepseek", .q_lora = true, .bias = true, .latent_norm = true, .absorbed = true},
+      {.name = "absorbed_repeat", .repeat = true, .bias = true, .absorbed = true},
+      {.name = "absorbed_per_layer", .latent_norm = true, .per_layer = true, .absorbed = true},
+  };
+}
+
+class MlaForward : public ::testing::TestWithParam<MlaVariant> {};
+
+TEST_P(MlaForward, SessionMatchesScalarReference) {
+  const Model m = random_mla_model(test::mla_config(GetParam()), 11);
+  const auto ids = test::mla_random_ids(21, m.config.vocab_size, 5);
+  const auto ref = test::naive_mla_forward(m, ids);
+  for (MlaEval e : {MlaEval::Auto, MlaEval::Naive, MlaEval::Absorbed}) {
+    Session s(m, {.mla_eval = e});
+    const Tensor& logits = s.forward(ids, Logits::All);
+    ASSERT_EQ(logits.shape, (Shape{21, m.config.vocab_size}));
+    EXPECT_LE(test::max_rel_diff(logits, ref), 1e-4) << mla_eval_name(e);
+  }
+}
+
+TEST_P(MlaForward, DecodeMatchesScalarReference) {
+  const Model m = random_mla_model(test::mla_config(GetParam()), 12);
+  const auto ids = test::mla_random_ids(19, m.config.vocab_size, 6);
+  const auto ref = test::naive_mla_forward(m, ids);
+  for (MlaEval e : {MlaEval::Auto, MlaEval::Naive, MlaEval::Absorbed}) {
+    Session s(m, {.mla_eval = e});
+    s.prefill(std::span<const int32_t>(ids.data(), 7));
+    for (size_t i = 7; i < ids.size(); ++i) {
+      const Tensor& l = s.decode(ids[i]);
+      EXPECT_LE(test::max_rel_diff(l, ref, int64_t(i)), 1e-4) << mla_eval_name(e) << " position " << i;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, MlaForward, ::testing::ValuesIn(variants()),
+                         [](const auto& info) { return info.param.name; });
+
+// The hand-absorbed model computes the logits of the model it came from.
+TEST(MlaForward, StoredAbsorptionKeepsTheLogits) {
+  for (bool repeat : {false, true}) {
+    const Model m = random_mla_model(
+        test::mla_config({.name = "x", .repeat = repeat, .q_lora = !repeat, .bias = true, .latent_norm = !repeat}),
+        13);
+    const Model ab = test::absorb_by_hand(m);
+    const auto ids = test::mla_random_ids(17, m.config.vocab_size, 9);
+    const auto ref = test::naive_mla_forward(m, ids);
+    EXPECT_LE(test::max_rel_diff(Session(ab).forward(ids, Logits::All), ref), 1e-4) << repeat;
+    EXPECT_LE(test::max_rel_diff(Session(m).forward(ids, Logits::All), ref), 1e-4) << repeat;
+  }
+}
+
+}  // namespace
+}  // namespace mlar

@@ -1,0 +1,177 @@
+#include "cmd_convert_extend.h"
+
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "convert/absorb.h"
+#include "convert/extend.h"
+#include "util/atomic_output.h"
+#include "util/error.h"
+#include "util/utf8.h"
+
+namespace mlar::cli {
+
+struct ExtendArgs {
+  std::string calib, eval_text, report;
+  int64_t calib_tokens = 0, calib_len = 256, kv_lora_rank = 0, q_lora_rank = 0, ctx = 256, reservoir = 4096;
+  std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "high", freqfold = "auto",
+              kv_method = "attn", latent_norm = "none", rank_alloc = "uniform", nope_rotation = "mean";
+  double kv_budget = 0, holdout = 0.1, key_balance = 1.0;
+  std::vector<CLI::Option*> options;  // every extend-only option, to refuse them with another mode
+};
+
+namespace {
+
+int64_t parse_auto_int(const std::string& v, const char* opt) {
+  if (v == "auto") return 0;
+  try {
+    size_t pos = 0;
+    const long long x = std::stoll(v, &pos);
+    if (pos == v.size() && x > 0) return x;
+  } catch (const std::exception&) {
+  }
+  fail("{} {}: expected a positive integer or auto", opt, v);
+}
+
+ExtendOptions to_options(const ExtendArgs& a) {
+  ExtendOptions o;
+  o.calib_len = a.calib_len;
+  o.calib_tokens = a.calib_tokens;
+  const auto mode = calib_mode_from_name(a.calib_mode);
+  if (!mode) fail("--calib-mode {} is not sequential or parallel", a.calib_mode);
+  o.calib_mode = *mode;
+  o.holdout = a.holdout;
+  const auto strat = rope_strategy_from_name(a.rope_strategy);
+  if (!strat) fail("--rope-strategy {} is unknown (available: {})", a.rope_strategy, rope_strategy_names());
+  o.rope_strategy = *strat;
+  o.qk_rope_dim = parse_auto_int(a.qk_rope_dim, "--qk-rope-dim");
+  o.freqfold = parse_auto_int(a.freqfold, "--freqfold");
+  if (o.rope_strategy != RopeStrategy::RoRoPE && a.freqfold == "auto") o.freqfold = 1;
+  const auto rot = nope_rotation_from_name(a.nope_rotation);
+  if (!rot) fail("--nope-rotation {} is not none or mean", a.nope_rotation);
+  o.nope_rotation = *rot;
+  o.kv_lora_rank = a.kv_lora_rank;
+  o.kv_budget = a.kv_budget;
+  const auto method = kv_method_from_name(a.kv_method);
+  if (!method) fail("--kv-method {} is unknown (available: {})", a.kv_method, kv_method_names());
+  o.kv_method = *method;
+  o.attn_key_balance = a.key_balance;
+  const auto alloc = rank_alloc_from_name(a.rank_alloc);
+  if (!alloc) fail("--rank-alloc {} is not uniform or energy", a.rank_alloc);
+  o.rank_alloc = *alloc;
+  o.q_lora_rank = a.q_lora_rank;
+  const auto norm = latent_norm_from_name(a.latent_norm);
+  if (!norm) fail("--latent-norm {} is not none or calibrated", a.latent_norm);
+  o.latent_norm = *norm;
+  o.reservoir = a.reservoir;
+  o.eval_ctx = a.ctx;
+  return o;
+}
+
+}  // namespace
+
+std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
+  auto a = std::make_shared<ExtendArgs>();
+  const std::string g = "extend (compressed DeepSeek layout, MLA.md §4)";
+  auto add = [&](CLI::Option* o) { a->options.push_back(o->group(g)); };
+  add(cmd->add_option("--calib", a->calib, "calibration text (UTF-8); required for --rope-mode extend"));
+  add(cmd->add_option("--calib-tokens", a->calib_tokens, "calibration tokens for the statistics (0 = all)")
+          ->check(CLI::NonNegativeNumber));
+  add(cmd->add_option("--calib-len", a->calib_len, "calibration window length including BOS")->capture_default_str());
+  add(cmd->add_option("--calib-mode", a->calib_mode,
+                      "sequential: layer l calibrated through the converted layers < l (one pass per layer); "
+                      "parallel: all layers from the source in one pass")
+          ->capture_default_str());
+  add(cmd->add_option("--qk-rope-dim", a->qk_rope_dim,
+                      "d_r, the shared rope key size (even, <= head size), or auto: chosen by held-out perplexity "
+                      "with --kv-budget (d/2 with --kv-lora-rank)")
+          ->capture_default_str());
+  add(cmd->add_option("--rope-strategy", a->rope_strategy,
+                      "rope frequencies kept: rorope (TransMLA, with --freqfold), high, low, uniform, 2norm "
+                      "(MHA2MLA partial RoPE, PCA across kv heads), attn (pairs where the scores need rotation)")
+          ->capture_default_str());
+  add(cmd->add_option("--freqfold", a->freqfold, "rorope FreqFold F (a multiple of d/d_r dividing d/2) or auto")
+          ->capture_default_str());
+  add(cmd->add_option("--nope-rotation", a->nope_rotation,
+                      "what NoPE queries do about the rotation their keys lost: none (score q.k), or mean (score "
+                      "q.E[R]k, the source attention's mean rotation per head and frequency)")
+          ->capture_default_str());
+  add(cmd->add_option("--kv-lora-rank", a->kv_lora_rank, "r, the latent size of every layer (or use --kv-budget)"));
+  add(cmd->add_option("--kv-budget", a->kv_budget,
+                      "fraction in (0,1) of the GQA cache kept: r + d_r = round(F * 2 * n_kv * d) per layer"));
+  add(cmd->add_option("--kv-method", a->kv_method,
+                      "joint low rank of [k_nope; v]: attn (weighted by queries and W_o), pca, bkv-pca (TransMLA), "
+                      "svd (MHA2MLA, weights only)")
+          ->capture_default_str());
+  add(cmd->add_option("--rank-alloc", a->rank_alloc, "uniform, or energy (spread the total rank by the spectra)")
+          ->capture_default_str());
+  add(cmd->add_option("--q-lora-rank", a->q_lora_rank, "factor W_q to this rank (0 = keep it full rank)")
+          ->capture_default_str());
+  add(cmd->add_option("--latent-norm", a->latent_norm,
+                      "none (no kv_a_layernorm), or calibrated (an RMSNorm weight fitted on calibration data)")
+          ->capture_default_str());
+  add(cmd->add_option("--eval-text", a->eval_text, "text to report perplexity on after each stage"));
+  add(cmd->add_option("--ctx", a->ctx, "evaluation window length including BOS")->capture_default_str());
+  add(cmd->add_option("--report", a->report, "write the conversion report as JSON to this file"));
+  add(cmd->add_option("--holdout", a->holdout, "tail fraction of the calibration text held out for choosing")
+          ->capture_default_str());
+  add(cmd->add_option("--attn-key-balance", a->key_balance, "attn: multiplier of the key metric")->capture_default_str());
+  add(cmd->add_option("--reservoir", a->reservoir, "calibration samples per layer for the RMSNorm fits")
+          ->capture_default_str());
+  return a;
+}
+
+void check_extend_args(const ExtendArgs& a, const std::string& rope_mode, bool layout_given) {
+  if (rope_mode != "extend") {
+    for (const CLI::Option* o : a.options)
+      if (o->count() > 0) fail("{} applies to --rope-mode extend (not {})", o->get_name(), rope_mode);
+    return;
+  }
+  if (layout_given)
+    fail("--num-kv-heads / --head-dim apply to --rope-mode repeat (extend keeps the source's kv heads and head size)");
+  if (a.calib.empty()) fail("--rope-mode extend needs calibration text: --calib FILE");
+  to_options(a);  // names and numbers
+}
+
+Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb_after) {
+  ExtendOptions o = to_options(a);
+  o.progress = !quiet;
+  check_extend_options(gqa.config, o);  // before reading and tokenizing anything
+  if (!a.report.empty()) check_output_free(a.report, true);
+  const Tokenizer& tok = require_tokenizer(gqa);
+  const std::vector<int32_t> calib = tok.encode(read_utf8_file(a.calib));
+  if (calib.empty()) fail("{}: calibration text has no tokens", a.calib);
+  if (!a.eval_text.empty()) {
+    o.eval_ids = tok.encode(read_utf8_file(a.eval_text));
+    if (o.eval_ids.empty()) fail("{}: evaluation text has no tokens", a.eval_text);
+  }
+  ExtendReport rep;
+  Model m = convert_extend(gqa, o, calib, &rep);
+  if (absorb_after) {
+    if (!quiet) fmt::print(stderr, "convert: absorbing the up-projections\n");
+    absorb(m);
+  }
+  if (!a.report.empty()) {
+    nlohmann::json j = rep.to_json();
+    j["model"] = gqa.source;
+    j["calib_text"] = a.calib;
+    j["eval_text"] = a.eval_text.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.eval_text);
+    j["mla"] = mla_config_to_json(*m.config.mla);
+    AtomicFile f(a.report, true);
+    {
+      std::ofstream out(f.tmp_path());
+      out << j.dump(2) << "\n";
+      if (!out) fail("{}: cannot write the report", a.report);
+    }
+    f.commit();
+  }
+  return m;
+}
+
+}  // namespace mlar::cli
