@@ -191,7 +191,8 @@ Model deepseek_layout(Model m, DeepseekFormat f, std::vector<std::string>* notes
   for (size_t l = 0; l < m.weights.layers.size(); ++l) {
     const MlaLayerWeights& w = m.weights.layers[l].mla;
     if (!w.bq.empty())
-      fail("{}: layer {} has a query bias (b_q, from a Qwen2-style source); {} has no query bias slot "
+      fail("{}: layer {} has a query bias (b_q: a Qwen2 source's, or the intercept of a fitted q_lora); {} has no "
+           "query bias slot "
            "(DeepseekV3's q_proj / q_b_proj and deepseek2's attn_q / attn_q_b are bias-free), and a bias on the "
            "query cannot be moved elsewhere exactly",
            src, l, fmt_name);

@@ -66,7 +66,12 @@ void write_gguf_deepseek2(const Model& m, const fs::path& path, const DeepseekEx
   std::optional<SpmVocab> vocab;
   if (m.tokenizer) {
     AtomicDir scratch(path.parent_path() / (path.filename().string() + ".tokenizer"), true);  // never committed
-    vocab = gguf_spm_vocab(*m.tokenizer, scratch.tmp_path(), &why);
+    try {
+      vocab = gguf_spm_vocab(*m.tokenizer, scratch.tmp_path(), &why);
+    } catch (const Error& e) {  // e.g. pieces that are not UTF-8 cannot go through tokenizer.json
+      vocab.reset();
+      why = e.what();
+    }
     why = fmt::format("the {} tokenizer is not written as GGUF metadata: {}", m.tokenizer->kind(), why);
   } else {
     why = "the model has no tokenizer (pass --tokenizer)";

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # The one documented interop command, for the GPU machine (transformers + torch):
 #   bash tools/interop/run_on_gpu.sh DATA_DIR OUT_DIR
-# builds the CLI (no tests, no benchmarks) and runs interop.py.
+# builds the CLI (no tests, no benchmarks) and runs interop.py. With MLAR_CLI set to a
+# carried prebuilt binary (e.g. build-*/bin/mla-retrofit) that runs there, the build is skipped.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 data=${1:?data dir (with models/stories260K and text/)}
 out=${2:?output dir}
 # shellcheck source=../../scripts/gpu_env.sh
 source "$root/scripts/gpu_env.sh"
-cmake -S "$root" -B "$root/build-interop" -DCMAKE_BUILD_TYPE=Release -DMLAR_BUILD_TESTS=OFF -DMLAR_BUILD_BENCH=OFF >/dev/null
-cmake --build "$root/build-interop" -j"$(nproc)" --target mla-retrofit >/dev/null
-python3 "$root/tools/interop/interop.py" --cli "$root/build-interop/bin/mla-retrofit" --data "$data" --out "$out"
+# MLAR_CLI=path: use that prebuilt binary (carried along) when it runs here; else build.
+cli=${MLAR_CLI:-}
+if [[ -n "$cli" ]] && "$cli" --version >/dev/null 2>&1; then
+  echo "using the prebuilt $cli"
+else
+  cmake -S "$root" -B "$root/build-interop" -DCMAKE_BUILD_TYPE=Release -DMLAR_BUILD_TESTS=OFF -DMLAR_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$root/build-interop" -j"$(nproc)" --target mla-retrofit >/dev/null
+  cli="$root/build-interop/bin/mla-retrofit"
+fi
+python3 "$root/tools/interop/interop.py" --cli "$cli" --data "$data" --out "$out"
