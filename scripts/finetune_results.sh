@@ -40,7 +40,7 @@ p_src=$(ppl $src)
 step "(a) 25%-cache extend conversion"
 # shellcheck disable=SC2086
 "$bin" convert $src --rope-mode extend --kv-budget 0.25 --calib "$calib" --out "$out/extend25" --force \
-  --threads "$threads" -q
+  --report "$out/extend25-report.json" --threads "$threads" -q
 p_ext=$(ppl "$out/extend25")
 step "(a) layerwise: each attention block reproduces the source's attention output"
 # shellcheck disable=SC2086
@@ -87,5 +87,7 @@ p_gqa_ft=$(ppl "$out/gqa-ft")
   echo "| (b) repeat, fine-tuned ($steps, --train all) | 1280 | $p_rep_ft |"
   echo "| (b) source GQA, fine-tuned ($steps, --train all) | 1280 | $p_gqa_ft |"
   echo
+  echo "extend 25%: $(grep -E '"(kv_lora_rank|qk_nope_head_dim|qk_rope_head_dim|v_head_dim|latent_norm)"' \
+    "$out/extend25/config.json" | tr -d ' \n')"
   echo "steps $steps, threads $threads, $((SECONDS - start)) s"
 } | tee "$out/results.md"
