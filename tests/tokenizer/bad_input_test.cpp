@@ -155,7 +155,7 @@ TEST(HfBadInput, MissingModelAndWrongTypes) {
   }
   {
     const std::string path = write_temp("tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": "zero"}}})");
-    test::expect_error([&] { load_tokenizer(path); }, {path, "malformed tokenizer.json"});
+    test::expect_error([&] { load_tokenizer(path); }, {path, "model.vocab gives 'a' the id"});
   }
 }
 

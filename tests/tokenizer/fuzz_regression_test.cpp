@@ -61,7 +61,7 @@ TEST(TokenizerFuzzRegression, EmptyMetaspaceReplacement) {
 // A Split regex with \C (one byte, even inside a character): the next search
 // started mid-character, undefined behaviour under PCRE2_NO_UTF_CHECK. Refused now.
 TEST(TokenizerFuzzRegression, RegexSingleByteEscapeRefused) {
-  const std::string split = R"(,"pre_tokenizer":{"type":"Split","pattern":{"Regex":"\C"},"behavior":"Isolated"})";
+  const std::string split = R"(,"pre_tokenizer":{"type":"Split","pattern":{"Regex":"\\C"},"behavior":"Isolated"})";
   test::expect_error([&] { parse_hf_tokenizer(bpe(R"({"a":0})", split), "t.json"); },
                      {"t.json: ", "cannot compile regex '\\C'"});
 }
