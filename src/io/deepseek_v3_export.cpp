@@ -8,6 +8,7 @@
 
 #include "io/deepseek_export.h"
 #include "io/hf_model.h"
+#include "io/json_file.h"
 #include "io/safetensors_writer.h"
 #include "util/atomic_output.h"
 #include "util/error.h"
@@ -16,20 +17,6 @@ namespace fs = std::filesystem;
 
 namespace mlar {
 namespace {
-
-const char* torch_dtype_name(DType d) {
-  switch (d) {
-    case DType::F16: return "float16";
-    case DType::BF16: return "bfloat16";
-    default: return "float32";
-  }
-}
-
-void write_json_file(const fs::path& path, const nlohmann::json& j) {
-  AtomicFile f(path, false);
-  write_text_file(f.tmp_path(), j.dump(2) + "\n");
-  f.commit();
-}
 
 // Rows of `parts` stacked ([sum rows, cols]); an empty part stands for `zero_rows` zeros.
 Tensor stack_rows(const std::vector<std::pair<const Tensor*, int64_t>>& parts, int64_t cols) {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/hf_model.h"
+#include "io/json_file.h"
 #include "io/safetensors_writer.h"
 #include "util/atomic_output.h"
 #include "util/error.h"
@@ -12,24 +13,6 @@
 namespace fs = std::filesystem;
 
 namespace mlar {
-namespace {
-
-const char* torch_dtype_name(DType d) {
-  switch (d) {
-    case DType::F16: return "float16";
-    case DType::BF16: return "bfloat16";
-    default: return "float32";
-  }
-}
-
-void write_json_file(const fs::path& path, const nlohmann::json& j) {
-  AtomicFile f(path, false);
-  write_text_file(f.tmp_path(), j.dump(2) + "\n");
-  f.commit();
-}
-
-}  // namespace
-
 namespace {
 
 void write_hf(const Model& m, const fs::path& dir, const HfWriteOptions& opts, bool as_llama) {

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "io/mla_model.h"
+#include "io/json_file.h"
 #include "io/safetensors_writer.h"
 #include "util/atomic_output.h"
 #include "util/error.h"
@@ -9,24 +10,6 @@
 namespace fs = std::filesystem;
 
 namespace mlar {
-namespace {
-
-const char* torch_dtype_name(DType d) {
-  switch (d) {
-    case DType::F16: return "float16";
-    case DType::BF16: return "bfloat16";
-    default: return "float32";
-  }
-}
-
-void write_json_file(const fs::path& path, const nlohmann::json& j) {
-  AtomicFile f(path, false);
-  write_text_file(f.tmp_path(), j.dump(2) + "\n");
-  f.commit();
-}
-
-}  // namespace
-
 void write_mla_model(const Model& m, const fs::path& dir, const MlaWriteOptions& opts) {
   const std::string where = dir.string();
   const std::string src = m.source.empty() ? where : m.source;
