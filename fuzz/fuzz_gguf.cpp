@@ -2,9 +2,10 @@
 // tensor infos, data layout), every float tensor through read_tensor, the
 // SentencePiece vocabulary of tokenizer.ggml.*, then read_gguf_model (llama
 // metadata, tensor shapes, RoPE scaling, tokenizer) and the layout conversion
-// load_model applies.
+// load_model applies; a "deepseek2" file through read_gguf_deepseek2_model.
 #include "fuzz_util.h"
 #include "io/gguf.h"
+#include "io/deepseek_read.h"
 #include "io/gguf_model.h"
 #include "model/weights.h"
 
@@ -40,6 +41,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::check_config(m.config);
     if (m.tokenizer) fuzz::exercise_tokenizer(*m.tokenizer, fuzz::tail_text(data, size));
     convert_rope_layout(m.config, m.weights, RopeLayout::Half);
+  } catch (const Error& e) {
+    fuzz::expected(e);
+  }
+  // general.architecture "deepseek2" goes to the MLA reader instead (load_model).
+  try {
+    if (is_gguf_deepseek2(file.path())) {
+      Model m = read_gguf_deepseek2_model(file.path());
+      fuzz::check_config(m.config);
+      if (m.tokenizer) fuzz::exercise_tokenizer(*m.tokenizer, fuzz::tail_text(data, size));
+    }
   } catch (const Error& e) {
     fuzz::expected(e);
   }

@@ -225,6 +225,49 @@ void gguf_seeds(const fs::path& tmp, const fs::path& data) {
   write_gguf_seed(tmp, "llama_tok512_f16.gguf", tiny_llama(static_cast<int64_t>(v512.pieces.size()), true, false, false),
                   &v512, GgmlType::F16);
 
+  // A dense deepseek2 file in the MLA form, as read_gguf_deepseek2_model reads it:
+  // H 2, D 8, F 16, kv_lora_rank 4, rope dims 2, nope dims 2, value dims 2.
+  {
+    GgufWriter w;
+    const std::string k = "deepseek2.";
+    w.set("general.architecture", "deepseek2");
+    w.set(k + "block_count", uint32_t{1});
+    w.set(k + "context_length", uint32_t{32});
+    w.set(k + "embedding_length", uint32_t{8});
+    w.set(k + "feed_forward_length", uint32_t{16});
+    w.set(k + "attention.head_count", uint32_t{2});
+    w.set(k + "attention.head_count_kv", uint32_t{1});
+    w.set(k + "attention.layer_norm_rms_epsilon", 1e-5f);
+    w.set(k + "attention.kv_lora_rank", uint32_t{4});
+    w.set(k + "attention.key_length_mla", uint32_t{4});
+    w.set(k + "attention.value_length_mla", uint32_t{2});
+    w.set(k + "attention.key_length", uint32_t{6});
+    w.set(k + "attention.value_length", uint32_t{4});
+    w.set(k + "rope.dimension_count", uint32_t{2});
+    w.set(k + "leading_dense_block_count", uint32_t{1});
+    set_vocab(w, small);
+    Lcg r;
+    const int64_t V = n_small, D = 8, F = 16, H = 2;
+    std::vector<std::pair<std::string, Tensor>> ts;
+    ts.emplace_back("token_embd.weight", random_tensor(r, {V, D}));
+    ts.emplace_back("output_norm.weight", ones({D}));
+    ts.emplace_back("blk.0.attn_norm.weight", ones({D}));
+    ts.emplace_back("blk.0.attn_q.weight", random_tensor(r, {H * 4, D}));
+    ts.emplace_back("blk.0.attn_kv_a_mqa.weight", random_tensor(r, {6, D}));
+    ts.emplace_back("blk.0.attn_kv_a_norm.weight", ones({4}));
+    ts.emplace_back("blk.0.attn_k_b.weight", random_tensor(r, {H, 4, 2}));
+    ts.emplace_back("blk.0.attn_v_b.weight", random_tensor(r, {H, 2, 4}));
+    ts.emplace_back("blk.0.attn_output.weight", random_tensor(r, {D, H * 2}));
+    ts.emplace_back("blk.0.ffn_norm.weight", ones({D}));
+    ts.emplace_back("blk.0.ffn_gate.weight", random_tensor(r, {F, D}));
+    ts.emplace_back("blk.0.ffn_up.weight", random_tensor(r, {F, D}));
+    ts.emplace_back("blk.0.ffn_down.weight", random_tensor(r, {D, F}));
+    for (const auto& [n, t] : ts) w.add_tensor(n, t, GgmlType::F16);
+    const fs::path p = tmp / "deepseek2_mla_f16.gguf";
+    w.write(p, true);
+    spit("gguf", "deepseek2_mla_f16.gguf", slurp(p));
+  }
+
   // Every metadata value type, nested arrays, a custom alignment, non-float tensors.
   GgufWriter w;
   w.set("general.alignment", uint32_t{64});

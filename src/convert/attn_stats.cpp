@@ -88,16 +88,4 @@ std::pair<double, double> DistanceHistogram::mean_rotation(int64_t h, double inv
   return {a / static_cast<double>(queries_), b / static_cast<double>(queries_)};
 }
 
-double DistanceHistogram::rotation_error(int64_t h, double inv_freq, bool mean) const {
-  const auto [a, b] = mean ? mean_rotation(h, inv_freq) : std::pair<double, double>{1.0, 0.0};
-  double num = 0, den = 0;
-  for (int64_t t = 0; t < window_; ++t) {
-    const double w = static_cast<double>(window_ - t);
-    const double c = std::cos(inv_freq * static_cast<double>(t)) - a, s = std::sin(inv_freq * static_cast<double>(t)) - b;
-    num += w * (c * c + s * s) / 2;
-    den += w;
-  }
-  return den > 0 ? num / den : 0.0;
-}
-
 }  // namespace mlar

@@ -4,8 +4,7 @@
 // the layer's own GQA scores (RoPE, causal softmax) on the captured attention input.
 // Its use: the attention-weighted mean rotation a key part sees at frequency w,
 //   E_p[R_{-w t}] = [[E cos(w t), E sin(w t)], [-E sin(w t), E cos(w t)]],
-// the best fixed stand-in for RoPE on a part that is moved to NoPE (extend_layer.h),
-// and how much rotation matters at each frequency (rope_split.h, strategy attn).
+// the best fixed stand-in for RoPE on a part that is moved to NoPE (extend_layer.h).
 // It also measures, per head, how much the output moves per unit of score change:
 //   spread[h] = E_m sum_n p_h(m,n) |W_o[h] (v_n - vbar_m)|^2,  vbar_m = sum_n p_h(m,n) v_n
 // (first order, d out_h = sum_n p_n ds_n W_o[h] (v_n - vbar)), the exchange rate between
@@ -35,10 +34,6 @@ class DistanceHistogram {
   double value_spread(int64_t h) const { return queries_ ? spread_[static_cast<size_t>(h)] / static_cast<double>(queries_) : 0.0; }
   // (E_p cos(w t), E_p sin(w t)) of head h.
   std::pair<double, double> mean_rotation(int64_t h, double inv_freq) const;
-  // E_t |e^{i w t} - m|^2 / 2 over every causal (query, key) pair of a window
-  // (t weighted by window - t), m = the mean rotation of head h (mean) or 1: how far
-  // a NoPE stand-in is from the rotation on the keys a changed score could promote.
-  double rotation_error(int64_t h, double inv_freq, bool mean) const;
 
  private:
   int64_t heads_ = 0, window_ = 0, queries_ = 0;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -19,6 +18,9 @@ namespace mlar {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// attn key balances tried with --attn-key-balance auto (held-out perplexity).
+const std::vector<double> kKeyBalances = {1.0, 0.3, 0.1, 0.03, 0.01};
 
 // Everything every layer's conversion shares once d_r and freqfold are fixed.
 struct Setup {
@@ -51,9 +53,9 @@ LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const 
                        const ExtendOptions& o, bool keep_stages) {
   const ModelConfig& c = src.config;
   const LayerWeights& L = src.weights.layers[static_cast<size_t>(l)];
-  SplitLayer split = split_of(src, l, st, s);
-  if (s.method == KvMethod::Attn && getenv("MLAR_CENTER")) center_nope_keys(c, split, st.S);
-  const KvBasis basis = kv_basis(s.method, kv_problem(c, L, split, st.S, s.method, s.key_balance, st.attention.empty() ? nullptr : &st.attention));
+  const SplitLayer split = split_of(src, l, st, s);
+  const DistanceHistogram* attn = st.attention.empty() ? nullptr : &st.attention;
+  const KvBasis basis = kv_basis(s.method, kv_problem(c, L, split, st.S, s.method, s.key_balance, attn));
   const la::Mat A = kv_down(basis, rank), B = kv_up(basis, rank);
   LayerOut out;
   out.plan = split.plan;
@@ -73,7 +75,8 @@ LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const 
   return out;
 }
 
-// The source pair index of each rope pair, for the whole model.
+// The source pair index of each rope pair, for the whole model (MlaConfig holds one
+// frequency table): rorope every (d/d_r)-th, partial strategies their choice.
 std::vector<int64_t> model_rope_freqs(const Model& src, const Setup& s, const std::vector<LayerStats>* st) {
   const ModelConfig& c = src.config;
   const RopeStrategy k = s.split.strategy;
@@ -82,14 +85,12 @@ std::vector<int64_t> model_rope_freqs(const Model& src, const Setup& s, const st
     for (int64_t t = 0; t < s.split.d_r / 2; ++t) out.push_back(t * (c.head_dim / s.split.d_r));
     return out;
   }
-  if (k != RopeStrategy::TwoNorm && k != RopeStrategy::Attn) return choose_partial_freqs(c, k, s.split.d_r, {});
+  if (k != RopeStrategy::TwoNorm) return choose_partial_freqs(c, k, s.split.d_r, {});
   if (!st) fail("extend: --rope-strategy {} needs source statistics", rope_strategy_name(k));
   std::vector<RopeStats> rs;
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerStats& ls = (*st)[static_cast<size_t>(l)];
-    SplitOptions so = s.split;
-    so.attention = ls.attention.empty() ? nullptr : &ls.attention;
-    rs.push_back(layer_rope_stats(c, src.weights.layers[static_cast<size_t>(l)], ls.S, so, k == RopeStrategy::TwoNorm));
+    rs.push_back(layer_rope_stats(c, src.weights.layers[static_cast<size_t>(l)], ls.S, true));
   }
   std::vector<const RopeStats*> ptrs;
   for (const auto& r : rs) ptrs.push_back(&r);
@@ -99,10 +100,7 @@ std::vector<int64_t> model_rope_freqs(const Model& src, const Setup& s, const st
 MlaConfig mla_config_for(const ModelConfig& c, const Setup& s, const std::vector<int64_t>& ranks, bool latent_norm,
                          int64_t q_lora) {
   MlaConfig m = extend_mla_config(c, s.split.d_r);
-  std::vector<int64_t> freqs = s.split.kept;
-  if (s.split.strategy == RopeStrategy::RoRoPE)
-    for (int64_t t = 0; t < s.split.d_r / 2; ++t) freqs.push_back(t * (c.head_dim / s.split.d_r));
-  m.rope_inv_freq = rope_inv_freq_table(c, s.split.d_r, freqs);
+  m.rope_inv_freq = rope_inv_freq_table(c, s.split.d_r, s.split.kept);
   m.kv_lora_rank = *std::max_element(ranks.begin(), ranks.end());
   if (std::any_of(ranks.begin(), ranks.end(), [&](int64_t r) { return r != ranks.front(); })) m.layer_kv_lora_rank = ranks;
   m.latent_norm = latent_norm;
@@ -120,8 +118,7 @@ std::vector<std::vector<double>> layer_spectra(const Model& src, const Setup& s,
   std::vector<std::vector<double>> out;
   for (int64_t l = 0; l < src.config.num_layers; ++l) {
     const LayerStats& ls = st[static_cast<size_t>(l)];
-    SplitLayer split = split_of(src, l, ls, s);
-    if (s.method == KvMethod::Attn && getenv("MLAR_CENTER")) center_nope_keys(src.config, split, ls.S);
+    const SplitLayer split = split_of(src, l, ls, s);
     out.push_back(
         kv_basis(s.method, kv_problem(src.config, src.weights.layers[static_cast<size_t>(l)], split, ls.S, s.method,
                                       s.key_balance, ls.attention.empty() ? nullptr : &ls.attention))
@@ -198,7 +195,10 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   }
   if (cands.empty()) fail("extend: no valid (--qk-rope-dim, --freqfold) for head size {}", d);
   auto per_layer_rank = [&](int64_t dr) { return total > 0 ? total - dr : o.kv_lora_rank; };
-  const bool choosing = cands.size() > 1;
+  // attn's key balance: given, or chosen from kKeyBalances (after d_r / freqfold, at
+  // the middle value).
+  const bool auto_balance = o.kv_method == KvMethod::Attn && o.attn_key_balance == 0;
+  const bool choosing = cands.size() > 1 || auto_balance;
 
   // Calibration ids: the statistics part and, when choosing, the held-out tail.
   const std::span<const int32_t> all(calib_ids);
@@ -225,14 +225,13 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
                      win.count(), win.len, win.tokens(), held, calib_mode_name(o.calib_mode)));
 
   StatsWanted want;
-  want.attention = o.nope_rotation == NopeRotation::Mean || o.rope_strategy == RopeStrategy::Attn ||
-                   o.kv_method == KvMethod::Attn;
+  want.attention = o.nope_rotation == NopeRotation::Mean || o.kv_method == KvMethod::Attn;
   want.samples = norms_on(o);
   want.reservoir = o.reservoir;
 
   // Source statistics when something reads every layer's.
   const bool need_source = choosing || o.calib_mode == CalibMode::Parallel || o.rank_alloc == RankAlloc::Energy ||
-                           o.rope_strategy == RopeStrategy::TwoNorm || o.rope_strategy == RopeStrategy::Attn;
+                           o.rope_strategy == RopeStrategy::TwoNorm;
   std::vector<LayerStats> src_stats;
   if (need_source) {
     StatsWanted w = want;
@@ -248,9 +247,10 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     s.split.d_r = dr;
     s.split.freqfold = f;
     s.split.mean_rotation = o.nope_rotation == NopeRotation::Mean;
+    s.split.complex_pca = o.rope_pca == RopePca::Complex;
     s.method = o.kv_method;
     s.key_balance = o.attn_key_balance;
-    if (o.rope_strategy != RopeStrategy::RoRoPE) s.split.kept = model_rope_freqs(gqa, s, src_ptr);
+    s.split.kept = model_rope_freqs(gqa, s, src_ptr);  // rorope: informational (plan_rope derives them)
     return s;
   };
   auto ranks_for = [&](const Setup& s) {
@@ -265,31 +265,44 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     return out;
   };
 
-  // Choose (d_r, freqfold) by held-out perplexity of models built from source statistics.
+  // Choose (d_r, freqfold), then attn's key balance, by held-out perplexity of models
+  // built from source statistics.
   std::pair<int64_t, int64_t> chosen = cands.front();
+  double balance = auto_balance ? kKeyBalances[kKeyBalances.size() / 2] : o.attn_key_balance;
   if (choosing) {
     ops::set_blas_threads(ops::cpu_threads());
     ExtendOptions plain = o;  // candidates are compared without the RMSNorm fits
     plain.latent_norm = LatentNorm::None;
     plain.q_lora_rank = 0;
     double best = 0;
-    for (const auto& [dr, f] : cands) {
-      const Setup s = setup_for(dr, f);
+    auto score = [&](int64_t dr, int64_t f, double b) {
+      Setup s = setup_for(dr, f);
+      s.key_balance = b;
       const std::vector<int64_t> ranks = ranks_for(s);
       std::vector<LayerOut> layers = from_source(s, ranks, plain, false);
       const double ppl = hybrid_perplexity(gqa, with_mla(c, mla_config_for(c, s, ranks, false, 0)),
                                            pick(layers, &LayerOut::final), heldout, o.calib_len);
-      rep.candidates.push_back({dr, f, per_layer_rank(dr), ppl});
-      say(o, fmt::format("candidate qk_rope_dim {} freqfold {} kv_lora_rank {}: held-out perplexity {:.4f}", dr, f,
-                         per_layer_rank(dr), ppl));
-      if (best == 0 || ppl < best) {
-        best = ppl;
-        chosen = {dr, f};
-      }
+      rep.candidates.push_back({dr, f, per_layer_rank(dr), o.kv_method == KvMethod::Attn ? b : 0.0, ppl});
+      say(o, fmt::format("candidate qk_rope_dim {} freqfold {} kv_lora_rank {}{}: held-out perplexity {:.4f}", dr, f,
+                         per_layer_rank(dr),
+                         o.kv_method == KvMethod::Attn ? fmt::format(" key balance {}", b) : std::string(), ppl));
+      const bool better = best == 0 || ppl < best;
+      if (better) best = ppl;
+      return better;
+    };
+    for (const auto& [dr, f] : cands)
+      if (score(dr, f, balance)) chosen = {dr, f};
+    if (auto_balance) {
+      const double start = balance;
+      for (double b : kKeyBalances)
+        if (b != start && score(chosen.first, chosen.second, b)) balance = b;
     }
-    say(o, fmt::format("chose qk_rope_dim {} freqfold {}", chosen.first, chosen.second));
+    say(o, fmt::format("chose qk_rope_dim {} freqfold {}{}", chosen.first, chosen.second,
+                       o.kv_method == KvMethod::Attn ? fmt::format(" key balance {}", balance) : std::string()));
   }
-  const Setup fin = setup_for(chosen.first, chosen.second);
+  Setup fin = setup_for(chosen.first, chosen.second);
+  fin.key_balance = balance;
+  rep.key_balance = o.kv_method == KvMethod::Attn ? balance : 0.0;
   const std::vector<int64_t> ranks = ranks_for(fin);
   for (int64_t r : ranks)
     if (r < 1 || r > Z) fail("extend: layer rank {} outside [1, {}]", r, Z);

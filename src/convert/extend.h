@@ -40,10 +40,15 @@ enum class RankAlloc { Uniform, Energy };
 // none (score q . k, TransMLA / MHA2MLA) or mean (q . E_p[R] k, from the source
 // attention's distance histogram).
 enum class NopeRotation { None, Mean };
+// The PCA across kv heads in the rope separation (rope_split.h): real (TransMLA,
+// MHA2MLA) or complex (phases aligned too; commutes with RoPE all the same).
+enum class RopePca { Real, Complex };
 const char* calib_mode_name(CalibMode m);
 const char* latent_norm_name(LatentNorm n);
 const char* rank_alloc_name(RankAlloc a);
 const char* nope_rotation_name(NopeRotation n);
+const char* rope_pca_name(RopePca p);
+std::optional<RopePca> rope_pca_from_name(const std::string& s);
 std::optional<CalibMode> calib_mode_from_name(const std::string& s);
 std::optional<LatentNorm> latent_norm_from_name(const std::string& s);
 std::optional<RankAlloc> rank_alloc_from_name(const std::string& s);
@@ -60,11 +65,12 @@ struct ExtendOptions {
   int64_t qk_rope_dim = 0;      // d_r; 0 = choose (by held-out perplexity with a budget, else d/2)
   int64_t freqfold = 0;         // rorope FreqFold; 0 = auto (by held-out perplexity); others: 1
   NopeRotation nope_rotation = NopeRotation::Mean;
+  RopePca rope_pca = RopePca::Complex;
   // Latent.
   int64_t kv_lora_rank = 0;     // r of every layer (or the total / L with --rank-alloc energy)
   double kv_budget = 0;         // in (0,1): r + d_r = round(budget * 2 n_kv d) per layer
   KvMethod kv_method = KvMethod::Attn;
-  double attn_key_balance = 1.0;  // multiplies the attn key metric
+  double attn_key_balance = 0;  // multiplies the attn key metric; 0 = auto (held-out perplexity)
   RankAlloc rank_alloc = RankAlloc::Uniform;
   int64_t q_lora_rank = 0;      // 0 = full-rank W_q
   LatentNorm latent_norm = LatentNorm::None;
@@ -95,12 +101,14 @@ struct ExtendStage {
 
 struct ExtendCandidate {
   int64_t qk_rope_dim = 0, freqfold = 1, kv_lora_rank = 0;
+  double key_balance = 0;  // attn only
   double heldout_ppl = 0;
 };
 
 struct ExtendReport {
   ExtendOptions options;  // as given (eval_ids cleared)
   int64_t qk_rope_dim = 0, freqfold = 1;
+  double key_balance = 0;                       // attn's, as used
   std::vector<int64_t> layer_rank;              // r per layer
   std::vector<double> layer_rope_captured;      // fraction of E|k|^2 in the rope key
   std::vector<double> layer_latent_captured;    // fraction of the method's objective kept

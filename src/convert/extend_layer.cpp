@@ -1,7 +1,6 @@
 #include "convert/extend_layer.h"
 
 #include <cmath>
-#include <cstdlib>
 
 #include "runtime/rope_table.h"
 #include "util/error.h"
@@ -21,33 +20,13 @@ la::Mat wo_block(const la::Mat& wo, int64_t h, int64_t d) { return la::cols_of(w
 
 }  // namespace
 
-RopeStats layer_rope_stats(const ModelConfig& c, const LayerWeights& src, const la::Mat& S, const SplitOptions& o,
-                           bool query) {
-  const int64_t H = c.num_heads, J = c.num_kv_heads, d = c.head_dim, g = c.group_size(), half = d / 2;
+RopeStats layer_rope_stats(const ModelConfig& c, const LayerWeights& src, const la::Mat& S, bool query) {
   RopeStats st;
   st.key = la::sandwich(la::augmented(src.wk, src.bk), S);
-  const bool attn = o.strategy == RopeStrategy::Attn;
-  if (!query && !attn) return st;
+  if (!query) return st;
   const la::Mat wq = la::augmented(src.wq, src.bq);  // [H d, D+1]
-  std::vector<la::Mat> qq;
-  for (int64_t h = 0; h < H; ++h) qq.push_back(la::sandwich(la::rows_of(wq, h * d, d), S));
-  if (attn) {
-    const std::vector<float> inv_freq = rope_inv_freq(c);
-    st.pair_weight.assign(static_cast<size_t>(J * half), 0.0);
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t i = 0; i < half; ++i) {
-        const auto [re, im] = rope_pair_coords(c.rope_layout, d, i);
-        double rho = 1.0;  // how much of the rotation a NoPE stand-in would miss
-        if (o.attention && !o.attention->empty()) {
-          if (getenv("MLAR_RHO_UNIFORM")) rho = o.attention->rotation_error(h, inv_freq[static_cast<size_t>(i)], o.mean_rotation); else { // TEMP
-          const auto [a, b] = o.attention->mean_rotation(h, inv_freq[static_cast<size_t>(i)]);
-          rho = o.mean_rotation ? 1.0 - (a * a + b * b) : 1.0 - a; }
-        }
-        st.pair_weight[static_cast<size_t>((h / g) * half + i)] +=
-            (qq[static_cast<size_t>(h)](re, re) + qq[static_cast<size_t>(h)](im, im)) * std::max(rho, 0.0);
-      }
-  }
-  if (query) st.query = std::move(qq);
+  for (int64_t h = 0; h < c.num_heads; ++h)
+    st.query.push_back(la::sandwich(la::rows_of(wq, h * c.head_dim, c.head_dim), S));
   return st;
 }
 
@@ -60,14 +39,15 @@ SplitLayer split_layer(const ModelConfig& c, const LayerWeights& src, const la::
   if (o.mean_rotation && (!o.attention || o.attention->empty()))
     fail("split_layer: mean rotation needs the layer's attention statistics");
   const bool need_query = o.strategy == RopeStrategy::TwoNorm && o.kept.empty();
-  const RopeStats st = layer_rope_stats(c, src, S, o, need_query);
+  const RopeStats st = layer_rope_stats(c, src, S, need_query);
 
   SplitLayer out;
-  out.plan = plan_rope(c, st, o.strategy, d_r, o.freqfold, o.kept);
+  out.plan = plan_rope(c, st, o.strategy, d_r, o.freqfold, o.kept, o.complex_pca);
   const RopePlan& plan = out.plan;
   const int64_t dq = d + d_r;
 
-  // Rope key: pair t = component a of group gi, re and im alike.
+  // Rope key: pair t = component a of group gi, k'_a = sum conj(mix) k (complex
+  // product on (re, im): conj(x + iy) (u + iv) = (xu + yv) + i (xv - yu)).
   out.k_rope = la::Mat(d_r, W);
   for (int64_t t = 0; t < d_r / 2; ++t) {
     const auto [gi, a] = plan.slots[static_cast<size_t>(t)];
@@ -77,9 +57,11 @@ SplitLayer split_layer(const ModelConfig& c, const LayerWeights& src, const la::
     for (int64_t j = 0; j < J; ++j)
       for (int64_t f = 0; f < F; ++f) {
         const auto [sr, si] = rope_pair_coords(c.rope_layout, d, grp.freqs[static_cast<size_t>(f)]);
-        const double m = grp.mix(j * F + f, a);
-        axpy_row(out.k_rope, tr, m, wk, j * d + sr);
-        axpy_row(out.k_rope, ti, m, wk, j * d + si);
+        const double x = grp.mix(j * F + f, a), y = grp.mix_im(j * F + f, a);
+        axpy_row(out.k_rope, tr, x, wk, j * d + sr);
+        axpy_row(out.k_rope, tr, y, wk, j * d + si);
+        axpy_row(out.k_rope, ti, x, wk, j * d + si);
+        axpy_row(out.k_rope, ti, -y, wk, j * d + sr);
       }
   }
 
@@ -114,23 +96,22 @@ SplitLayer split_layer(const ModelConfig& c, const LayerWeights& src, const la::
     for (int64_t f = 0; f < F; ++f) {
       const auto [sr, si] = rope_pair_coords(c.rope_layout, d, grp.freqs[static_cast<size_t>(f)]);
       for (int64_t j = 0; j < J; ++j) {
-        const double p = grp.part(j * F + f, a);
-        axpy_row(out.z, j * d + sr, -p, out.k_rope, tr);
-        axpy_row(out.z, j * d + si, -p, out.k_rope, ti);
-        for (int64_t h = j * g; h < (j + 1) * g; ++h) {
-          axpy_row(out.q, h * dq + d + tr, p, wq, h * d + sr);
-          axpy_row(out.q, h * dq + d + ti, p, wq, h * d + si);
+        // rope part of k_{j,f} = part k' = (x + iy)(u + iv) = (xu - yv) + i (yu + xv)
+        const double x = grp.part(j * F + f, a), y = grp.part_im(j * F + f, a);
+        axpy_row(out.z, j * d + sr, -x, out.k_rope, tr);
+        axpy_row(out.z, j * d + sr, y, out.k_rope, ti);
+        axpy_row(out.z, j * d + si, -y, out.k_rope, tr);
+        axpy_row(out.z, j * d + si, -x, out.k_rope, ti);
+        for (int64_t h = j * g; h < (j + 1) * g; ++h) {  // q' += conj(part) q_{h,f}
+          axpy_row(out.q, h * dq + d + tr, x, wq, h * d + sr);
+          axpy_row(out.q, h * dq + d + tr, y, wq, h * d + si);
+          axpy_row(out.q, h * dq + d + ti, x, wq, h * d + si);
+          axpy_row(out.q, h * dq + d + ti, -y, wq, h * d + sr);
         }
       }
     }
   }
   return out;
-}
-
-void center_nope_keys(const ModelConfig& c, SplitLayer& split, const la::Mat& S) {
-  const int64_t K = c.kv_dim(), D = c.hidden_size;
-  const la::Mat mean = la::matmul(la::rows_of(split.z, 0, K), la::cols_of(S, D, 1));  // [K, 1] E[k_nope]
-  for (int64_t i = 0; i < K; ++i) split.z(i, D) -= mean(i, 0);
 }
 
 KvProblem kv_problem(const ModelConfig& c, const LayerWeights& src, const SplitLayer& split, const la::Mat& S,
@@ -156,7 +137,7 @@ KvProblem kv_problem(const ModelConfig& c, const LayerWeights& src, const SplitL
       const la::Mat ob = wo_block(wo, h, d);
       const la::Mat gram = la::matmul(ob, ob, true, false);  // [d, d] W_o[h]^T W_o[h]
       double spread = 0;  // tr(G_h Cov(v_j)), or measured under the attention
-      if (attention && !attention->empty() && !getenv("MLAR_GLOBAL_SPREAD")) {
+      if (attention && !attention->empty()) {
         spread = attention->value_spread(h);
       } else {
         for (int64_t a = 0; a < d; ++a)

@@ -37,30 +37,25 @@ struct SplitLayer {
 struct SplitOptions {
   RopeStrategy strategy = RopeStrategy::RoRoPE;
   int64_t d_r = 0, freqfold = 1;
-  // Partial strategies and attn: the source pair index of each rope pair (chosen for
-  // the whole model: MlaConfig holds one frequency table); ignored by rorope.
+  // The source pair index of each rope pair, chosen for the whole model (MlaConfig
+  // holds one frequency table). Partial strategies: the frequencies kept (empty =
+  // choose from this layer alone); rorope derives its own (every (d/d_r)-th).
   std::vector<int64_t> kept;
-  const DistanceHistogram* attention = nullptr;  // the layer's (mean_rotation, attn)
+  const DistanceHistogram* attention = nullptr;  // the layer's (mean_rotation)
   bool mean_rotation = false;                    // q_nope = M^T q (needs attention)
+  bool complex_pca = false;                      // rope_split.h: complex PCA across kv heads
 };
 
 SplitLayer split_layer(const ModelConfig& c, const LayerWeights& src, const la::Mat& S, const SplitOptions& o);
 
-// What plan_rope reads for this layer: E[k k^T]; with query, every E[q_h q_h^T]; for
-// attn, the pair weights (from `attention` and o.mean_rotation).
-RopeStats layer_rope_stats(const ModelConfig& c, const LayerWeights& src, const la::Mat& S, const SplitOptions& o,
-                           bool query);
+// What plan_rope reads for this layer: E[k k^T]; with query, every E[q_h q_h^T].
+RopeStats layer_rope_stats(const ModelConfig& c, const LayerWeights& src, const la::Mat& S, bool query);
 
 // Rotation pair (a, b) = (E_p cos, E_p sin) applied to a query pair: the (re, im) of
 // M^T q with M = [[a, b], [-b, a]] = E_p[R_{-w t}].
 inline std::pair<double, double> mean_rotated(double re, double im, double a, double b) {
   return {a * re - b * im, b * re + a * im};
 }
-
-// Removes the mean of the NoPE keys (their bias absorbs -E[k_nope]). Exact: for a
-// query, q . E[k_nope] is the same for every key, and softmax ignores a constant.
-// The latent then spends nothing on the key mean.
-void center_nope_keys(const ModelConfig& c, SplitLayer& split, const la::Mat& S);
 
 // key_balance multiplies the attn key metric (1 = the first-order balance above).
 // attention (optional): the layer's measured value spread per head replaces the

@@ -28,6 +28,12 @@ const char* calib_mode_name(CalibMode m) { return m == CalibMode::Sequential ? "
 const char* latent_norm_name(LatentNorm n) { return n == LatentNorm::None ? "none" : "calibrated"; }
 const char* rank_alloc_name(RankAlloc a) { return a == RankAlloc::Uniform ? "uniform" : "energy"; }
 const char* nope_rotation_name(NopeRotation n) { return n == NopeRotation::None ? "none" : "mean"; }
+const char* rope_pca_name(RopePca p) { return p == RopePca::Real ? "real" : "complex"; }
+std::optional<RopePca> rope_pca_from_name(const std::string& s) {
+  if (s == "real") return RopePca::Real;
+  if (s == "complex") return RopePca::Complex;
+  return std::nullopt;
+}
 
 std::optional<CalibMode> calib_mode_from_name(const std::string& s) {
   if (s == "sequential") return CalibMode::Sequential;
@@ -107,7 +113,7 @@ void check_extend_options(const ModelConfig& c, const ExtendOptions& o) {
   if (o.q_lora_rank < 0 || o.q_lora_rank > std::min(c.hidden_size, q_width))
     fail("--q-lora-rank {} must be in [0, {}] (0 = full-rank W_q; at most the hidden size {} and the query width {})",
          o.q_lora_rank, std::min(c.hidden_size, q_width), c.hidden_size, q_width);
-  if (!(o.attn_key_balance > 0)) fail("attn key balance {} must be positive", o.attn_key_balance);
+  if (o.attn_key_balance < 0) fail("--attn-key-balance {} must be positive (or auto)", o.attn_key_balance);
   const bool norms = o.latent_norm == LatentNorm::Calibrated || o.q_lora_rank > 0;
   if (norms && o.reservoir <= o.q_lora_rank)
     fail("calibration reservoir of {} samples is too small for --q-lora-rank {}", o.reservoir, o.q_lora_rank);
@@ -128,6 +134,7 @@ nlohmann::json ExtendReport::to_json() const {
                {"qk_rope_dim", options.qk_rope_dim == 0 ? json("auto") : json(options.qk_rope_dim)},
                {"freqfold", options.freqfold == 0 ? json("auto") : json(options.freqfold)},
                {"nope_rotation", nope_rotation_name(options.nope_rotation)},
+               {"rope_pca", rope_pca_name(options.rope_pca)},
                {"kv_method", kv_method_name(options.kv_method)},
                {"rank_alloc", rank_alloc_name(options.rank_alloc)},
                {"q_lora_rank", options.q_lora_rank},
@@ -135,22 +142,27 @@ nlohmann::json ExtendReport::to_json() const {
                {"eval_ctx", options.eval_ctx}};
   if (options.kv_budget > 0) opts["kv_budget"] = options.kv_budget;
   if (options.kv_lora_rank > 0) opts["kv_lora_rank"] = options.kv_lora_rank;
-  if (options.attn_key_balance != 1.0) opts["attn_key_balance"] = options.attn_key_balance;
+  if (options.kv_method == KvMethod::Attn)
+    opts["attn_key_balance"] = options.attn_key_balance == 0 ? json("auto") : json(options.attn_key_balance);
   json st = json::array();
   for (const auto& s : stages)
     st.push_back({{"stage", s.name},
                   {"perplexity", s.ppl ? json(*s.ppl) : json(nullptr)},
                   {"kv_bytes_per_token", s.kv_bytes_per_token}});
   json cand = json::array();
-  for (const auto& c : candidates)
-    cand.push_back({{"qk_rope_dim", c.qk_rope_dim},
-                    {"freqfold", c.freqfold},
-                    {"kv_lora_rank", c.kv_lora_rank},
-                    {"heldout_perplexity", c.heldout_ppl}});
+  for (const auto& c : candidates) {
+    json x = {{"qk_rope_dim", c.qk_rope_dim},
+              {"freqfold", c.freqfold},
+              {"kv_lora_rank", c.kv_lora_rank},
+              {"heldout_perplexity", c.heldout_ppl}};
+    if (c.key_balance > 0) x["attn_key_balance"] = c.key_balance;
+    cand.push_back(x);
+  }
   const int64_t before = kv_bytes_before(), after = kv_bytes_after();
   return {{"options", opts},
           {"qk_rope_dim", qk_rope_dim},
           {"freqfold", freqfold},
+          {"attn_key_balance", key_balance > 0 ? json(key_balance) : json(nullptr)},
           {"layer_kv_lora_rank", layer_rank},
           {"rope_pairs_source_index", kept_freqs},
           {"layer_rope_key_energy", layer_rope_captured},

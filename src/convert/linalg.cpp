@@ -1,7 +1,12 @@
 #include "convert/linalg.h"
 
-#include <cblas.h>
+#include <complex>
+// LAPACKE's complex types as std::complex (lapack.h honours predefined types).
+#define lapack_complex_float std::complex<float>
+#define lapack_complex_double std::complex<double>
 #include <lapacke.h>
+// after lapacke.h: OpenBLAS's headers would define the C99 complex type first
+#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -89,6 +94,30 @@ SymEig sym_eig(const Mat& S) {
       if (std::abs(a(i, src)) > std::abs(a(arg, src))) arg = i;
     const double sign = a(arg, src) < 0 ? -1.0 : 1.0;
     for (int64_t i = 0; i < n; ++i) e.vectors(i, k) = sign * a(i, src);
+  }
+  return e;
+}
+
+HermEig herm_eig(const std::vector<std::complex<double>>& H, int64_t n) {
+  if (static_cast<int64_t>(H.size()) != n * n) fail("la::herm_eig: {} values for a {} x {} matrix", H.size(), n, n);
+  HermEig e;
+  if (n == 0) return e;
+  std::vector<std::complex<double>> a = H;
+  std::vector<double> w(static_cast<size_t>(n));
+  const lapack_int info = LAPACKE_zheevd(LAPACK_ROW_MAJOR, 'V', 'U', static_cast<lapack_int>(n), a.data(),
+                                         static_cast<lapack_int>(n), w.data());
+  if (info != 0) fail("la::herm_eig: LAPACKE_zheevd failed (info {}) on a {} x {} matrix", info, n, n);
+  e.values.resize(static_cast<size_t>(n));
+  e.vectors.assign(static_cast<size_t>(n * n), 0.0);
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t src = n - 1 - k;
+    e.values[static_cast<size_t>(k)] = w[static_cast<size_t>(src)];
+    int64_t arg = 0;
+    for (int64_t i = 1; i < n; ++i)
+      if (std::abs(a[static_cast<size_t>(i * n + src)]) > std::abs(a[static_cast<size_t>(arg * n + src)])) arg = i;
+    const std::complex<double> top = a[static_cast<size_t>(arg * n + src)];
+    const std::complex<double> phase = std::abs(top) > 0 ? std::conj(top) / std::abs(top) : 1.0;
+    for (int64_t i = 0; i < n; ++i) e.vectors[static_cast<size_t>(i * n + k)] = phase * a[static_cast<size_t>(i * n + src)];
   }
   return e;
 }

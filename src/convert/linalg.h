@@ -4,6 +4,7 @@
 // decides (RoPE bases, latent bases, norm weights) is computed here in double and
 // only rounded to float when it becomes a weight.
 #pragma once
+#include <complex>
 #include <cstdint>
 #include <vector>
 
@@ -46,6 +47,15 @@ struct SymEig {
   Mat vectors;                 // [n, n]
 };
 SymEig sym_eig(const Mat& S);
+
+// Eigendecomposition of a Hermitian matrix H ([n, n] row-major): values descending,
+// column k of vectors (row-major [n, n]) the unit eigenvector of values[k], its
+// phase fixed so that its entry of largest magnitude is real and positive (zheevd).
+struct HermEig {
+  std::vector<double> values;                 // [n]
+  std::vector<std::complex<double>> vectors;  // [n, n]
+};
+HermEig herm_eig(const std::vector<std::complex<double>>& H, int64_t n);
 
 // Thin SVD A = U diag(s) V^T, s descending (dgesdd).
 struct Svd {

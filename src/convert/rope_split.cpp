@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <complex>
 #include <numeric>
-#include <cstdlib>
-#include <string>
 
 #include "runtime/rope_table.h"
 #include "util/error.h"
@@ -12,8 +11,8 @@
 namespace mlar {
 namespace {
 
-constexpr RopeStrategy kStrategies[] = {RopeStrategy::RoRoPE,  RopeStrategy::High,    RopeStrategy::Low,
-                                        RopeStrategy::Uniform, RopeStrategy::TwoNorm, RopeStrategy::Attn};
+constexpr RopeStrategy kStrategies[] = {RopeStrategy::RoRoPE, RopeStrategy::High, RopeStrategy::Low,
+                                        RopeStrategy::Uniform, RopeStrategy::TwoNorm};
 
 // E|k_{j,i}|^2-style energy of pair i in the d x d block starting at (o, o) of M.
 double pair_energy(const la::Mat& M, int64_t o, RopeLayout layout, int64_t d, int64_t i) {
@@ -34,82 +33,82 @@ std::vector<double> two_norm_scores(const ModelConfig& c, const RopeStats& st) {
   return score;
 }
 
-// The group's covariance C[(j,f),(j',f')] = E[re re'] + E[im im'].
-la::Mat group_cov(const ModelConfig& c, const la::Mat& K, const std::vector<int64_t>& freqs) {
+using cplx = std::complex<double>;
+
+// The group's Hermitian covariance C[(j,f),(j',f')] = E[z z'^*], z = re + i im:
+// real part E[re re'] + E[im im'] (what the real PCA reads), imaginary part
+// E[im re'] - E[re im'].
+std::vector<cplx> group_cov(const ModelConfig& c, const la::Mat& K, const std::vector<int64_t>& freqs) {
   const int64_t d = c.head_dim, J = c.num_kv_heads, F = static_cast<int64_t>(freqs.size()), n = J * F;
-  la::Mat C(n, n);
+  std::vector<cplx> C(static_cast<size_t>(n * n));
   for (int64_t j = 0; j < J; ++j)
     for (int64_t f = 0; f < F; ++f)
       for (int64_t j2 = 0; j2 < J; ++j2)
         for (int64_t f2 = 0; f2 < F; ++f2) {
           const auto [a, b] = rope_pair_coords(c.rope_layout, d, freqs[static_cast<size_t>(f)]);
           const auto [a2, b2] = rope_pair_coords(c.rope_layout, d, freqs[static_cast<size_t>(f2)]);
-          C(j * F + f, j2 * F + f2) = K(j * d + a, j2 * d + a2) + K(j * d + b, j2 * d + b2);
+          const int64_t r = j * d, r2 = j2 * d;
+          C[static_cast<size_t>((j * F + f) * n + j2 * F + f2)] =
+              cplx(K(r + a, r2 + a2) + K(r + b, r2 + b2), K(r + b, r2 + a2) - K(r + a, r2 + b2));
         }
   return C;
 }
 
-// PCA of the group's (kv head, frequency) vectors, keeping the first m components;
-// with weights (one per row of C) the PCA of W^1/2 C W^1/2.
-RopeGroup pca_group(const ModelConfig& c, const la::Mat& K, std::vector<int64_t> freqs, int64_t m,
-                    const std::vector<double>& weights = {}) {
-  const la::Mat C = group_cov(c, K, freqs);
-  const int64_t n = C.rows;
-  std::vector<double> sw(static_cast<size_t>(n), 1.0);  // sqrt of the weights, floored
-  if (!weights.empty()) {
-    const double top = *std::max_element(weights.begin(), weights.end());
-    for (int64_t i = 0; i < n; ++i)
-      sw[static_cast<size_t>(i)] = std::sqrt(std::max(weights[static_cast<size_t>(i)], std::max(top, 1e-300) * 1e-9));
-  }
-  la::Mat Cw = C;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) Cw(i, j) *= sw[static_cast<size_t>(i)] * sw[static_cast<size_t>(j)];
-  const la::SymEig e = la::sym_eig(Cw);
-  if (getenv("MLAR_DEBUG_CPLX") && freqs.size() == 1) {  // TEMP: complex PCA energy
-    const int64_t d = c.head_dim, J = c.num_kv_heads;
-    const auto [re, im] = rope_pair_coords(c.rope_layout, d, freqs[0]);
-    la::Mat R(2 * J, 2 * J);
-    for (int64_t j = 0; j < J; ++j)
-      for (int64_t k = 0; k < J; ++k) {
-        const double A = K(j * d + re, k * d + re) + K(j * d + im, k * d + im);
-        const double B = K(j * d + im, k * d + re) - K(j * d + re, k * d + im);
-        R(j, k) = A; R(J + j, J + k) = A; R(j, J + k) = -B; R(J + j, k) = B;
-      }
-    const auto ce = la::sym_eig(R);
-    fprintf(stderr, "freq %ld total %.4g real top %.4g complex top %.4g\n", (long)freqs[0], la::trace(C), e.values[0], ce.values[0]);
-  }
-  RopeGroup g;
-  g.freqs = std::move(freqs);
-  g.mix = la::cols_of(e.vectors, 0, m);
-  g.part = g.mix;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t a = 0; a < m; ++a) {
-      g.mix(i, a) *= sw[static_cast<size_t>(i)];
-      g.part(i, a) /= sw[static_cast<size_t>(i)];
-    }
-  g.eigenvalues = e.values;
-  // E|rope part|^2 = tr(part (mix^T C mix) part^T)
-  const la::Mat kk = la::sandwich(la::transpose(g.mix), C);  // [m, m]
-  g.rope_energy = la::trace(la::sandwich(g.part, kk));
-  return g;
+// Descending eigen-pairs of C: real (of its real part, as TransMLA's PCA with re and
+// im as separate samples) or complex (of the Hermitian C).
+la::HermEig group_eig(const std::vector<cplx>& C, int64_t n, bool complex) {
+  if (complex) return la::herm_eig(C, n);
+  la::Mat R(n, n);
+  for (int64_t i = 0; i < n * n; ++i) R.a[static_cast<size_t>(i)] = C[static_cast<size_t>(i)].real();
+  const la::SymEig e = la::sym_eig(R);
+  la::HermEig out;
+  out.values = e.values;
+  for (double v : e.vectors.a) out.vectors.push_back(v);
+  return out;
 }
 
-// Weighted eigenvalues of every (frequency, component) of one layer, [d/2][n_kv].
-std::vector<std::vector<double>> attn_pair_scores(const ModelConfig& c, const RopeStats& st) {
-  const int64_t half = c.head_dim / 2, J = c.num_kv_heads;
-  if (static_cast<int64_t>(st.pair_weight.size()) != J * half) fail("plan_rope: attn needs the pair weights");
-  std::vector<std::vector<double>> out;
-  for (int64_t i = 0; i < half; ++i) {
-    std::vector<double> w;
-    for (int64_t j = 0; j < J; ++j) w.push_back(st.pair_weight[static_cast<size_t>(j * half + i)]);
-    la::Mat C = group_cov(c, st.key, {i});
-    for (int64_t a = 0; a < J; ++a)
-      for (int64_t b = 0; b < J; ++b) C(a, b) *= std::sqrt(std::max(w[a], 0.0) * std::max(w[b], 0.0));
-    std::vector<double> ev = la::sym_eig(C).values;
-    for (double& v : ev) v = std::max(v, 0.0);
-    out.push_back(ev);
-  }
-  return out;
+// PCA of the group's (kv head, frequency) vectors, keeping the first m components
+// (mix = part = the eigenvectors V).
+RopeGroup pca_group(const ModelConfig& c, const la::Mat& K, std::vector<int64_t> freqs, int64_t m, bool complex) {
+  const std::vector<cplx> C = group_cov(c, K, freqs);
+  const int64_t n = c.num_kv_heads * static_cast<int64_t>(freqs.size());
+  const la::HermEig e = group_eig(C, n, complex);
+  RopeGroup g;
+  g.freqs = std::move(freqs);
+  g.mix = g.mix_im = g.part = g.part_im = la::Mat(n, m);
+  std::vector<cplx> M(static_cast<size_t>(n * m)), P(static_cast<size_t>(n * m));  // [n, m]
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t a = 0; a < m; ++a) {
+      const cplx v = e.vectors[static_cast<size_t>(i * n + a)];
+      const cplx mv = v, pv = v;
+      M[static_cast<size_t>(i * m + a)] = mv;
+      P[static_cast<size_t>(i * m + a)] = pv;
+      g.mix(i, a) = mv.real();
+      g.mix_im(i, a) = mv.imag();
+      g.part(i, a) = pv.real();
+      g.part_im(i, a) = pv.imag();
+    }
+  g.eigenvalues = e.values;
+  // E|rope part|^2 = tr(P (M^H C M) P^H)
+  std::vector<cplx> kk(static_cast<size_t>(m * m));  // M^H C M
+  for (int64_t a = 0; a < m; ++a)
+    for (int64_t b = 0; b < m; ++b) {
+      cplx acc = 0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          acc += std::conj(M[static_cast<size_t>(i * m + a)]) * C[static_cast<size_t>(i * n + j)] *
+                 M[static_cast<size_t>(j * m + b)];
+      kk[static_cast<size_t>(a * m + b)] = acc;
+    }
+  double energy = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t a = 0; a < m; ++a)
+      for (int64_t b = 0; b < m; ++b)
+        energy += (P[static_cast<size_t>(i * m + a)] * kk[static_cast<size_t>(a * m + b)] *
+                   std::conj(P[static_cast<size_t>(i * m + b)]))
+                      .real();
+  g.rope_energy = energy;
+  return g;
 }
 
 }  // namespace
@@ -121,7 +120,6 @@ const char* rope_strategy_name(RopeStrategy s) {
     case RopeStrategy::Low: return "low";
     case RopeStrategy::Uniform: return "uniform";
     case RopeStrategy::TwoNorm: return "2norm";
-    case RopeStrategy::Attn: return "attn";
   }
   return "?";
 }
@@ -180,7 +178,6 @@ std::vector<int64_t> choose_partial_freqs(const ModelConfig& c, RopeStrategy s, 
   std::vector<int64_t> keep;
   switch (s) {
     case RopeStrategy::High:
-      if (getenv("MLAR_KEEP")) { std::string e = getenv("MLAR_KEEP"); size_t p = 0; while (p < e.size()) { keep.push_back(std::stoll(e.substr(p))); p = e.find(',', p); if (p == std::string::npos) break; ++p; } break; } // TEMP
       for (int64_t t = 0; t < npairs; ++t) keep.push_back(t);
       break;
     case RopeStrategy::Low:
@@ -208,39 +205,13 @@ std::vector<int64_t> choose_partial_freqs(const ModelConfig& c, RopeStrategy s, 
       std::sort(keep.begin(), keep.end());
       break;
     }
-    case RopeStrategy::Attn: {
-      if (layers.empty()) fail("choose_partial_freqs: attn needs statistics");
-      std::vector<std::vector<double>> score;  // [d/2][n_kv], summed normalised scores
-      for (const RopeStats* st : layers) {
-        const auto l = attn_pair_scores(c, *st);
-        double sum = 0;
-        for (const auto& v : l)
-          for (double x : v) sum += x;
-        if (score.empty()) score.assign(l.size(), std::vector<double>(l.front().size(), 0.0));
-        for (size_t i = 0; i < l.size(); ++i)
-          for (size_t a = 0; a < l[i].size(); ++a) score[i][a] += sum > 0 ? l[i][a] / sum : 0.0;
-      }
-      // Take the largest d_r/2; per frequency the scores descend, so this keeps prefixes.
-      std::vector<std::pair<int64_t, int64_t>> all;
-      for (int64_t i = 0; i < half; ++i)
-        for (int64_t a = 0; a < static_cast<int64_t>(score[static_cast<size_t>(i)].size()); ++a) all.push_back({i, a});
-      std::stable_sort(all.begin(), all.end(), [&](const auto& x, const auto& y) {
-        return score[static_cast<size_t>(x.first)][static_cast<size_t>(x.second)] >
-               score[static_cast<size_t>(y.first)][static_cast<size_t>(y.second)];
-      });
-      if (static_cast<int64_t>(all.size()) < npairs)
-        fail("--qk-rope-dim {}: only {} (frequency, kv head) pairs exist", d_r, all.size());
-      for (int64_t t = 0; t < npairs; ++t) keep.push_back(all[static_cast<size_t>(t)].first);
-      std::sort(keep.begin(), keep.end());
-      break;
-    }
     case RopeStrategy::RoRoPE: break;
   }
   return keep;
 }
 
 RopePlan plan_rope(const ModelConfig& c, const RopeStats& st, RopeStrategy s, int64_t d_r, int64_t freqfold,
-                   const std::vector<int64_t>& kept_freqs) {
+                   const std::vector<int64_t>& kept_freqs, bool complex) {
   check_rope_choice(c, s, d_r, freqfold);
   const int64_t d = c.head_dim, J = c.num_kv_heads, npairs = d_r / 2;
   if (st.key.rows != J * d || st.key.cols != J * d)
@@ -253,7 +224,7 @@ RopePlan plan_rope(const ModelConfig& c, const RopeStats& st, RopeStrategy s, in
     for (int64_t g0 = 0; g0 < d / 2; g0 += F) {
       std::vector<int64_t> freqs(static_cast<size_t>(F));
       std::iota(freqs.begin(), freqs.end(), g0);
-      RopeGroup g = pca_group(c, st.key, std::move(freqs), m);
+      RopeGroup g = pca_group(c, st.key, std::move(freqs), m, complex);
       for (int64_t a = 0; a < m; ++a) g.rope_freq.push_back(g0 + cstep * a);
       plan.groups.push_back(std::move(g));
     }
@@ -262,18 +233,9 @@ RopePlan plan_rope(const ModelConfig& c, const RopeStats& st, RopeStrategy s, in
     if (!std::is_sorted(keep.begin(), keep.end())) fail("plan_rope: kept frequencies must ascend");
     if (static_cast<int64_t>(keep.size()) != npairs)
       fail("plan_rope: {} frequencies given for --qk-rope-dim {}", keep.size(), d_r);
-    for (size_t t = 0; t < keep.size();) {  // one group per distinct frequency (attn may repeat one)
-      const int64_t i = keep[t];
-      int64_t m = 0;
-      while (t < keep.size() && keep[t] == i) ++m, ++t;
-      std::vector<double> w;
-      if (s == RopeStrategy::Attn) {
-        if (static_cast<int64_t>(st.pair_weight.size()) != J * (d / 2)) fail("plan_rope: attn needs the pair weights");
-        for (int64_t j = 0; j < J; ++j) w.push_back(st.pair_weight[static_cast<size_t>(j * (d / 2) + i)]);
-      }
-      if (m > J) fail("plan_rope: {} rope pairs at frequency {} but only {} kv heads", m, i, J);
-      RopeGroup g = pca_group(c, st.key, {i}, m, w);
-      g.rope_freq.assign(static_cast<size_t>(m), i);
+    for (int64_t i : keep) {
+      RopeGroup g = pca_group(c, st.key, {i}, 1, complex);
+      g.rope_freq = {i};
       plan.groups.push_back(std::move(g));
     }
   }

@@ -13,6 +13,7 @@
 #include "io/safetensors_store.h"
 #include "tokenizer/load.h"
 #include "util/error.h"
+#include "util/json_depth.h"
 
 namespace fs = std::filesystem;
 
@@ -85,9 +86,11 @@ Model read_deepseek_v3_model(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail("{}: not a directory", dir);
   const std::string src = (fs::path(dir) / "config.json").string();
+  const std::string text = read_text(src);
+  check_json_depth(text, src);  // error messages dump values recursively
   json j;
   try {
-    j = json::parse(read_text(src));
+    j = json::parse(text);
   } catch (const json::exception& e) {
     fail("{}: malformed JSON: {}", src, e.what());
   }
@@ -169,9 +172,10 @@ Model read_deepseek_v3_model(const std::string& dir) {
   const int64_t q_rows = H * (dn + dr);
   ModelWeights& w = m.weights;
   w.embed = take("model.embed_tokens.weight", {V, D});
-  w.layers.resize(static_cast<size_t>(L));
+  // Layers are added as their tensors are read: num_hidden_layers alone must not
+  // allocate anything.
   for (int64_t i = 0; i < L; ++i) {
-    LayerWeights& Lw = w.layers[static_cast<size_t>(i)];
+    LayerWeights& Lw = w.layers.emplace_back();
     MlaLayerWeights& x = Lw.mla;
     const std::string p = fmt::format("model.layers.{}.", i);
     Lw.attn_norm = take(p + "input_layernorm.weight", {D});

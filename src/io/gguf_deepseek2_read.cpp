@@ -117,9 +117,10 @@ Model read_gguf_deepseek2_model(const std::string& path) {
   W.embed = load("token_embd.weight", {V, D});
   W.final_norm = load("output_norm.weight", {D});
   if (!c.tie_word_embeddings) W.lm_head = load("output.weight", {V, D});
-  W.layers.resize(static_cast<size_t>(c.num_layers));
-  for (size_t i = 0; i < W.layers.size(); ++i) {
-    LayerWeights& L = W.layers[i];
+  // Layers are added as their tensors are read: block_count alone (up to 2^30) must
+  // not allocate anything.
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    LayerWeights& L = W.layers.emplace_back();
     MlaLayerWeights& x = L.mla;
     auto t = [&](const char* n, const Shape& s) { return load(fmt::format("blk.{}.{}.weight", i, n), s); };
     L.attn_norm = t("attn_norm", {D});

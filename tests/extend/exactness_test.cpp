@@ -48,23 +48,24 @@ TEST(ExtendExact, FullRankChangesNothingButTheRemovedRope) {
                         {RopeStrategy::Low, 2, 1},     {RopeStrategy::Uniform, 4, 1},
                         {RopeStrategy::TwoNorm, 6, 1}, {RopeStrategy::RoRoPE, 4, 2}, {RopeStrategy::RoRoPE, 4, 4},
                         {RopeStrategy::RoRoPE, 8, 2}};
-  for (int64_t n_kv : {1, 2})
-    for (RopeLayout layout : {RopeLayout::Half, RopeLayout::Interleaved}) {
-      const ModelConfig c = extend_config(n_kv, layout, /*bias=*/true);
-      const Model src = random_model(c, 21 + static_cast<uint64_t>(n_kv));
-      const auto calib = random_ids(800, c.vocab_size, 7);
-      const auto ids = random_ids(24, c.vocab_size, 9);
-      for (const Case& k : cases) {
-        ExtendOptions o = full_rank_options(c, k.s, k.d_r, k.fold);
-        ExtendReport rep;
-        const Model mla = convert_extend(src, o, calib, &rep);
-        const Tensor got = runtime_logits(mla, ids);
-        const auto want = test::rope_removed_forward(src, rep.plans, ids);
-        EXPECT_LE(max_abs_diff(got, want), 1e-4)
-            << rope_strategy_name(k.s) << " d_r " << k.d_r << " freqfold " << k.fold << " n_kv " << n_kv << " "
-            << rope_layout_name(layout);
+  for (int64_t n_kv : {1, 2, 4})
+    for (RopeLayout layout : {RopeLayout::Half, RopeLayout::Interleaved})
+      for (RopePca pca : {RopePca::Real, RopePca::Complex}) {
+        const ModelConfig c = extend_config(n_kv, layout, /*bias=*/true);
+        const Model src = random_model(c, 21 + static_cast<uint64_t>(n_kv));
+        const auto calib = random_ids(800, c.vocab_size, 7);
+        const auto ids = random_ids(24, c.vocab_size, 9);
+        for (const Case& k : cases) {
+          ExtendOptions o = full_rank_options(c, k.s, k.d_r, k.fold, pca);
+          ExtendReport rep;
+          const Model mla = convert_extend(src, o, calib, &rep);
+          const Tensor got = runtime_logits(mla, ids);
+          const auto want = test::rope_removed_forward(src, rep.plans, ids);
+          EXPECT_LE(max_abs_diff(got, want), 1e-4)
+              << rope_strategy_name(k.s) << " d_r " << k.d_r << " freqfold " << k.fold << " n_kv " << n_kv << " "
+              << rope_layout_name(layout) << " " << rope_pca_name(pca);
+        }
       }
-    }
 }
 
 // The reference itself: with n_kv = 1 and every frequency kept it is the plain source.

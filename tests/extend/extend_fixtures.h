@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <complex>
+#include <functional>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -15,8 +18,26 @@
 #include "runtime/naive_forward.h"
 #include "runtime/random_model.h"
 #include "runtime/session.h"
+#include "util/error.h"
 
 namespace mlar::test {
+
+// The message of the mlar::Error f throws ("" and a failure when none is thrown).
+inline std::string error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no mlar::Error was thrown";
+  return "";
+}
+
+#define EXPECT_CONTAINS(msg, sub)                                                                        \
+  do {                                                                                                   \
+    const std::string m_ = (msg);                                                                        \
+    EXPECT_NE(m_.find(sub), std::string::npos) << "message: " << m_ << "\nexpected to contain: " << (sub); \
+  } while (0)
 
 inline ModelConfig extend_config(int64_t n_kv, RopeLayout layout = RopeLayout::Half, bool bias = false) {
   ModelConfig c;
@@ -45,7 +66,8 @@ inline std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) 
 }
 
 // Options for a full-rank conversion (r = 2 n_kv d) with a fixed rope choice.
-inline ExtendOptions full_rank_options(const ModelConfig& c, RopeStrategy s, int64_t d_r, int64_t freqfold) {
+inline ExtendOptions full_rank_options(const ModelConfig& c, RopeStrategy s, int64_t d_r, int64_t freqfold,
+                                       RopePca pca = RopePca::Complex) {
   ExtendOptions o;
   o.calib_len = 32;
   o.rope_strategy = s;
@@ -54,6 +76,7 @@ inline ExtendOptions full_rank_options(const ModelConfig& c, RopeStrategy s, int
   o.kv_lora_rank = 2 * c.kv_dim();
   o.kv_method = KvMethod::Pca;
   o.nope_rotation = NopeRotation::None;  // the plain NoPE part the reference computes
+  o.rope_pca = pca;
   o.progress = false;
   return o;
 }
@@ -80,9 +103,10 @@ inline double max_abs(const Tensor& a) {
 }
 
 // The source model's forward pass (double, scalar loops) in which each layer's
-// attention score is, with the layer's RopePlan:
-//   k'_t       = sum_{j,f} mix[(j,f), a] k_{j, freqs[f]}          rope key pair t = (group, a)
-//   q'_{h,t}   = sum_f part[(j(h),f), a] q_{h, freqs[f]}
+// attention score is, with the layer's RopePlan (pairs as complex numbers re + i im,
+// mix and part complex):
+//   k'_t       = sum_{j,f} conj(mix[(j,f), a]) k_{j, freqs[f]}    rope key pair t = (group, a)
+//   q'_{h,t}   = sum_f conj(part[(j(h),f), a]) q_{h, freqs[f]}
 //   k_nope_j   = k_j - sum_t part[(j,f), a] k'_t   (at the pairs of t's group)
 //   score      = ( q_h . k_nope_j  +  sum_t R_{m w_t} q'_{h,t} . R_{n w_t} k'_t ) / sqrt(d)
 // with w_t the source frequency of plan.slot_freq[t]: the source attention with the
@@ -120,23 +144,25 @@ inline std::vector<std::vector<double>> rope_removed_forward(const Model& m, con
         const auto [gi, a] = plan.slots[s];
         const RopeGroup& grp = plan.groups[gi];
         const int64_t F = int64_t(grp.freqs.size());
-        std::array<double, 2> kp{0, 0};
+        std::complex<double> kp = 0;
         for (int64_t j = 0; j < J; ++j)
           for (int64_t f = 0; f < F; ++f) {
             const auto [re, im] = coords(grp.freqs[f]);
-            kp[0] += grp.mix(j * F + f, a) * k[j * d + re];
-            kp[1] += grp.mix(j * F + f, a) * k[j * d + im];
+            const std::complex<double> mix(grp.mix(j * F + f, a), grp.mix_im(j * F + f, a));
+            kp += std::conj(mix) * std::complex<double>(k[j * d + re], k[j * d + im]);
           }
-        kr[t][s] = kp;
+        kr[t][s] = {kp.real(), kp.imag()};
         for (int64_t j = 0; j < J; ++j)
           for (int64_t f = 0; f < F; ++f) {
             const auto [re, im] = coords(grp.freqs[f]);
-            const double p = grp.part(j * F + f, a);
-            kn[t][j * d + re] -= p * kp[0];
-            kn[t][j * d + im] -= p * kp[1];
+            const std::complex<double> part(grp.part(j * F + f, a), grp.part_im(j * F + f, a));
+            const std::complex<double> rope = part * kp;
+            kn[t][j * d + re] -= rope.real();
+            kn[t][j * d + im] -= rope.imag();
             for (int64_t hh = j * g; hh < (j + 1) * g; ++hh) {
-              qr[t][hh * T + s][0] += p * q[t][hh * d + re];
-              qr[t][hh * T + s][1] += p * q[t][hh * d + im];
+              const std::complex<double> qp = std::conj(part) * std::complex<double>(q[t][hh * d + re], q[t][hh * d + im]);
+              qr[t][hh * T + s][0] += qp.real();
+              qr[t][hh * T + s][1] += qp.imag();
             }
           }
       }

@@ -2,8 +2,11 @@
 // showed: each crashed, tripped a sanitizer or allocated absurdly before its fix.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "common/test_data.h"
 #include "gguf_test_util.h"
+#include "io/deepseek_read.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/llama2c.h"
@@ -60,6 +63,26 @@ TEST(GgufFuzzRegression, NegativeBosTokenId) {
   test::write_llama_gguf(m, path, o);
   const std::string msg = error_of([&] { read_gguf_model(path); });
   EXPECT_TRUE(contains(msg, {path + ": ", "tokenizer.ggml.bos_token_id = -5 is out of range"}));
+}
+
+// The deepseek2 reader had the same up-front layer allocation: block_count and
+// leading_dense_block_count 2^30 on the one-layer seed of the fuzz corpus made
+// ASan refuse a 1.3 TB allocation.
+TEST(GgufFuzzRegression, Deepseek2BlockCountBeyondTheTensors) {
+  std::string bytes = test::slurp(test::source_path("fuzz/corpus/gguf/deepseek2_mla_f16.gguf"));
+  ASSERT_FALSE(bytes.empty());
+  for (const std::string key : {"deepseek2.block_count", "deepseek2.leading_dense_block_count"}) {
+    GgufBytes k;
+    k.str(key).u32(static_cast<uint32_t>(GgufValueType::U32));
+    const size_t at = bytes.find(k.b);
+    ASSERT_NE(at, std::string::npos) << key;
+    const uint32_t v = uint32_t{1} << 30;
+    std::memcpy(bytes.data() + at + k.b.size(), &v, 4);
+  }
+  const std::string path = write("gguf-fuzz-ds2-blocks", bytes);
+  ASSERT_TRUE(is_gguf_deepseek2(path));
+  const std::string msg = error_of([&] { read_gguf_deepseek2_model(path); });
+  EXPECT_TRUE(contains(msg, {path + ": ", "missing tensor blk.1.attn_norm.weight"}));
 }
 
 }  // namespace

@@ -21,8 +21,8 @@ struct ExtendArgs {
   std::string calib, eval_text, report;
   int64_t calib_tokens = 0, calib_len = 256, kv_lora_rank = 0, q_lora_rank = 0, ctx = 256, reservoir = 4096;
   std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "high", freqfold = "auto",
-              kv_method = "attn", latent_norm = "none", rank_alloc = "uniform", nope_rotation = "mean";
-  double kv_budget = 0, holdout = 0.1, key_balance = 1.0;
+              kv_method = "attn", latent_norm = "none", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto";
+  double kv_budget = 0, holdout = 0.1;
   std::vector<CLI::Option*> options;  // every extend-only option, to refuse them with another mode
 };
 
@@ -56,12 +56,25 @@ ExtendOptions to_options(const ExtendArgs& a) {
   const auto rot = nope_rotation_from_name(a.nope_rotation);
   if (!rot) fail("--nope-rotation {} is not none or mean", a.nope_rotation);
   o.nope_rotation = *rot;
+  const auto pca = rope_pca_from_name(a.rope_pca);
+  if (!pca) fail("--rope-pca {} is not real or complex", a.rope_pca);
+  o.rope_pca = *pca;
   o.kv_lora_rank = a.kv_lora_rank;
   o.kv_budget = a.kv_budget;
   const auto method = kv_method_from_name(a.kv_method);
   if (!method) fail("--kv-method {} is unknown (available: {})", a.kv_method, kv_method_names());
   o.kv_method = *method;
-  o.attn_key_balance = a.key_balance;
+  if (a.key_balance == "auto") {
+    o.attn_key_balance = 0;
+  } else {
+    try {
+      size_t pos = 0;
+      o.attn_key_balance = std::stod(a.key_balance, &pos);
+      if (pos != a.key_balance.size() || !(o.attn_key_balance > 0)) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      fail("--attn-key-balance {}: expected a positive number or auto", a.key_balance);
+    }
+  }
   const auto alloc = rank_alloc_from_name(a.rank_alloc);
   if (!alloc) fail("--rank-alloc {} is not uniform or energy", a.rank_alloc);
   o.rank_alloc = *alloc;
@@ -102,6 +115,10 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
                       "what NoPE queries do about the rotation their keys lost: none (score q.k), or mean (score "
                       "q.E[R]k, the source attention's mean rotation per head and frequency)")
           ->capture_default_str());
+  add(cmd->add_option("--rope-pca", a->rope_pca,
+                      "PCA across kv heads per frequency: real (TransMLA / MHA2MLA) or complex (aligns the heads' "
+                      "phases too; exact under RoPE all the same)")
+          ->capture_default_str());
   add(cmd->add_option("--kv-lora-rank", a->kv_lora_rank, "r, the latent size of every layer (or use --kv-budget)"));
   add(cmd->add_option("--kv-budget", a->kv_budget,
                       "fraction in (0,1) of the GQA cache kept: r + d_r = round(F * 2 * n_kv * d) per layer"));
@@ -121,7 +138,10 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
   add(cmd->add_option("--report", a->report, "write the conversion report as JSON to this file"));
   add(cmd->add_option("--holdout", a->holdout, "tail fraction of the calibration text held out for choosing")
           ->capture_default_str());
-  add(cmd->add_option("--attn-key-balance", a->key_balance, "attn: multiplier of the key metric")->capture_default_str());
+  add(cmd->add_option("--attn-key-balance", a->key_balance,
+                      "attn: multiplier of the key part of the metric, or auto (1, 0.3, 0.1, 0.03, 0.01 by held-out "
+                      "perplexity)")
+          ->capture_default_str());
   add(cmd->add_option("--reservoir", a->reservoir, "calibration samples per layer for the RMSNorm fits")
           ->capture_default_str());
   return a;
