@@ -32,7 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         MLAR_FUZZ_CHECK(x.numel() == t.numel());
       }
     }
-    if (auto vocab = read_gguf_spm_vocab(f)) fuzz::exercise_tokenizer(*make_spm_vocab_tokenizer(std::move(*vocab), f.path()), fuzz::tail_text(data, size));
+    if (auto vocab = read_gguf_spm_vocab(f))
+      fuzz::exercise_tokenizer(*make_spm_vocab_tokenizer(std::move(*vocab), f.path()), fuzz::tail_text(data, size));
   } catch (const Error& e) {
     fuzz::expected(e);
   }

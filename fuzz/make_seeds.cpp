@@ -222,8 +222,8 @@ void gguf_seeds(const fs::path& tmp, const fs::path& data) {
                   });
   // The real 512-piece vocabulary of stories260K (tok512.bin), on a tiny model.
   SpmVocab v512 = read_llama2c_vocab((data / "models/stories260K/tok512.bin").string());
-  write_gguf_seed(tmp, "llama_tok512_f16.gguf", tiny_llama(static_cast<int64_t>(v512.pieces.size()), true, false, false),
-                  &v512, GgmlType::F16);
+  const auto n512 = static_cast<int64_t>(v512.pieces.size());
+  write_gguf_seed(tmp, "llama_tok512_f16.gguf", tiny_llama(n512, true, false, false), &v512, GgmlType::F16);
 
   // A dense deepseek2 file in the MLA form, as read_gguf_deepseek2_model reads it:
   // H 2, D 8, F 16, kv_lora_rank 4, rope dims 2, nope dims 2, value dims 2.

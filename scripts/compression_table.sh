@@ -12,10 +12,13 @@
 #               kv heads, NoPE queries unchanged (--rope-pca real --nope-rotation none)
 #   project     this project's rope separation: complex PCA, mean-rotation NoPE
 #               queries (the defaults)
-# plus the CLI defaults alone (the project's method) and a few ablations.
+# plus the CLI defaults alone (the project's method), a few ablations, and the
+# strategies at a fixed qk_rope_dim of d/2 = 4 (with d = 8 and budgets of 16 or 32
+# values, the held-out choice of d_r often keeps every frequency, where all strategies
+# coincide).
 # Each run writes its --report JSON under $MLAR_TABLE_DIR (default build-table/ in the
 # repository); existing reports are reused, so an interrupted run resumes. One run
-# takes ~30 s on one core; the whole grid ~45 min. Environment: MLAR_BUILD (build
+# takes ~25 s on one core; the whole grid (130 runs) about an hour. Environment: MLAR_BUILD (build
 # directory holding bin/mla-retrofit, default build), MLAR_DATA (default ../shared/data),
 # MLAR_CALIB_TOKENS (default 65536), MLAR_THREADS (default 1).
 set -euo pipefail
@@ -65,6 +68,13 @@ for b in "${budgets[@]}"; do
   run "abl-attn-$b" --kv-budget "$b" --rope-strategy rorope --kv-method attn --rope-pca real --nope-rotation none
   run "abl-parallel-$b" --kv-budget "$b" --calib-mode parallel
   run "abl-energy-$b" --kv-budget "$b" --rank-alloc energy
+  for s in "${strategies[@]}"; do
+    for m in bkv-pca attn; do
+      run "fixed4-published-$s-$m-$b" --kv-budget "$b" --qk-rope-dim 4 --rope-strategy "$s" --kv-method "$m" \
+        --rope-pca real --nope-rotation none
+      run "fixed4-project-$s-$m-$b" --kv-budget "$b" --qk-rope-dim 4 --rope-strategy "$s" --kv-method "$m"
+    done
+  done
 done
 
 cell() { jq -r '"\(.stages[-1].perplexity * 100 | round / 100) (\(.qk_rope_dim))"' "$out/$1.json"; }
@@ -100,10 +110,19 @@ tables() {
     echo "This project's rope separation (complex PCA, mean-rotation NoPE queries):"
     echo
     table project "$b"
+    local t
+    echo
+    echo "Every strategy at qk_rope_dim 4 (rorope: freqfold 2 or 4 by held-out perplexity):"
+    echo
+    echo "| rope strategy | published, bkv-pca | published, attn | project, bkv-pca | project, attn |"
+    echo "| --- | --- | --- | --- | --- |"
+    for s in "${strategies[@]}"; do
+      echo "| $s | $(stage "fixed4-published-$s-bkv-pca-$b" low_rank) | $(stage "fixed4-published-$s-attn-$b" low_rank) |" \
+        "$(stage "fixed4-project-$s-bkv-pca-$b" low_rank) | $(stage "fixed4-project-$s-attn-$b" low_rank) |"
+    done
     echo
     echo "| run | rope separated (full rank) | final | qk_rope_dim |"
     echo "| --- | --- | --- | --- |"
-    local t
     for t in "published-rorope-bkv-pca-$b:baseline (TransMLA: rorope + bkv-pca)" \
              "abl-complex-$b:baseline + complex PCA" "abl-mean-$b:baseline + mean rotation" \
              "abl-attn-$b:baseline + attn kv method" "default-$b:**CLI defaults** (this project)" \

@@ -61,7 +61,7 @@ struct ExtendOptions {
   CalibMode calib_mode = CalibMode::Sequential;
   double holdout = 0.1;         // tail fraction of the calibration ids held out when choosing
   // RoPE separation.
-  RopeStrategy rope_strategy = RopeStrategy::High;
+  RopeStrategy rope_strategy = RopeStrategy::Uniform;
   int64_t qk_rope_dim = 0;      // d_r; 0 = choose (by held-out perplexity with a budget, else d/2)
   int64_t freqfold = 0;         // rorope FreqFold; 0 = auto (by held-out perplexity); others: 1
   NopeRotation nope_rotation = NopeRotation::Mean;

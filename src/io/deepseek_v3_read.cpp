@@ -63,7 +63,14 @@ void scale(Tensor& t, double a) {
 // mscale_all_dim (YaRN-style checkpoints).
 double yarn_mscale_sq(const json& rope) {
   if (!rope.is_object() || !present(rope, "mscale_all_dim") || !rope.at("mscale_all_dim").is_number()) return 1.0;
-  const std::string type = rope.value("rope_type", rope.value("type", std::string("default")));
+  // Strings only: json::value() throws nlohmann::type_error for a value of another type
+  // (parse_hf_config checked the first of rope_type / type, not both).
+  auto str = [&](const char* k) {
+    return present(rope, k) && rope.at(k).is_string() ? rope.at(k).get<std::string>() : std::string();
+  };
+  std::string type = str("rope_type");
+  if (type.empty()) type = str("type");
+  if (type.empty()) type = "default";
   if (type == "default" || !present(rope, "factor") || !rope.at("factor").is_number()) return 1.0;
   const double factor = rope.at("factor").get<double>(), all_dim = rope.at("mscale_all_dim").get<double>();
   if (all_dim == 0 || factor <= 1) return 1.0;

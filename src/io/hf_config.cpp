@@ -185,10 +185,11 @@ ModelConfig parse_hf_config(const json& j, const std::string& src) {
     if (c.sliding_window < 0) fail("{}: sliding_window must not be negative", src);
   }
   // Bound every size before any product of two of them is formed (q_dim, tensor shapes).
-  for (const auto& [v, key] : {std::pair{c.vocab_size, "vocab_size"}, std::pair{c.hidden_size, "hidden_size"},
-                               std::pair{c.intermediate_size, "intermediate_size"},
-                               std::pair{c.num_layers, "num_hidden_layers"}, std::pair{c.num_heads, "num_attention_heads"},
-                               std::pair{c.num_kv_heads, "num_key_value_heads"}, std::pair{c.head_dim, "head_dim"}})
+  for (const auto& [v, key] :
+       {std::pair{c.vocab_size, "vocab_size"}, std::pair{c.hidden_size, "hidden_size"},
+        std::pair{c.intermediate_size, "intermediate_size"}, std::pair{c.num_layers, "num_hidden_layers"},
+        std::pair{c.num_heads, "num_attention_heads"}, std::pair{c.num_kv_heads, "num_key_value_heads"},
+        std::pair{c.head_dim, "head_dim"}})
     if (v > (int64_t{1} << 30)) fail("{}: {} = {} is out of range", src, key, v);
   c.validate(src);
   return c;
@@ -260,6 +261,10 @@ json hf_config_json(const ModelConfig& c, const std::string& torch_dtype) {
     j["use_sliding_window"] = c.sliding_window > 0;
     j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
     j["max_window_layers"] = c.num_layers;
+    // Qwen2Config has no head_dim field: transformers derives hidden_size / heads
+    // (newer versions honour a head_dim in the file, as parse_hf_config does). Keep
+    // one that differs, or the config reads back with another head size.
+    if (c.hidden_size != c.num_heads * c.head_dim) j["head_dim"] = c.head_dim;
   } else if (c.arch == "mistral") {
     j["architectures"] = {"MistralForCausalLM"};
     j["model_type"] = "mistral";

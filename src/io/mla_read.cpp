@@ -10,6 +10,7 @@
 #include "io/safetensors_store.h"
 #include "tokenizer/load.h"
 #include "util/error.h"
+#include "util/json_depth.h"
 
 namespace fs = std::filesystem;
 
@@ -21,8 +22,10 @@ nlohmann::json read_json(const std::string& path) {
   if (!f) fail("{}: cannot open", path);
   std::stringstream ss;
   ss << f.rdbuf();
+  const std::string text = ss.str();
+  check_json_depth(text, path);  // before parsing: error messages dump nested values recursively
   try {
-    return nlohmann::json::parse(ss.str());
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed JSON: {}", path, e.what());
   }
@@ -81,9 +84,9 @@ Model read_mla_model(const std::string& dir) {
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   ModelWeights& w = m.weights;
   w.embed = take("model.embed_tokens.weight", {V, D});
-  w.layers.resize(static_cast<size_t>(c.num_layers));
+  // One layer at a time: num_hidden_layers is only trusted as far as the tensors go.
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    LayerWeights& L = w.layers[static_cast<size_t>(i)];
+    LayerWeights& L = w.layers.emplace_back();
     const std::string p = fmt::format("model.layers.{}.", i);
     L.attn_norm = take(p + "input_layernorm.weight", {D});
     for (const MlaTensorSlot& s : mla_layer_slots(c, i)) {

@@ -86,11 +86,11 @@ TEST(ExportCli, ConvertExportsTheConvertedModel) {
   const std::string common = " " + sh_quote(st + "/stories260K.bin") + " --tokenizer " + sh_quote(st + "/tok512.model");
   auto r = run_cli("convert" + common + " --rope-mode extend --calib " +
                    sh_quote(test::data_path("text/tinystories-dev.txt")) +
-                   " --calib-tokens 8000 --latent-norm calibrated --kv-lora-rank 16 --qk-rope-dim 4 -q --out " +
+                   " --calib-tokens 8000 --latent-norm calibrated --kv-lora-rank 16 --qk-rope-dim 4 --rope-strategy high -q --out " +
                    sh_quote(out + "/mla") + " --format gguf --export-out " + sh_quote(out + "/m.gguf"));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("exported " + out + "/m.gguf"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("rope_theta 100"), std::string::npos) << r.out;  // 2 of 4 frequencies of a head of 8
+  EXPECT_NE(r.out.find("rope_theta 100"), std::string::npos) << r.out;  // high: frequencies 0, 1 of a head of 8
   const Model mla = load_model(out + "/mla"), gguf = load_model(out + "/m.gguf");
   test::expect_same_logits(mla, gguf, 1e-4);
   ASSERT_TRUE(gguf.tokenizer);

@@ -9,7 +9,10 @@
 
 #include "common/test_data.h"
 #include "helpers.h"
+#include "io/deepseek_read.h"
+#include "convert/repeat.h"
 #include "io/hf_model.h"
+#include "io/mla_model.h"
 #include "io/safetensors.h"
 #include "model/mla.h"
 #include "util/json_depth.h"
@@ -102,6 +105,63 @@ TEST(FuzzRegression, HfModelLayerCountBeyondTheTensors) {
   std::ofstream(dir / "config.json") << cj.dump();
   EXPECT_HAS(error_of([&] { read_hf_model(dir.string()); }),
              dir.string() + ": missing tensor model.layers.2.input_layernorm.weight");
+}
+
+// The same two for this project's MLA directories (read_mla_model): a config.json
+// claiming 2^30 layers stops at the first missing tensor, and a deeply nested one
+// is refused before parsing (nlohmann recursed once per level).
+TEST(FuzzRegression, MlaDirLayerCountAndNesting) {
+  const fs::path dir = temp_dir("fuzz-mla-layers");
+  write_mla_model(convert_repeat(random_model(small_config(), 3)), dir);
+  json cj;
+  {
+    std::ifstream f(dir / "config.json");
+    cj = json::parse(f);
+  }
+  cj["num_hidden_layers"] = int64_t{1} << 30;
+  std::ofstream(dir / "config.json") << cj.dump();
+  EXPECT_HAS(error_of([&] { read_mla_model(dir.string()); }),
+             dir.string() + ": missing tensor model.layers.2.input_layernorm.weight");
+  std::ofstream(dir / "config.json") << "{\"a\": " << nested(100000) << "}";
+  EXPECT_HAS(error_of([&] { read_mla_model(dir.string()); }), "nested deeper than");
+}
+
+// A qwen2 config.json with head_dim 4 != hidden_size / heads (8): the reader takes
+// it, but hf_config_json dropped head_dim for qwen2, so the written config (also the
+// base of an MLA directory's) read back with head size 8. Found by the round-trip
+// check of the hf_config fuzz target.
+TEST(FuzzRegression, Qwen2ExplicitHeadDimSurvivesTheWriter) {
+  json j = tiny_llama();
+  j["model_type"] = "qwen2";
+  j["hidden_size"] = 32;
+  j["num_attention_heads"] = 4;
+  j["head_dim"] = 4;
+  j["bos_token_id"] = 1;  // Qwen2's default ids lie outside this small vocabulary
+  j["eos_token_id"] = 2;
+  const ModelConfig c = parse_hf_config(j, "config.json");
+  ASSERT_EQ(c.head_dim, 4);
+  const json written = hf_config_json(c);
+  EXPECT_EQ(written.at("head_dim"), 4);
+  EXPECT_EQ(parse_hf_config(written, "written").head_dim, 4);
+  // The usual case writes no head_dim, as Qwen2Config does.
+  j["head_dim"] = 8;
+  EXPECT_FALSE(hf_config_json(parse_hf_config(j, "config.json")).contains("head_dim"));
+}
+
+// A DeepSeek-V3 config.json whose rope_scaling has a valid rope_type but a numeric
+// legacy "type" beside mscale_all_dim: the YaRN factor read "type" with json::value(),
+// and nlohmann::type_error escaped read_deepseek_v3_model (review finding).
+TEST(FuzzRegression, DeepseekV3RopeScalingWithNumericType) {
+  const json cfg = {{"model_type", "deepseek_v3"}, {"num_hidden_layers", 1}, {"first_k_dense_replace", 1},
+                    {"num_attention_heads", 2},     {"kv_lora_rank", 4},      {"q_lora_rank", 0},
+                    {"qk_nope_head_dim", 2},        {"qk_rope_head_dim", 2},  {"v_head_dim", 2},
+                    {"vocab_size", 8},              {"hidden_size", 8},       {"intermediate_size", 8},
+                    {"rope_scaling", {{"rope_type", "linear"}, {"factor", 2.0}, {"type", 5}, {"mscale_all_dim", 1}}}};
+  const fs::path dir = temp_dir("fuzz-ds3-rope");
+  std::ofstream(dir / "config.json") << cfg.dump();
+  ASSERT_TRUE(is_deepseek_v3_dir(dir.string()));
+  // Past the config, the directory has no weights: that is the error now.
+  EXPECT_HAS(error_of([&] { read_deepseek_v3_model(dir.string()); }), "model.safetensors");
 }
 
 // The "mla" section: values of the wrong type escaped as nlohmann::type_error, and

@@ -20,7 +20,7 @@ namespace mlar::cli {
 struct ExtendArgs {
   std::string calib, eval_text, report;
   int64_t calib_tokens = 0, calib_len = 256, kv_lora_rank = 0, q_lora_rank = 0, ctx = 256, reservoir = 4096;
-  std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "high", freqfold = "auto",
+  std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "uniform", freqfold = "auto",
               kv_method = "attn", latent_norm = "none", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto";
   double kv_budget = 0, holdout = 0.1;
   std::vector<CLI::Option*> options;  // every extend-only option, to refuse them with another mode
