@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "convert/absorb.h"
 #include "convert/repeat.h"
 #include "ops/threads.h"
@@ -38,7 +39,12 @@
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
+using mlar::bench::clock_type;
+using mlar::bench::token_stream;
+
+const char* kUsage =
+    "bench_mla [--threads N] [--contexts 512,1024,2048,4096] [--decode 8] [--reps 2]\n"
+    "          [--models gqa,repeat,repeat-absorbed,deepseek] [--sweep] [--json]\n";
 
 struct Args {
   int threads = 0;
@@ -50,62 +56,24 @@ struct Args {
   bool json = false;
 };
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(item);
-  return out;
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto val = [&]() -> std::string {
-      if (i + 1 >= argc) mlar::fail("bench_mla: {} needs a value", k);
-      return argv[++i];
-    };
+  mlar::bench::parse_args(argc, argv, "bench_mla", kUsage, [&](const std::string& k, auto& val) {
     if (k == "--threads") a.threads = std::stoi(val());
-    else if (k == "--contexts") {
-      a.contexts.clear();
-      for (const auto& s : split(val())) a.contexts.push_back(std::stoll(s));
-    } else if (k == "--decode") a.decode = std::max<int64_t>(1, std::stoll(val()));
+    else if (k == "--contexts") a.contexts = mlar::bench::int_list(val(), k);
+    else if (k == "--decode") a.decode = std::max<int64_t>(1, std::stoll(val()));
     else if (k == "--reps") a.reps = std::max(1, std::stoi(val()));
-    else if (k == "--models") a.models = split(val());
+    else if (k == "--models") a.models = mlar::bench::split_list(val());
     else if (k == "--sweep") a.sweep = true;
     else if (k == "--json") a.json = true;
-    else if (k == "-h" || k == "--help") {
-      std::puts("bench_mla [--threads N] [--contexts 512,1024,2048,4096] [--decode 8] [--reps 2] "
-                "[--models gqa,repeat,repeat-absorbed,deepseek] [--sweep] [--json]");
-      std::exit(0);
-    } else {
-      mlar::fail("bench_mla: unknown argument {}", k);
-    }
-  }
+    else return false;
+    return true;
+  });
   return a;
 }
 
-double seconds(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
-
-std::vector<int32_t> token_stream(int64_t n, int64_t vocab) {
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>(3 + (i * 7919) % (vocab - 3));
-  ids[0] = 1;
-  return ids;
-}
-
 mlar::ModelConfig gqa_config(int64_t max_pos) {
-  mlar::ModelConfig c;
-  c.vocab_size = 32000;
-  c.hidden_size = 1024;
-  c.intermediate_size = 2816;
-  c.num_layers = 8;
-  c.num_heads = 16;
-  c.num_kv_heads = 4;
-  c.head_dim = 64;
-  c.max_position_embeddings = max_pos;
-  return c;
+  return mlar::bench::llama_shape(1024, 8, 16, 4, 64, 2816, 32000, max_pos);
 }
 
 // DeepSeek-like MLA of the same source shapes: r 64, one rope head of 32, d_n 32, d_v 64.
@@ -125,16 +93,7 @@ mlar::ModelConfig deepseek_config(mlar::ModelConfig c) {
 
 // The stories260K shapes (hidden 64, 5 layers, 8 heads, 4 kv heads of 8, vocab 512).
 mlar::ModelConfig stories_config(int64_t max_pos) {
-  mlar::ModelConfig c;
-  c.vocab_size = 512;
-  c.hidden_size = 64;
-  c.intermediate_size = 172;
-  c.num_layers = 5;
-  c.num_heads = 8;
-  c.num_kv_heads = 4;
-  c.head_dim = 8;
-  c.max_position_embeddings = max_pos;
-  return c;
+  return mlar::bench::llama_shape(64, 5, 8, 4, 8, 172, 512, max_pos);
 }
 
 struct Entry {
@@ -175,7 +134,7 @@ double time_forward(const mlar::Decoder& d, mlar::KvCache& cache, mlar::ForwardS
     for (int64_t s = 0; s < steps; ++s)
       d.forward(std::span<const int32_t>(ids.data() + cached + s * n, static_cast<size_t>(n)), cache, scratch, false,
                 logits);
-    best = std::min(best, seconds(t0));
+    best = std::min(best, mlar::bench::seconds_since(t0));
   }
   return best;
 }
@@ -199,7 +158,7 @@ void bench_decode(const Args& a, std::vector<Row>& rows) {
                             logits);
     if (!a.json)
       fmt::print(stderr, "{}: built and prefilled {} tokens in {:.1f} s; KV cache {} bytes per token\n", name, max_ctx,
-                 seconds(t0), cache.bytes_per_token());
+                 mlar::bench::seconds_since(t0), cache.bytes_per_token());
     for (mlar::MlaEval e : evals) {
       const mlar::Decoder d(*model, e);
       for (int64_t ctx : a.contexts) {

@@ -4,8 +4,8 @@
 
 namespace mlar {
 
-void write_json_file(const std::filesystem::path& path, const nlohmann::json& j) {
-  AtomicFile f(path, false);
+void write_json_file(const std::filesystem::path& path, const nlohmann::json& j, bool force) {
+  AtomicFile f(path, force);
   write_text_file(f.tmp_path(), j.dump(2) + "\n");
   f.commit();
 }

@@ -1,0 +1,280 @@
+// bench_context: decode tokens/s and KV-cache bytes against context length, for a
+// GQA model and its MLA forms, each MLA form evaluated naively and absorbed:
+//   gqa         the source
+//   exact       the repeat retrofit (convert_repeat, MLA.md §3): same logits, same cache
+//   compressed  the DeepSeek layout (n_r = 1) at --budget of the GQA cache: the model
+//               given by --compressed (a real `convert --rope-mode extend` output), or
+//               random weights of the shapes extend gives (d_r = d/2, r = budget *
+//               2 n_kv d - d_r, d_n = d_v = d, latent norm): speed depends on shapes only.
+//
+//   bench_context [--model PATH [--tokenizer TOK] [--compressed PATH] | --shape H,L,NH,NKV,D,F,V]
+//                 [--budget 0.25] [--contexts 512,1024,2048,4096,8192,16384] [--decode 4]
+//                 [--reps 2] [--naive-max-context 4096] [--threads N] [--label NAME] [--json FILE]
+//
+// Decode at context C: the cache holds C tokens of random values (no prefill: a 16K
+// prefill would cost far more than the measurement, and the values do not change the
+// work), then --decode tokens are timed one forward call each, best of --reps.
+// Naive evaluation re-expands every cached latent at every step (cost grows with
+// C * r * n_h * (d_n + d_v)); it is measured up to --naive-max-context.
+// Each row also gives the bytes a decode step must read: weights (all but the
+// embedding table, of which one row is read) plus the cache.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_util.h"
+#include "convert/extend_layer.h"
+#include "convert/repeat.h"
+#include "io/load_model.h"
+#include "ops/threads.h"
+#include "runtime/decoder.h"
+#include "runtime/mla_cache.h"
+#include "runtime/random_mla_model.h"
+#include "runtime/random_model.h"
+#include "io/json_file.h"
+
+namespace {
+
+using namespace mlar;
+using bench::clock_type;
+using json = nlohmann::json;
+
+struct Args {
+  std::string model, tokenizer, compressed, label, json_out;
+  std::string shape = "1024,16,16,4,64,2816,32000";
+  double budget = 0.25;
+  std::vector<int64_t> contexts{512, 1024, 2048, 4096, 8192, 16384};
+  int64_t decode = 4, naive_max = 4096;
+  int reps = 2, threads = 0;
+};
+
+const char* kUsage =
+    "bench_context [--model PATH [--tokenizer TOK] [--compressed PATH] | --shape H,L,NH,NKV,D,F,V]\n"
+    "              [--budget 0.25] [--contexts 512,1024,2048,4096,8192,16384] [--decode 4] [--reps 2]\n"
+    "              [--naive-max-context 4096] [--threads N] [--label NAME] [--json FILE]\n"
+    "Decode tokens/s and KV bytes against context for a GQA model (a file, or random weights of\n"
+    "--shape, default 1024,16,16,4,64,2816,32000) and its exact and compressed MLA forms.\n";
+
+Args parse(int argc, char** argv) {
+  Args a;
+  bench::parse_args(argc, argv, "bench_context", kUsage, [&](const std::string& k, auto& val) {
+    if (k == "--model") a.model = val();
+    else if (k == "--tokenizer") a.tokenizer = val();
+    else if (k == "--compressed") a.compressed = val();
+    else if (k == "--shape") a.shape = val();
+    else if (k == "--budget") a.budget = std::stod(val());
+    else if (k == "--contexts") a.contexts = bench::int_list(val(), k);
+    else if (k == "--decode") a.decode = bench::int_list(val(), k).front();
+    else if (k == "--reps") a.reps = static_cast<int>(bench::int_list(val(), k).front());
+    else if (k == "--naive-max-context") a.naive_max = bench::int_list(val(), k).front();
+    else if (k == "--threads") a.threads = std::stoi(val());
+    else if (k == "--label") a.label = val();
+    else if (k == "--json") a.json_out = val();
+    else return false;
+    return true;
+  });
+  if (!(a.budget > 0 && a.budget < 1)) fail("--budget must lie in (0, 1), got {}", a.budget);
+  return a;
+}
+
+// Bytes a decode step reads from the weights: every parameter but the embedding
+// table (one row of it), which lm_head reads whole when it is tied.
+int64_t weight_bytes_per_step(const Model& m) {
+  int64_t n = parameter_count(m.weights);
+  if (!m.config.tie_word_embeddings) n -= m.weights.embed.numel() - m.config.hidden_size;
+  return n * static_cast<int64_t>(sizeof(float));
+}
+
+// The compressed form's MLA config: extend's layout with r + d_r = budget of the GQA cache.
+ModelConfig compressed_config(ModelConfig c, double budget) {
+  const int64_t d_r = std::max<int64_t>(2, c.head_dim / 2 / 2 * 2);
+  const auto total = static_cast<int64_t>(std::llround(budget * 2.0 * static_cast<double>(c.kv_dim())));
+  if (total - d_r < 1) fail("--budget {}: {} cached values per layer leave no latent beside d_r = {}", budget, total, d_r);
+  MlaConfig m = extend_mla_config(c, d_r);
+  m.kv_lora_rank = total - d_r;
+  m.latent_norm = true;
+  c.mla = m;
+  return c;
+}
+
+// Random values in every cached row (pages written, as a prefill would leave them).
+void fill_cache(KvCache& cache, int64_t tokens) {
+  cache.clear();
+  cache.reserve_more(tokens);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  auto fill = [&](float* p, int64_t n) { std::generate(p, p + n, [&] { return u(rng); }); };
+  for (int64_t l = 0; l < cache.n_layers(); ++l) {
+    LayerCache& lc = cache.layer(l);
+    for (int64_t t = 0; t < tokens; ++t) {
+      if (auto* g = dynamic_cast<GqaLayerCache*>(&lc)) {
+        fill(g->k(t), g->kv_dim());
+        fill(g->v(t), g->kv_dim());
+      } else if (auto* m = dynamic_cast<MlaLayerCache*>(&lc)) {
+        fill(m->row(t), m->values_per_token());
+      } else {
+        fail("bench_context: unknown layer cache");
+      }
+    }
+  }
+}
+
+struct Form {
+  std::string name;  // gqa | exact | compressed
+  std::unique_ptr<Model> model;
+};
+
+json run_form(const Args& a, const Form& f, const std::vector<int32_t>& ids) {
+  json rows = json::array();
+  const int64_t max_ctx = *std::max_element(a.contexts.begin(), a.contexts.end());
+  const bool mla = f.model->config.mla.has_value();
+  std::vector<MlaEval> evals{MlaEval::Auto};
+  if (mla) evals = {MlaEval::Naive, MlaEval::Absorbed};
+  const int64_t weight_bytes = weight_bytes_per_step(*f.model);
+  for (MlaEval e : evals) {
+    const Decoder d(*f.model, e);
+    KvCache cache = d.make_cache(max_ctx + a.decode);
+    fill_cache(cache, max_ctx + a.decode);
+    ForwardScratch scratch;
+    Tensor logits;
+    const std::string eval = mla ? mla_eval_name(e) : "gqa";
+    for (int64_t ctx : a.contexts) {
+      if (e == MlaEval::Naive && ctx > a.naive_max) continue;
+      double best = 1e30;
+      for (int r = 0; r < a.reps; ++r) {
+        cache.clear();
+        cache.advance(ctx);
+        const auto t0 = clock_type::now();
+        for (int64_t s = 0; s < a.decode; ++s)
+          d.forward(std::span<const int32_t>(ids.data() + ctx + s, 1), cache, scratch, false, logits);
+        best = std::min(best, bench::seconds_since(t0));
+      }
+      const int64_t kv_bpt = cache.bytes_per_token();
+      const double tok_s = static_cast<double>(a.decode) / best;
+      rows.push_back({{"form", f.name},
+                      {"eval", eval},
+                      {"context", ctx},
+                      {"tokens_per_s", tok_s},
+                      {"ms_per_token", 1e3 / tok_s},
+                      {"kv_bytes_per_token", kv_bpt},
+                      {"kv_bytes", kv_bpt * ctx},
+                      {"weight_bytes_per_step", weight_bytes},
+                      {"bytes_read_per_step", weight_bytes + kv_bpt * ctx}});
+      fmt::print(stderr, "  {:<10} {:<8} ctx {:>6}: {:9.2f} tok/s  KV {:>8.1f} MiB\n", f.name, eval, ctx, tok_s,
+                 static_cast<double>(kv_bpt * ctx) / (1 << 20));
+    }
+  }
+  return rows;
+}
+
+// Read bandwidth of this machine with `threads` threads: the best of 5 sums over
+// a 1 GiB array (far beyond the CPU caches), in bytes per second. Integer sums,
+// which the compiler vectorises, so the loop waits on memory, not on adds.
+double read_bandwidth(int threads) {
+  const size_t n = size_t{1} << 27;
+  std::vector<uint64_t> a(n, 1);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<uint64_t> part(static_cast<size_t>(threads));
+    const auto t0 = clock_type::now();
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        const size_t lo = n * static_cast<size_t>(t) / static_cast<size_t>(threads),
+                     hi = n * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
+        uint64_t sum = 0;
+        for (size_t i = lo; i < hi; ++i) sum += a[i];
+        part[static_cast<size_t>(t)] = sum;
+      });
+    for (auto& th : pool) th.join();
+    const double s = bench::seconds_since(t0);
+    uint64_t total = 0;
+    for (uint64_t p : part) total += p;
+    if (total != n) fail("read_bandwidth: sum {} != {}", total, n);  // also keeps the loads
+    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s);
+  }
+  return best;
+}
+
+json config_json(const ModelConfig& c) {
+  json j = {{"hidden_size", c.hidden_size}, {"num_layers", c.num_layers},     {"num_heads", c.num_heads},
+            {"num_kv_heads", c.num_kv_heads}, {"head_dim", c.head_dim}, {"intermediate_size", c.intermediate_size},
+            {"vocab_size", c.vocab_size}};
+  if (c.mla)
+    j.update({{"kv_lora_rank", c.mla->kv_lora_rank},
+              {"qk_rope_head_dim", c.mla->qk_rope_head_dim},
+              {"num_rope_heads", c.mla->num_rope_heads}});
+  return j;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Args a = parse(argc, argv);
+    ops::set_cpu_threads(a.threads);
+    const int64_t max_ctx = *std::max_element(a.contexts.begin(), a.contexts.end());
+    const int64_t max_pos = max_ctx + a.decode;
+    const auto t0 = clock_type::now();
+    auto src = std::make_unique<Model>(
+        a.model.empty() ? random_model(bench::parse_shape(a.shape, max_pos), 1)
+                        : load_model(a.model, LoadOptions{a.tokenizer}));
+    src->config.max_position_embeddings = std::max(src->config.max_position_embeddings, max_pos);
+    if (src->config.mla) fail("{}: bench_context takes a GQA model", a.model);
+    const std::string label = !a.label.empty() ? a.label : a.model.empty() ? "random " + a.shape : a.model;
+    fmt::print(stderr, "{}: loaded in {:.1f} s, {} threads\n", label, bench::seconds_since(t0), ops::cpu_threads());
+
+    const auto ids = bench::token_stream(max_pos, src->config.vocab_size);
+    json out = {{"benchmark", "context"},
+                {"label", label},
+                {"threads", ops::cpu_threads()},
+                {"decode_tokens", a.decode},
+                {"reps", a.reps},
+                {"budget", a.budget},
+                {"compressed_source", a.compressed.empty() ? "random weights of extend's shapes" : a.compressed},
+                {"machine", bench::machine_json()},
+                {"read_bandwidth_bytes_per_s", read_bandwidth(ops::cpu_threads())},
+                {"source", config_json(src->config)}};
+    fmt::print(stderr, "read bandwidth: {:.1f} GB/s\n", out["read_bandwidth_bytes_per_s"].get<double>() / 1e9);
+    json rows = json::array();
+    auto add = [&](const Form& f) {
+      out["configs"][f.name] = config_json(f.model->config);
+      for (auto& r : run_form(a, f, ids)) rows.push_back(std::move(r));
+    };
+    {
+      Form exact{"exact", std::make_unique<Model>(convert_repeat(*src))};
+      add(exact);
+    }
+    {
+      Form compressed{"compressed", nullptr};
+      if (!a.compressed.empty()) {
+        compressed.model = std::make_unique<Model>(load_model(a.compressed, LoadOptions{a.tokenizer}));
+        compressed.model->config.max_position_embeddings = max_pos;
+      } else {
+        compressed.model = std::make_unique<Model>(random_mla_model(compressed_config(src->config, a.budget), 2));
+      }
+      add(compressed);
+    }
+    add(Form{"gqa", std::move(src)});
+    out["rows"] = std::move(rows);
+    if (a.json_out.empty()) {
+      fmt::print("{}\n", out.dump(2));
+    } else {
+      write_json_file(a.json_out, out, true);  // results are regenerated
+      fmt::print(stderr, "wrote {}\n", a.json_out);
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

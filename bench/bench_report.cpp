@@ -1,0 +1,263 @@
+// bench_report: turns the JSON of bench_context and bench_convert into the plot
+// (SVG) and the markdown tables of docs/benchmarks.md.
+//
+//   bench_report --context FILE [--context FILE ...] --convert FILE --svg OUT.svg
+//
+// Markdown goes to stdout.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "bench_util.h"
+#include "svg_plot.h"
+#include "util/error.h"
+
+namespace {
+
+using json = nlohmann::json;
+using namespace mlar;
+using bench::Panel;
+using bench::Series;
+
+const char* kUsage =
+    "bench_report --context FILE [--context FILE ...] [--convert FILE] [--svg OUT.svg]\n"
+    "Markdown tables on stdout; the plot to --svg.\n";
+
+json read_json(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) fail("{}: cannot open", path);
+  try {
+    return json::parse(f);
+  } catch (const json::exception& e) {
+    fail("{}: malformed JSON: {}", path, e.what());
+  }
+}
+
+double mib(double b) { return b / (1 << 20); }
+
+// Rows of one (form, eval) in context order.
+std::vector<const json*> line(const json& j, const std::string& form, const std::string& eval) {
+  std::vector<const json*> out;
+  for (const auto& r : j.at("rows"))
+    if (r.at("form") == form && r.at("eval") == eval) out.push_back(&r);
+  return out;
+}
+
+const json* at_context(const json& j, const std::string& form, const std::string& eval, int64_t ctx) {
+  for (const auto* r : line(j, form, eval))
+    if (r->at("context").get<int64_t>() == ctx) return r;
+  return nullptr;
+}
+
+const std::vector<std::pair<std::string, std::string>> kLines{{"gqa", "gqa"},
+                                                               {"exact", "naive"},
+                                                               {"exact", "absorbed"},
+                                                               {"compressed", "naive"},
+                                                               {"compressed", "absorbed"}};
+
+std::string shape_text(const json& c) {
+  std::string s = fmt::format("hidden {}, {} layers, {} heads / {} kv heads of {}, FFN {}, vocab {}",
+                              c.at("hidden_size").get<int64_t>(), c.at("num_layers").get<int64_t>(),
+                              c.at("num_heads").get<int64_t>(), c.at("num_kv_heads").get<int64_t>(),
+                              c.at("head_dim").get<int64_t>(), c.at("intermediate_size").get<int64_t>(),
+                              c.at("vocab_size").get<int64_t>());
+  return s;
+}
+
+// Least squares y = a + b x.
+std::pair<double, double> fit(const std::vector<double>& x, const std::vector<double>& y) {
+  const double n = static_cast<double>(x.size());
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (size_t i = 0; i < x.size(); ++i) sx += x[i], sy += y[i], sxx += x[i] * x[i], sxy += x[i] * y[i];
+  const double den = n * sxx - sx * sx;
+  if (x.size() < 2 || den == 0) return {0, 0};
+  const double b = (n * sxy - sx * sy) / den;
+  return {(sy - b * sx) / n, b};
+}
+
+void context_markdown(const json& j) {
+  const json& cc = j.at("configs").at("compressed");
+  fmt::print("#### {}\n\n", j.at("label").get<std::string>());
+  fmt::print("Source: {}. Compressed: r = {}, d_r = {} ({}). {} threads; best of {} runs of {} decode steps.\n\n",
+             shape_text(j.at("source")), cc.at("kv_lora_rank").get<int64_t>(), cc.at("qk_rope_head_dim").get<int64_t>(),
+             j.at("compressed_source").get<std::string>(), j.at("threads").get<int>(), j.at("reps").get<int>(),
+             j.at("decode_tokens").get<int64_t>());
+  fmt::print("| context | KV GQA = exact | KV compressed | GQA tok/s | exact naive | exact absorbed | compressed naive "
+             "| compressed absorbed | compressed absorbed / GQA | bytes read GQA / compressed |\n");
+  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  for (const auto* g : line(j, "gqa", "gqa")) {
+    const int64_t ctx = g->at("context").get<int64_t>();
+    auto cell = [&](const std::string& form, const std::string& eval) {
+      const json* r = at_context(j, form, eval, ctx);
+      return r ? fmt::format("{:.1f}", r->at("tokens_per_s").get<double>()) : std::string("-");
+    };
+    const json* ca = at_context(j, "compressed", "absorbed", ctx);
+    std::string ratio = "-", predicted = "-", kvc = "-";
+    if (ca) {
+      ratio = fmt::format("{:.2f}", ca->at("tokens_per_s").get<double>() / g->at("tokens_per_s").get<double>());
+      predicted = fmt::format("{:.2f}", g->at("bytes_read_per_step").get<double>() /
+                                            ca->at("bytes_read_per_step").get<double>());
+      kvc = fmt::format("{:.1f} MiB", mib(ca->at("kv_bytes").get<double>()));
+    }
+    fmt::print("| {} | {:.1f} MiB | {} | {} | {} | {} | {} | {} | {} | {} |\n", ctx, mib(g->at("kv_bytes").get<double>()),
+               kvc, cell("gqa", "gqa"), cell("exact", "naive"), cell("exact", "absorbed"), cell("compressed", "naive"),
+               cell("compressed", "absorbed"), ratio, predicted);
+  }
+  const json& g0 = *line(j, "gqa", "gqa").front();
+  const json* c0 = at_context(j, "compressed", "absorbed", g0.at("context").get<int64_t>());
+  fmt::print("\nKV bytes per token: GQA and exact {}, compressed {}. Weights read per decode step: GQA {:.1f} MiB, "
+             "compressed {:.1f} MiB.\n\n",
+             g0.at("kv_bytes_per_token").get<int64_t>(), c0 ? c0->at("kv_bytes_per_token").get<int64_t>() : 0,
+             mib(g0.at("weight_bytes_per_step").get<double>()),
+             c0 ? mib(c0->at("weight_bytes_per_step").get<double>()) : 0.0);
+  // Time per step against context: a + b * context, least squares over every context.
+  if (j.contains("read_bandwidth_bytes_per_s"))
+    fmt::print("Read bandwidth of the machine ({} threads summing a 1 GiB array): {:.1f} GB/s.\n\n",
+               j.at("threads").get<int>(), j.at("read_bandwidth_bytes_per_s").get<double>() / 1e9);
+  fmt::print("| form | step time at context 0 (fit) | added per 1K cached tokens | KV bytes per cached token | "
+             "KV bytes / added time |\n| --- | ---: | ---: | ---: | ---: |\n");
+  for (const auto& [form, eval] : kLines) {
+    std::vector<double> x, y;
+    int64_t kv = 0;
+    for (const auto* r : line(j, form, eval)) {
+      x.push_back(r->at("context").get<double>());
+      y.push_back(r->at("ms_per_token").get<double>());
+      kv = r->at("kv_bytes_per_token").get<int64_t>();
+    }
+    if (x.size() < 2) continue;
+    const auto [a, b] = fit(x, y);
+    fmt::print("| {} {} | {:.2f} ms | {:.3f} ms | {} | {:.1f} GB/s |\n", form, form == "gqa" ? "" : eval, a, b * 1024,
+               kv, b > 0 ? static_cast<double>(kv) / (b * 1e-3) / 1e9 : 0.0);
+  }
+  fmt::print("\n");
+}
+
+void convert_markdown(const json& j) {
+  fmt::print("Calibration: {} tokens; budget {} of the GQA cache; sources written as BF16 HF directories.\n\n",
+             j.at("calib_tokens").get<int64_t>(), j.at("budget").get<double>());
+  fmt::print("| size (hidden, layers, heads, kv heads, d, FFN) | parameters | source on disk | repeat: time | repeat: peak "
+             "RSS | extend + calibration: time | extend + calibration: peak RSS |\n");
+  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  std::map<std::string, std::map<std::string, const json*>> by_size;
+  std::vector<std::string> order;
+  for (const auto& r : j.at("rows")) {
+    const std::string size = r.at("size");
+    if (!by_size.count(size)) order.push_back(size);
+    by_size[size][r.at("mode")] = &r;
+  }
+  for (const auto& size : order) {
+    const auto& m = by_size[size];
+    const json& any = *m.begin()->second;
+    auto cells = [&](const std::string& mode) {
+      const auto it = m.find(mode);
+      if (it == m.end()) return std::string("- | -");
+      return fmt::format("{:.1f} s | {:.0f} MiB", it->second->at("seconds").get<double>(),
+                         mib(it->second->at("peak_rss_bytes").get<double>()));
+    };
+    fmt::print("| {} | {:.1f} M | {:.0f} MiB | {} | {} |\n", size, any.at("parameters").get<double>() / 1e6,
+               mib(any.at("source_bytes").get<double>()), cells("repeat"), cells("extend+calib"));
+  }
+  fmt::print("\n");
+  for (const std::string mode : {"repeat", "extend+calib"}) {
+    std::vector<double> p, rss, sec;
+    for (const auto& r : j.at("rows"))
+      if (r.at("mode") == mode) {
+        p.push_back(r.at("parameters").get<double>());
+        rss.push_back(r.at("peak_rss_bytes").get<double>());
+        sec.push_back(r.at("seconds").get<double>());
+      }
+    if (p.size() < 2) continue;
+    const auto [ra, rb] = fit(p, rss);
+    const auto [ta, tb] = fit(p, sec);
+    fmt::print("- `{}`: peak RSS ≈ {:.0f} MiB + {:.1f} bytes per parameter; time ≈ {:.1f} s + {:.2f} s per million "
+               "parameters (least squares over {} sizes).\n",
+               mode, mib(ra), rb, ta, tb * 1e6, p.size());
+  }
+  fmt::print("\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::vector<std::string> contexts;
+    std::string convert, svg;
+    bench::parse_args(argc, argv, "bench_report", kUsage, [&](const std::string& k, auto& val) {
+      if (k == "--context") contexts.push_back(val());
+      else if (k == "--convert") convert = val();
+      else if (k == "--svg") svg = val();
+      else return false;
+      return true;
+    });
+    std::vector<Panel> panels;
+    Panel kv{"KV cache against context", "context (tokens)", "KV cache (MiB)", true, true, {}};
+    for (const auto& path : contexts) {
+      const json j = read_json(path);
+      if (panels.empty()) {
+        const json& m = j.at("machine");
+        fmt::print("Machine: {}, {} cores, {} memory ({}).\n\n", m.at("cpu").get<std::string>(), m.at("cores").get<int>(),
+                   m.at("memory").get<std::string>(), m.at("host").get<std::string>());
+      }
+      context_markdown(j);
+      const std::string label = j.at("label");
+      Panel p{label + ": decode", "context (tokens)", "decode tokens/s", true, true, {}};
+      for (const auto& [form, eval] : kLines) {
+        Series s{form == "gqa" ? "GQA" : form + " " + eval, {}, {}, eval == "naive"};
+        for (const auto* r : line(j, form, eval)) {
+          s.x.push_back(r->at("context").get<double>());
+          s.y.push_back(r->at("tokens_per_s").get<double>());
+        }
+        if (!s.x.empty()) p.series.push_back(std::move(s));
+      }
+      panels.push_back(std::move(p));
+      for (const std::string form : {"gqa", "compressed"}) {
+        Series s{label + (form == "gqa" ? ": GQA, exact" : ": compressed"), {}, {}, form != "gqa"};
+        for (const auto* r : line(j, form, form == "gqa" ? "gqa" : "absorbed")) {
+          s.x.push_back(r->at("context").get<double>());
+          s.y.push_back(mib(r->at("kv_bytes").get<double>()));
+        }
+        kv.series.push_back(std::move(s));
+      }
+    }
+    if (!contexts.empty()) panels.push_back(std::move(kv));
+    if (!convert.empty()) {
+      const json j = read_json(convert);
+      convert_markdown(j);
+      Panel rss{"convert: peak RSS", "parameters", "peak RSS (MiB)", true, true, {}};
+      Panel time{"convert: wall time", "parameters", "seconds", true, true, {}};
+      for (const std::string mode : {"repeat", "extend+calib"}) {
+        Series a{mode, {}, {}, false}, b{mode, {}, {}, false};
+        for (const auto& r : j.at("rows"))
+          if (r.at("mode") == mode) {
+            a.x.push_back(r.at("parameters").get<double>());
+            a.y.push_back(mib(r.at("peak_rss_bytes").get<double>()));
+            b.x.push_back(r.at("parameters").get<double>());
+            b.y.push_back(r.at("seconds").get<double>());
+          }
+        rss.series.push_back(std::move(a));
+        time.series.push_back(std::move(b));
+      }
+      rss.x_powers_of_two = time.x_powers_of_two = false;
+      panels.push_back(std::move(rss));
+      panels.push_back(std::move(time));
+    }
+    if (!svg.empty()) {
+      std::ofstream f(svg + ".tmp");
+      f << bench::svg_chart(panels, 3);
+      f.close();
+      if (!f) fail("{}: cannot write", svg);
+      std::rename((svg + ".tmp").c_str(), svg.c_str());
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,124 @@
+// Helpers shared by the benchmark programs (bench/): timing, argument lists,
+// synthetic token streams and the random-model shapes they use.
+#pragma once
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstdint>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "util/error.h"
+
+namespace mlar::bench {
+
+using clock_type = std::chrono::steady_clock;
+
+inline double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// Walks argv: on(key, value) handles one option, calling value() for its argument,
+// and returns false for a key it does not know. -h / --help prints `usage`, exits 0.
+template <class F>
+void parse_args(int argc, char** argv, const char* program, const char* usage, F on) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "-h" || k == "--help") {
+      std::fputs(usage, stdout);
+      std::exit(0);
+    }
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) fail("{}: {} needs a value", program, k);
+      return argv[++i];
+    };
+    if (!on(k, value)) fail("{}: unknown argument {} (see --help)", program, k);
+  }
+}
+
+// "a,b,c" -> {"a", "b", "c"} (or another separator).
+inline std::vector<std::string> split_list(const std::string& s, char sep = ',') {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep)) out.push_back(item);
+  return out;
+}
+
+inline std::vector<int64_t> int_list(const std::string& s, const std::string& option) {
+  std::vector<int64_t> out;
+  for (const auto& x : split_list(s)) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stoll(x, &used));
+      if (used != x.size() || out.back() <= 0) throw std::invalid_argument(x);
+    } catch (const std::exception&) {
+      fail("{}: expected positive integers separated by commas, got '{}'", option, s);
+    }
+  }
+  if (out.empty()) fail("{}: empty list", option);
+  return out;
+}
+
+// A deterministic token stream (BOS first) inside [3, vocab).
+inline std::vector<int32_t> token_stream(int64_t n, int64_t vocab) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>(3 + (i * 7919) % (vocab - 3));
+  if (n > 0) ids[0] = 1;
+  return ids;
+}
+
+// A Llama-shaped GQA config: hidden, layers, heads, kv heads, head size,
+// intermediate size, vocabulary.
+inline ModelConfig llama_shape(int64_t hidden, int64_t layers, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                               int64_t ffn, int64_t vocab, int64_t max_pos) {
+  ModelConfig c;
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = ffn;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = head_dim;
+  c.max_position_embeddings = max_pos;
+  return c;
+}
+
+// "H,L,NH,NKV,D,F,V" (as --shape takes it) -> llama_shape.
+inline ModelConfig parse_shape(const std::string& s, int64_t max_pos) {
+  const auto v = int_list(s, "--shape");
+  if (v.size() != 7) fail("--shape: expected hidden,layers,heads,kv_heads,head_dim,ffn,vocab, got '{}'", s);
+  return llama_shape(v[0], v[1], v[2], v[3], v[4], v[5], v[6], max_pos);
+}
+
+// The machine a benchmark ran on: CPU model, cores online, memory, kernel.
+inline nlohmann::json machine_json() {
+  std::string cpu = "unknown", mem = "unknown", line;
+  std::ifstream ci("/proc/cpuinfo");
+  while (std::getline(ci, line))
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  std::ifstream mi("/proc/meminfo");
+  while (std::getline(mi, line))
+    if (line.rfind("MemTotal:", 0) == 0) {
+      std::istringstream ss(line.substr(9));
+      double kb = 0;
+      ss >> kb;
+      mem = std::to_string(static_cast<int>(std::lround(kb / (1 << 20)))) + " GiB";
+      break;
+    }
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return {{"cpu", cpu}, {"cores", sysconf(_SC_NPROCESSORS_ONLN)}, {"memory", mem}, {"host", host}};
+}
+
+}  // namespace mlar::bench
