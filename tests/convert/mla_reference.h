@@ -113,19 +113,9 @@ inline std::vector<std::vector<double>> mla_reference_forward(const Model& m, co
     const auto a = mla_reference_attention(c, int64_t(l), L.mla, xs);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t i = 0; i < D; ++i) h[t][i] += a[t][i];
-    for (int64_t t = 0; t < n; ++t) {
-      const auto x = naive_rmsnorm(h[t], L.ffn_norm, c.rms_norm_eps);
-      auto gate = naive_linear(L.w_gate, x);
-      const auto up = naive_linear(L.w_up, x);
-      for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1 + std::exp(-gate[i])) * up[i];
-      const auto down = naive_linear(L.w_down, gate);
-      for (int64_t i = 0; i < D; ++i) h[t][i] += down[i];
-    }
+    naive_ffn_residual(c, L, h);
   }
-  std::vector<std::vector<double>> logits(n);
-  const Tensor& head = W.lm_head.empty() ? W.embed : W.lm_head;
-  for (int64_t t = 0; t < n; ++t) logits[t] = naive_linear(head, naive_rmsnorm(h[t], W.final_norm, c.rms_norm_eps));
-  return logits;
+  return naive_logits(c, W, h);
 }
 
 // max over all entries of |a - b|, and max |b| (the logit scale) through `scale`.

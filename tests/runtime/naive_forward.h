@@ -72,6 +72,28 @@ inline void naive_rope(std::vector<double>& v, int64_t d, int64_t pos, const std
   }
 }
 
+// h[t] += W_down (silu(W_gate x) * W_up x), x = rmsnorm(h[t]): a layer's SwiGLU MLP
+// with its residual, for every position.
+inline void naive_ffn_residual(const ModelConfig& c, const LayerWeights& L, std::vector<std::vector<double>>& h) {
+  for (auto& ht : h) {
+    const auto x = naive_rmsnorm(ht, L.ffn_norm, c.rms_norm_eps);
+    auto gate = naive_linear(L.w_gate, x);
+    const auto up = naive_linear(L.w_up, x);
+    for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1 + std::exp(-gate[i])) * up[i];
+    const auto down = naive_linear(L.w_down, gate);
+    for (size_t i = 0; i < ht.size(); ++i) ht[i] += down[i];
+  }
+}
+
+// Logits of every position: the final norm, then lm_head (or the tied embedding).
+inline std::vector<std::vector<double>> naive_logits(const ModelConfig& c, const ModelWeights& W,
+                                                     const std::vector<std::vector<double>>& h) {
+  std::vector<std::vector<double>> logits(h.size());
+  const Tensor& head = W.lm_head.empty() ? W.embed : W.lm_head;
+  for (size_t t = 0; t < h.size(); ++t) logits[t] = naive_linear(head, naive_rmsnorm(h[t], W.final_norm, c.rms_norm_eps));
+  return logits;
+}
+
 // Logits [n][V] for every position of `tokens` (positions 0 .. n-1).
 inline std::vector<std::vector<double>> naive_forward(const Model& m, const std::vector<int32_t>& tokens) {
   const ModelConfig& c = m.config;
@@ -114,19 +136,9 @@ inline std::vector<std::vector<double>> naive_forward(const Model& m, const std:
       const auto o = naive_linear(L.wo, att);
       for (int64_t i = 0; i < D; ++i) h[t][i] += o[i];
     }
-    for (int64_t t = 0; t < n; ++t) {
-      const auto x = naive_rmsnorm(h[t], L.ffn_norm, c.rms_norm_eps);
-      auto gate = naive_linear(L.w_gate, x);
-      const auto up = naive_linear(L.w_up, x);
-      for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1 + std::exp(-gate[i])) * up[i];
-      const auto down = naive_linear(L.w_down, gate);
-      for (int64_t i = 0; i < D; ++i) h[t][i] += down[i];
-    }
+    naive_ffn_residual(c, L, h);
   }
-  std::vector<std::vector<double>> logits(n);
-  const Tensor& head = W.lm_head.empty() ? W.embed : W.lm_head;
-  for (int64_t t = 0; t < n; ++t) logits[t] = naive_linear(head, naive_rmsnorm(h[t], W.final_norm, c.rms_norm_eps));
-  return logits;
+  return naive_logits(c, W, h);
 }
 
 // Perplexity of `ids` by the protocol of runtime/perplexity.h, with naive_forward.
