@@ -52,44 +52,11 @@ std::optional<MlaEval> mla_eval_from_name(const std::string& name) {
 }
 
 MlaAttention::MlaAttention(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w, MlaEval eval)
-    : w_(w), eval_(eval) {
-  if (!c.mla) fail("MlaAttention: layer {} of a model without an MLA config", layer);
-  const MlaConfig& m = *c.mla;
-  check_mla_layer_shapes(c, layer, w, "MlaAttention");
-  D_ = c.hidden_size;
-  H_ = c.num_heads;
-  r_ = m.rank(layer);
-  dn_ = m.qk_nope_head_dim;
-  dr_ = m.qk_rope_head_dim;
-  nr_ = m.num_rope_heads;
-  R_ = m.rope_values();
-  dv_ = m.v_head_dim;
-  qn_ = m.q_nope_width(layer);
-  qin_ = m.q_rope_width();
-  qw_ = qn_ + qin_;
-  q_lora_ = m.q_lora_rank;
-  absorbed_ = m.absorbed;
-  has_qr_ = !w.wqr.empty();
-  latent_norm_ = m.latent_norm;
-  scale_ = static_cast<float>(m.softmax_scale);
-  eps_ = static_cast<float>(c.rms_norm_eps);
-  pairs_ = rope_pairs(c.rope_layout);
-  if (r_ <= 0 || dr_ <= 0 || dr_ % 2 != 0 || nr_ <= 0 || !(m.softmax_scale > 0))
-    fail("MlaAttention: layer {}: rank {}, rope head size {}, rope heads {}, scale {} are not a valid MLA layer", layer,
-         r_, dr_, nr_, m.softmax_scale);
+    : MlaLayerDims(c, layer, w, "MlaAttention"), w_(w), eval_(eval) {
   if (absorbed_) {
     nope_ = !head_rows_zero(q_lora_ > 0 ? w.wq_b : w.wq, w.bq, H_, qw_, qn_);
   } else {
     nope_ = dn_ > 0;
-    if (dv_ <= 0) fail("MlaAttention: layer {}: value head size {} must be positive", layer, dv_);
-  }
-  if (m.rope_inv_freq.empty()) {
-    inv_freq_ = rope_inv_freq(c.rope_theta, dr_, c.rope_scaling);
-  } else {  // explicit frequencies (partial-RoPE retrofits keep a subset of the source's)
-    if (static_cast<int64_t>(m.rope_inv_freq.size()) * 2 != dr_)
-      fail("MlaAttention: layer {}: {} rope_inv_freq values for a rope head of {} (needs {})", layer,
-           m.rope_inv_freq.size(), dr_, dr_ / 2);
-    inv_freq_.assign(m.rope_inv_freq.begin(), m.rope_inv_freq.end());
   }
 }
 

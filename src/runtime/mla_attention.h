@@ -37,6 +37,7 @@
 #include "ops/rope.h"
 #include "runtime/attention.h"
 #include "runtime/mla_cache.h"
+#include "runtime/mla_layer_dims.h"
 
 namespace mlar {
 
@@ -46,7 +47,7 @@ enum class MlaEval { Auto, Naive, Absorbed };
 const char* mla_eval_name(MlaEval e);  // "auto", "naive", "absorbed"
 std::optional<MlaEval> mla_eval_from_name(const std::string& name);
 
-class MlaAttention final : public Attention {
+class MlaAttention final : public Attention, private MlaLayerDims {
  public:
   // Layer `layer` of a model whose config.mla is set; checks w against
   // check_mla_layer_shapes. Keeps pointers to w's tensors: they must outlive this.
@@ -80,18 +81,7 @@ class MlaAttention final : public Attention {
 
   const MlaLayerWeights& w_;
   MlaEval eval_;
-  int64_t D_, H_;
-  int64_t r_;             // latent rank of this layer
-  int64_t dn_, dr_, nr_;  // d_n, d_r, n_r
-  int64_t R_;             // n_r * d_r
-  int64_t dv_;            // d_v
-  int64_t qn_, qin_;      // per-head query widths as projected: NoPE part, rope input
-  int64_t qw_;            // qn_ + qin_
-  int64_t q_lora_;
-  bool has_qr_, absorbed_, latent_norm_, nope_;
-  float scale_, eps_;
-  ops::RopePairs pairs_;
-  std::vector<float> inv_freq_;  // [d_r / 2]
+  bool nope_;  // see nope_scores()
 };
 
 }  // namespace mlar

@@ -17,10 +17,4 @@ std::unique_ptr<AttentionBlock> make_attention_block(const ModelConfig& c, int64
   return std::make_unique<GqaBlock>(c, w);
 }
 
-std::vector<float> mla_rope_inv_freq(const ModelConfig& c) {
-  const MlaConfig& m = *c.mla;
-  if (m.rope_inv_freq.empty()) return rope_inv_freq(c.rope_theta, m.qk_rope_head_dim, c.rope_scaling);
-  return {m.rope_inv_freq.begin(), m.rope_inv_freq.end()};
-}
-
 }  // namespace mlar::train

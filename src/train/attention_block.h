@@ -47,9 +47,4 @@ class AttentionBlock {
 // reference to `w`, which must outlive it; shapes are checked.
 std::unique_ptr<AttentionBlock> make_attention_block(const ModelConfig& c, int64_t layer, const LayerWeights& w);
 
-// RoPE inverse frequencies of an MLA model's rope heads (d_r / 2 values): the
-// config's explicit mla.rope_inv_freq when set, else those of a head of size d_r
-// with the source's theta and scaling.
-std::vector<float> mla_rope_inv_freq(const ModelConfig& c);
-
 }  // namespace mlar::train

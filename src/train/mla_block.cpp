@@ -34,35 +34,9 @@ Buf buf(int64_t n) { return Buf(static_cast<size_t>(n)); }
 
 }  // namespace
 
-MlaBlock::MlaBlock(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w) : w_(w) {
-  if (!c.mla) fail("train: MLA block for layer {} of a model without an MLA config", layer);
-  check_mla_layer_shapes(c, layer, w, "train");
-  const MlaConfig& m = *c.mla;
-  D_ = c.hidden_size;
-  H_ = c.num_heads;
-  r_ = m.rank(layer);
-  dn_ = m.qk_nope_head_dim;
-  dr_ = m.qk_rope_head_dim;
-  nr_ = m.num_rope_heads;
-  R_ = m.rope_values();
-  dv_ = m.v_head_dim;
-  qn_ = m.q_nope_width(layer);
-  qin_ = m.q_rope_width();
-  qw_ = qn_ + qin_;
-  q_lora_ = m.q_lora_rank;
-  absorbed_ = m.absorbed;
-  has_qr_ = !w.wqr.empty();
-  latent_norm_ = m.latent_norm;
-  scale_ = static_cast<float>(m.softmax_scale);
-  eps_ = static_cast<float>(c.rms_norm_eps);
-  pairs_ = rope_pairs(c.rope_layout);
-  inv_freq_ = mla_rope_inv_freq(c);
+MlaBlock::MlaBlock(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w)
+    : MlaLayerDims(c, layer, w, "train"), w_(w) {
   dk_ = absorbed_ ? r_ + R_ : dn_ + R_;
-  if (r_ <= 0 || dr_ <= 0 || dr_ % 2 != 0 || nr_ <= 0 || !(m.softmax_scale > 0) || (!absorbed_ && dv_ <= 0))
-    fail("train: layer {} is not a valid MLA layer (rank {}, rope {} x {}, d_v {}, scale {})", layer, r_, nr_, dr_,
-         dv_, m.softmax_scale);
-  if (static_cast<int64_t>(inv_freq_.size()) * 2 != dr_)
-    fail("train: layer {}: {} rope frequencies for rope heads of {}", layer, inv_freq_.size(), dr_);
 }
 
 std::unique_ptr<AttentionState> MlaBlock::forward(const float* x, const BatchShape& b, float* out) const {

@@ -13,11 +13,12 @@
 #include <vector>
 
 #include "ops/rope.h"
+#include "runtime/mla_layer_dims.h"
 #include "train/attention_block.h"
 
 namespace mlar::train {
 
-class MlaBlock final : public AttentionBlock {
+class MlaBlock final : public AttentionBlock, private MlaLayerDims {
  public:
   MlaBlock(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w);
   std::unique_ptr<AttentionState> forward(const float* x, const BatchShape& b, float* out) const override;
@@ -26,15 +27,7 @@ class MlaBlock final : public AttentionBlock {
 
  private:
   const MlaLayerWeights& w_;
-  int64_t D_, H_;
-  int64_t r_, dn_, dr_, nr_, R_, dv_;  // rank, d_n, d_r, n_r, n_r * d_r, d_v
-  int64_t qn_, qin_, qw_;              // per-head query widths as projected
-  int64_t dk_;                         // per-head query/key width in the attention
-  int64_t q_lora_;
-  bool has_qr_, absorbed_, latent_norm_;
-  float scale_, eps_;
-  ops::RopePairs pairs_;
-  std::vector<float> inv_freq_;  // [d_r / 2]
+  int64_t dk_;  // per-head query/key width in the attention
 };
 
 }  // namespace mlar::train

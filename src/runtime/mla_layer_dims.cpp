@@ -1,0 +1,44 @@
+#include "runtime/mla_layer_dims.h"
+
+#include "model/mla.h"
+#include "runtime/rope_table.h"
+#include "util/error.h"
+
+namespace mlar {
+
+MlaLayerDims::MlaLayerDims(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w, const char* who) {
+  if (!c.mla) fail("{}: layer {} of a model without an MLA config", who, layer);
+  const MlaConfig& m = *c.mla;
+  check_mla_layer_shapes(c, layer, w, who);
+  D_ = c.hidden_size;
+  H_ = c.num_heads;
+  r_ = m.rank(layer);
+  dn_ = m.qk_nope_head_dim;
+  dr_ = m.qk_rope_head_dim;
+  nr_ = m.num_rope_heads;
+  R_ = m.rope_values();
+  dv_ = m.v_head_dim;
+  qn_ = m.q_nope_width(layer);
+  qin_ = m.q_rope_width();
+  qw_ = qn_ + qin_;
+  q_lora_ = m.q_lora_rank;
+  absorbed_ = m.absorbed;
+  has_qr_ = !w.wqr.empty();
+  latent_norm_ = m.latent_norm;
+  scale_ = static_cast<float>(m.softmax_scale);
+  eps_ = static_cast<float>(c.rms_norm_eps);
+  pairs_ = rope_pairs(c.rope_layout);
+  if (r_ <= 0 || dr_ <= 0 || dr_ % 2 != 0 || nr_ <= 0 || !(m.softmax_scale > 0) || (!absorbed_ && dv_ <= 0))
+    fail("{}: layer {} is not a valid MLA layer (rank {}, rope {} x {}, d_v {}, scale {})", who, layer, r_, nr_, dr_,
+         dv_, m.softmax_scale);
+  if (m.rope_inv_freq.empty()) {
+    inv_freq_ = rope_inv_freq(c.rope_theta, dr_, c.rope_scaling);
+  } else {  // explicit frequencies (partial-RoPE retrofits keep a subset of the source's)
+    if (static_cast<int64_t>(m.rope_inv_freq.size()) * 2 != dr_)
+      fail("{}: layer {}: {} rope_inv_freq values for a rope head of {} (needs {})", who, layer,
+           m.rope_inv_freq.size(), dr_, dr_ / 2);
+    inv_freq_.assign(m.rope_inv_freq.begin(), m.rope_inv_freq.end());
+  }
+}
+
+}  // namespace mlar

@@ -1,0 +1,35 @@
+// The sizes of one MLA layer (MLA.md §2) as attention code reads them: taken once
+// from the config, checked against the layer's weights, and shared by the runtime
+// attention (MlaAttention) and the training block (train::MlaBlock), which derive
+// from it.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+#include "model/weights.h"
+#include "ops/rope.h"
+
+namespace mlar {
+
+class MlaLayerDims {
+ protected:
+  // Checks the weight shapes (check_mla_layer_shapes) and the sizes; errors start
+  // with "<who>: layer <layer>".
+  MlaLayerDims(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w, const char* who);
+
+  int64_t D_, H_;
+  int64_t r_;             // latent rank of this layer
+  int64_t dn_, dr_, nr_;  // d_n, d_r, n_r
+  int64_t R_;             // n_r * d_r
+  int64_t dv_;            // d_v
+  int64_t qn_, qin_;      // per-head query widths as projected: NoPE part, rope input
+  int64_t qw_;            // qn_ + qin_
+  int64_t q_lora_;
+  bool has_qr_, absorbed_, latent_norm_;
+  float scale_, eps_;
+  ops::RopePairs pairs_;
+  std::vector<float> inv_freq_;  // [d_r / 2]: the config's explicit table, else from rope_theta
+};
+
+}  // namespace mlar
