@@ -9,7 +9,7 @@
 //
 //   bench_context [--model PATH [--tokenizer TOK] [--compressed PATH] | --shape H,L,NH,NKV,D,F,V]
 //                 [--budget 0.25] [--contexts 512,1024,2048,4096,8192,16384] [--decode 4]
-//                 [--reps 2] [--naive-max-context 4096] [--threads N] [--label NAME] [--json FILE]
+//                 [--reps 2] [--naive-max-context 16384] [--threads N] [--label NAME] [--json FILE]
 //
 // Decode at context C: the cache holds C tokens of random values (no prefill: a 16K
 // prefill would cost far more than the measurement, and the values do not change the
@@ -53,14 +53,14 @@ struct Args {
   std::string shape = "1024,16,16,4,64,2816,32000";
   double budget = 0.25;
   std::vector<int64_t> contexts{512, 1024, 2048, 4096, 8192, 16384};
-  int64_t decode = 4, naive_max = 4096;
+  int64_t decode = 4, naive_max = 16384;
   int reps = 2, threads = 0;
 };
 
 const char* kUsage =
     "bench_context [--model PATH [--tokenizer TOK] [--compressed PATH] | --shape H,L,NH,NKV,D,F,V]\n"
     "              [--budget 0.25] [--contexts 512,1024,2048,4096,8192,16384] [--decode 4] [--reps 2]\n"
-    "              [--naive-max-context 4096] [--threads N] [--label NAME] [--json FILE]\n"
+    "              [--naive-max-context 16384] [--threads N] [--label NAME] [--json FILE]\n"
     "Decode tokens/s and KV bytes against context for a GQA model (a file, or random weights of\n"
     "--shape, default 1024,16,16,4,64,2816,32000) and its exact and compressed MLA forms.\n";
 

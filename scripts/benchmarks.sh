@@ -46,7 +46,7 @@ echo "== 2/4 decode against context"
   --json "$out/context-random.json"
 "$bin/bench_context" --threads "$threads" --label "stories260K" --model "$M/stories260K.bin" \
   --tokenizer "$M/tok512.model" --compressed "$out/stories-25" --decode 16 --reps 3 \
-  --naive-max-context 16384 --json "$out/context-stories.json"
+  --json "$out/context-stories.json"
 
 echo "== 3/4 conversion cost against model size"
 "$bin/bench_convert" --cli "$bin/mla-retrofit" --tokenizer "$M/tok512.model" --calib "$T/tinystories-calib.txt" \
