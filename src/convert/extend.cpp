@@ -70,7 +70,12 @@ LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const 
   if (!norms_on(o)) return out;
   if (keep_stages) out.low_rank = out.final;
   if (!st.samples) fail("extend: layer {}: no calibration samples for the RMSNorm fits", l);
-  if (o.latent_norm == LatentNorm::Calibrated) out.final.kv_norm = fit_latent_norm(out.final, *st.samples, c.rms_norm_eps);
+  if (o.latent_norm == LatentNorm::Calibrated) {
+    if (o.scale_latent)
+      say(o, fmt::format("layer {}: latent rescaled for the norm, alpha {}", l,
+                         scale_latent_for_norm(out.final, *st.samples, c.rms_norm_eps)));
+    out.final.kv_norm = fit_latent_norm(out.final, *st.samples, c.rms_norm_eps);
+  }
   if (o.q_lora_rank > 0) factor_query(out.final, o.q_lora_rank, st.S, *st.samples, c.rms_norm_eps);
   return out;
 }

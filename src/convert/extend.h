@@ -74,6 +74,7 @@ struct ExtendOptions {
   RankAlloc rank_alloc = RankAlloc::Uniform;
   int64_t q_lora_rank = 0;      // 0 = full-rank W_q
   LatentNorm latent_norm = LatentNorm::None;
+  bool scale_latent = true;  // with a calibrated latent norm: rescale the latent first (scale_latent_for_norm)
   int64_t reservoir = 4096;     // calibration inputs kept per layer for the RMSNorm fits
   // Evaluation after each stage (empty: no perplexities).
   std::vector<int32_t> eval_ids;

@@ -27,6 +27,75 @@ double rms(const std::vector<double>& v, double eps) {
 
 }  // namespace
 
+double scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps) {
+  if (xs.size() == 0) fail("latent norm: no calibration samples");
+  const int64_t r = w.w_dkv.dim(0), D = w.w_dkv.dim(1), n = xs.size();
+  std::vector<std::vector<double>> cs(static_cast<size_t>(n));  // [n][r] latents
+  std::vector<double> m2(static_cast<size_t>(r), 0.0);
+  for (int64_t t = 0; t < n; ++t) {
+    affine(w.w_dkv, w.b_dkv, xs.row(t), cs[static_cast<size_t>(t)]);
+    for (int64_t i = 0; i < r; ++i) m2[static_cast<size_t>(i)] += std::pow(cs[static_cast<size_t>(t)][static_cast<size_t>(i)], 2);
+  }
+  double mean = 0;
+  for (double& v : m2) mean += (v /= static_cast<double>(n)) / static_cast<double>(r);
+  // g_i: how much coordinate i reaches keys and values (column energy of W_uk, W_uv).
+  std::vector<double> g(static_cast<size_t>(r), 0.0);
+  for (const Tensor* up : {&w.w_uk, &w.w_uv})
+    if (!up->empty())
+      for (int64_t o = 0; o < up->dim(0); ++o)
+        for (int64_t i = 0; i < r; ++i) g[static_cast<size_t>(i)] += std::pow(up->row(o)[i], 2);
+  auto scales = [&](double alpha) {
+    std::vector<double> d(static_cast<size_t>(r), 1.0);
+    for (int64_t i = 0; i < r; ++i) {
+      const double v = m2[static_cast<size_t>(i)];
+      if (v > 1e-12 * mean) d[static_cast<size_t>(i)] = std::pow(v / mean, -alpha / 2);
+    }
+    return d;
+  };
+  // The error sum_i g_i (c_i - RMSNorm(d c)_i w_i / d_i)^2 of the fitted norm, for scales d.
+  auto error = [&](const std::vector<double>& d) {
+    std::vector<double> num(static_cast<size_t>(r), 0.0), den(static_cast<size_t>(r), 0.0), rho(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) {
+      const auto& c = cs[static_cast<size_t>(t)];
+      double ss = 0;
+      for (int64_t i = 0; i < r; ++i) ss += std::pow(d[static_cast<size_t>(i)] * c[static_cast<size_t>(i)], 2);
+      const double p = std::sqrt(ss / static_cast<double>(r) + eps);
+      rho[static_cast<size_t>(t)] = p;
+      for (int64_t i = 0; i < r; ++i) {
+        const double c2 = std::pow(d[static_cast<size_t>(i)] * c[static_cast<size_t>(i)], 2);
+        num[static_cast<size_t>(i)] += c2 / p;
+        den[static_cast<size_t>(i)] += c2 / (p * p);
+      }
+    }
+    double e = 0;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < r; ++i) {
+        const size_t k = static_cast<size_t>(i);
+        const double wi = den[k] > 0 ? num[k] / den[k] : 1.0;
+        const double c = cs[static_cast<size_t>(t)][k];
+        e += g[k] * std::pow(c - c * wi / rho[static_cast<size_t>(t)], 2);
+      }
+    return e;
+  };
+  double best_alpha = 0, best = error(scales(0));
+  for (double alpha : {0.25, 0.5, 0.75, 1.0}) {
+    const double e = error(scales(alpha));
+    if (e < best) best = e, best_alpha = alpha;
+  }
+  const auto d = scales(best_alpha);
+  for (int64_t i = 0; i < r; ++i) {
+    const double s = d[static_cast<size_t>(i)];
+    if (s == 1.0) continue;
+    float* row = w.w_dkv.row(i);
+    for (int64_t j = 0; j < D; ++j) row[j] = static_cast<float>(row[j] * s);
+    if (!w.b_dkv.empty()) w.b_dkv.data[static_cast<size_t>(i)] = static_cast<float>(w.b_dkv.data[static_cast<size_t>(i)] * s);
+    for (Tensor* up : {&w.w_uk, &w.w_uv})
+      if (!up->empty())
+        for (int64_t o = 0; o < up->dim(0); ++o) up->row(o)[i] = static_cast<float>(up->row(o)[i] / s);
+  }
+  return best_alpha;
+}
+
 Tensor fit_latent_norm(const MlaLayerWeights& w, const Reservoir& xs, double eps) {
   if (xs.size() == 0) fail("latent norm: no calibration samples");
   const int64_t r = w.w_dkv.dim(0);

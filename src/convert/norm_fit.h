@@ -16,6 +16,16 @@
 
 namespace mlar {
 
+// Rescales latent coordinate i by d_i = (E[c_i^2] / mean_j E[c_j^2])^(-alpha/2)
+// (row i of w_dkv and b_dkv times d_i, column i of w_uk and w_uv over d_i: the same
+// model without a norm), alpha in {0, 1/4, 1/2, 3/4, 1} chosen on the samples to
+// minimise sum_i g_i E[(c_i - RMSNorm(d c)_i w_i / d_i)^2], with w the norm that
+// fit_latent_norm then fits and g_i the energy of column i of W_uk and W_uv. The
+// norm divides every token by its own rms: alpha = 1 (equal second moments) makes
+// that rms vary least across tokens for Gaussian latents, while alpha = 0 keeps the
+// coordinates that matter most largest. Returns alpha.
+double scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps);
+
 // kv_norm [r] for the layer's w_dkv / b_dkv.
 Tensor fit_latent_norm(const MlaLayerWeights& w, const Reservoir& xs, double eps);
 

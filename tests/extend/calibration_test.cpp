@@ -153,6 +153,61 @@ TEST(NormFit, LatentNormIsTheLeastSquaresWeight) {
   }
 }
 
+// scale_latent_for_norm is an exact reparametrisation without the norm, and with it
+// helps where the kv basis lets an unimportant coordinate set the rms: here c_2 is
+// 100x larger than c_0, c_1 but barely reaches the keys and values.
+TEST(NormFit, LatentRescaleIsExactAndHelpsTheNorm) {
+  MlaLayerWeights w;
+  w.w_dkv = Tensor({3, 3}, {1, 0, 0, 0, 1, 0, 0, 0, 100});
+  w.b_dkv = Tensor({3}, {0.1f, -0.2f, 5});
+  w.w_uk = Tensor({2, 3}, {1, 0.5f, 0.001f, -0.5f, 1, 0.001f});
+  w.w_uv = Tensor({2, 3}, {0.7f, -1, 0.002f, 1, 0.3f, -0.001f});
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> g;
+  const int64_t n = 400;
+  std::vector<float> x(3 * n);
+  for (float& v : x) v = g(rng);
+  Reservoir xs(3, n);
+  xs.add(x.data(), n);
+  const double eps = 1e-6;
+  // Keys and values of every sample: up(RMSNorm(c) * kv_norm) with the norm, up(c) without.
+  auto outputs = [&](const MlaLayerWeights& l, const Tensor* norm) {
+    std::vector<double> out;
+    for (int64_t t = 0; t < n; ++t) {
+      std::vector<double> c(3);
+      double ss = 0;
+      for (int64_t i = 0; i < 3; ++i) {
+        c[i] = l.b_dkv.data[i];
+        for (int64_t j = 0; j < 3; ++j) c[i] += double(l.w_dkv.row(i)[j]) * x[3 * t + j];
+        ss += c[i] * c[i];
+      }
+      if (norm)
+        for (int64_t i = 0; i < 3; ++i) c[i] *= norm->data[i] / std::sqrt(ss / 3 + eps);
+      for (const Tensor* up : {&l.w_uk, &l.w_uv})
+        for (int64_t o = 0; o < 2; ++o) {
+          double y = 0;
+          for (int64_t i = 0; i < 3; ++i) y += double(up->row(o)[i]) * c[i];
+          out.push_back(y);
+        }
+    }
+    return out;
+  };
+  auto sq_err = [](const std::vector<double>& a, const std::vector<double>& b) {
+    double e = 0;
+    for (size_t i = 0; i < a.size(); ++i) e += (a[i] - b[i]) * (a[i] - b[i]);
+    return e;
+  };
+  const auto exact = outputs(w, nullptr);
+  MlaLayerWeights scaled = w;
+  const double alpha = scale_latent_for_norm(scaled, xs, eps);
+  EXPECT_GT(alpha, 0.0);
+  const auto same = outputs(scaled, nullptr);
+  for (size_t i = 0; i < exact.size(); ++i) EXPECT_NEAR(same[i], exact[i], 1e-4 * (1 + std::fabs(exact[i])));
+  const Tensor norm_before = fit_latent_norm(w, xs, eps), norm_after = fit_latent_norm(scaled, xs, eps);
+  const double before = sq_err(outputs(w, &norm_before), exact), after = sq_err(outputs(scaled, &norm_after), exact);
+  EXPECT_LT(after, 0.5 * before) << "before " << before << " after " << after;
+}
+
 TEST(NormFit, QueryFactorImprovesWithRank) {
   const ModelConfig c = extend_config(2);
   const Model src = random_model(c, 12);

@@ -23,6 +23,7 @@ struct ExtendArgs {
   std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "uniform", freqfold = "auto",
               kv_method = "attn", latent_norm = "none", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto";
   double kv_budget = 0, holdout = 0.1;
+  bool keep_latent_scale = false;
   std::vector<CLI::Option*> options;  // every extend-only option, to refuse them with another mode
 };
 
@@ -82,6 +83,7 @@ ExtendOptions to_options(const ExtendArgs& a) {
   const auto norm = latent_norm_from_name(a.latent_norm);
   if (!norm) fail("--latent-norm {} is not none or calibrated", a.latent_norm);
   o.latent_norm = *norm;
+  o.scale_latent = !a.keep_latent_scale;
   o.reservoir = a.reservoir;
   o.eval_ctx = a.ctx;
   return o;
@@ -133,6 +135,9 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
   add(cmd->add_option("--latent-norm", a->latent_norm,
                       "none (no kv_a_layernorm), or calibrated (an RMSNorm weight fitted on calibration data)")
           ->capture_default_str());
+  add(cmd->add_flag("--keep-latent-scale", a->keep_latent_scale,
+                    "with --latent-norm calibrated: fit the norm on the latent as the kv method gives it, without "
+                    "first rescaling its coordinates for the norm (an ablation)"));
   add(cmd->add_option("--eval-text", a->eval_text, "text to report perplexity on after each stage"));
   add(cmd->add_option("--ctx", a->ctx, "evaluation window length including BOS")->capture_default_str());
   add(cmd->add_option("--report", a->report, "write the conversion report as JSON to this file"));
