@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/deepseek_export.h"
 #include "io/gguf_writer.h"
 #include "io/hf_model.h"
 #include "io/safetensors_writer.h"
@@ -384,6 +385,30 @@ void config_seeds() {
   rj["mla"] = mla_config_to_json(rep);
   rj["mla_retrofit"] = {{"format_version", 1}};
   spit("hf_config", "mla_repeat_absorbed.json", rj.dump());
+
+  // DeepSeek-V3 config.json files as the exporter writes them (read_deepseek_v3_model).
+  ModelConfig ds = base_config("llama");
+  ds.num_kv_heads = ds.num_heads;
+  MlaConfig dm;
+  dm.rope_mode = RopeMode::Extend;
+  dm.kv_lora_rank = 8;
+  dm.qk_nope_head_dim = 4;
+  dm.qk_rope_head_dim = 4;
+  dm.num_rope_heads = 1;
+  dm.v_head_dim = 4;
+  dm.latent_norm = true;
+  dm.softmax_scale = 1.0 / std::sqrt(8.0);
+  ds.mla = dm;
+  ds.rope_layout = RopeLayout::Interleaved;
+  spit("deepseek_v3_config", "dense.json", deepseek_v3_config_json(ds, "bfloat16", "seed").dump(2));
+  ds.mla->q_lora_rank = 6;
+  ds.attention_bias = true;
+  ds.rope_layout = RopeLayout::Half;
+  nlohmann::json dj = deepseek_v3_config_json(ds, "float32", "seed");
+  spit("deepseek_v3_config", "q_lora_bias_half.json", dj.dump());
+  dj["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"mscale_all_dim", 1.0}, {"mscale", 1.0},
+                        {"original_max_position_embeddings", 64}, {"beta_fast", 32}, {"beta_slow", 1}};
+  spit("deepseek_v3_config", "yarn.json", dj.dump());
 }
 
 }  // namespace

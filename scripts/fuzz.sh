@@ -4,8 +4,8 @@
 # SECONDS_PER_TARGET (default 30) on a temporary copy of its seed corpus
 # fuzz/corpus/<target>/ (the committed corpus never grows).
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
-# Targets: safetensors gguf hf_config hf_tokenizer llama2c_model llama2c_tokenizer
-# spm_model (default: all). A crashing, leaking, hanging or over-allocating input
+# Targets: safetensors gguf hf_config deepseek_v3_config hf_tokenizer llama2c_model
+# llama2c_tokenizer spm_model (default: all). A crashing, leaking, hanging or over-allocating input
 # is saved as ${MLAR_FUZZ_ARTIFACTS:-build-fuzz/artifacts}/<target>-crash-<sha1>
 # (replay: build-fuzz/fuzz/fuzz_<target> FILE) and the script exits 1.
 # MLAR_FUZZ_KEEP_CORPUS=DIR keeps each run's grown corpus in DIR/<target>/.
@@ -14,7 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-30}
 [[ $secs =~ ^[0-9]+$ ]] || { echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]" >&2; exit 2; }
 shift $(($# > 0 ? 1 : 0))
-all=(safetensors gguf hf_config hf_tokenizer llama2c_model llama2c_tokenizer spm_model)
+all=(safetensors gguf hf_config deepseek_v3_config hf_tokenizer llama2c_model llama2c_tokenizer spm_model)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 build=${MLAR_FUZZ_BUILD:-$root/build-fuzz}
@@ -40,7 +40,7 @@ max_len() {
 }
 dict() {
   case $1 in
-    hf_config | hf_tokenizer) cat "$root/fuzz/dict/json.dict" "$root/fuzz/dict/$1.dict" ;;
+    hf_config | deepseek_v3_config | hf_tokenizer) cat "$root/fuzz/dict/json.dict" "$root/fuzz/dict/$1.dict" ;;
     safetensors | gguf) cat "$root/fuzz/dict/$1.dict" ;;
     llama2c_model | llama2c_tokenizer) cat "$root/fuzz/dict/llama2c.dict" ;;
   esac

@@ -11,6 +11,12 @@ namespace mlar {
 // missing or malformed one: the HF reader reports those).
 bool is_deepseek_v3_dir(const std::string& dir);
 
+// The model configuration (with its mla section) that read_deepseek_v3_model takes
+// from the text of a DeepSeek-V3 config.json: transformers' defaults for absent
+// fields, dense models only, YaRN's mscale folded into the softmax scale. `source`
+// names the file in errors.
+ModelConfig parse_deepseek_v3_config(const std::string& text, const std::string& source);
+
 // An HF DeepSeek-V3 directory as transformers' DeepseekV3ForCausalLM computes it:
 // MLA in the DeepSeek layout (config.mla: rope mode extend, one rope head, latent
 // norm), rope rows as stored (rope_interleave true: interleaved; false: half),

@@ -89,11 +89,7 @@ bool is_deepseek_v3_dir(const std::string& dir) {
   return j.is_object() && j.contains("model_type") && j.at("model_type") == "deepseek_v3";
 }
 
-Model read_deepseek_v3_model(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) fail("{}: not a directory", dir);
-  const std::string src = (fs::path(dir) / "config.json").string();
-  const std::string text = read_text(src);
+ModelConfig parse_deepseek_v3_config(const std::string& text, const std::string& src) {
   check_json_depth(text, src);  // error messages dump values recursively
   json j;
   try {
@@ -151,6 +147,17 @@ Model read_deepseek_v3_model(const std::string& dir) {
   const json rope = present(j, "rope_scaling") ? j.at("rope_scaling") : present(j, "rope_parameters") ? j.at("rope_parameters") : json();
   a.softmax_scale = yarn_mscale_sq(rope) / std::sqrt(static_cast<double>(a.qk_nope_head_dim + a.qk_rope_head_dim));
   c.mla = a;
+
+  return c;
+}
+
+Model read_deepseek_v3_model(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail("{}: not a directory", dir);
+  const std::string src = (fs::path(dir) / "config.json").string();
+  const ModelConfig c = parse_deepseek_v3_config(read_text(src), src);
+  const MlaConfig& a = *c.mla;
+  const int64_t L = c.num_layers, H = c.num_heads;
 
   Model m;
   m.source = dir;

@@ -64,7 +64,7 @@ int64_t temp_bytes(const fs::path& out) {
 // Starts the CLI with `args`, waits until it has written some bytes under a
 // temporary name next to `out`, kills it with SIGKILL, and returns whether it was
 // caught mid-write (false if it finished first).
-bool kill_mid_write(const std::vector<std::string>& args, const fs::path& out) {
+bool kill_mid_write_once(const std::vector<std::string>& args, const fs::path& out) {
   pid_t pid = fork();
   if (pid == 0) {
     std::vector<char*> argv{const_cast<char*>(MLAR_CLI)};
@@ -90,6 +90,16 @@ bool kill_mid_write(const std::vector<std::string>& args, const fs::path& out) {
   int status;
   waitpid(pid, &status, 0);
   return caught && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+// kill_mid_write_once, tried up to three times: on a loaded machine the poll can
+// miss the whole write, and a run that finished is removed before the next try.
+bool kill_mid_write(const std::vector<std::string>& args, const fs::path& out) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (kill_mid_write_once(args, out)) return true;
+    fs::remove_all(out);
+  }
+  return false;
 }
 
 ModelConfig big_config() {
