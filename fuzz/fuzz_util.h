@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "io/mla_model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -77,6 +78,16 @@ inline void check_config(const ModelConfig& c) {
   MLAR_FUZZ_CHECK(c.num_heads > 0 && c.num_kv_heads > 0 && c.head_dim > 0 && c.num_heads % c.num_kv_heads == 0);
   MLAR_FUZZ_CHECK(c.bos_token_id >= 0 && c.bos_token_id < c.vocab_size);
   MLAR_FUZZ_CHECK(c.eos_token_id >= 0 && c.eos_token_id < c.vocab_size);
+}
+
+// An MLA config a reader accepts: validate_mla_config passes (or throws
+// mlar::Error), and the first and last layers' cache sizes and tensor shapes form.
+inline void check_mla_config(const ModelConfig& c, const std::string& source) {
+  validate_mla_config(c, source);
+  for (int64_t layer : {int64_t{0}, c.num_layers - 1}) {
+    (void)c.kv_values_per_token_layer(layer);
+    for (const MlaTensorSlot& s : mla_layer_slots(c, layer)) (void)shape_str(s.shape);
+  }
 }
 
 // Encodes a few short strings (ASCII, spaces, control and special-looking text,
