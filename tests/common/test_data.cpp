@@ -27,9 +27,13 @@ std::string source_path(const std::string& rel) { return (fs::path(MLAR_SOURCE_D
 namespace {
 struct TempRoot {
   fs::path root;
+  // A fresh directory per process (mkdtemp): a name from the pid alone could meet a
+  // directory left by an earlier process with the same pid (one that crashed or was
+  // killed), and tests expect their temporary directories empty.
   TempRoot() {
-    root = fs::temp_directory_path() / ("mlar-test-" + std::to_string(::getpid()));
-    fs::create_directories(root);
+    std::string tmpl = (fs::temp_directory_path() / "mlar-test-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("cannot create a temporary directory under " + tmpl);
+    root = tmpl;
   }
   ~TempRoot() {
     std::error_code ec;
