@@ -30,6 +30,23 @@ inline const std::vector<std::string>& convert_file_source_names() {
   return names;
 }
 
+// A parameterised conversion case: a source, converted with or without --absorb.
+struct ConvertCase {
+  std::string source;
+  bool absorb;
+};
+
+// Every source, each without and with absorption.
+inline std::vector<ConvertCase> all_cases();
+
+// gtest parameter names: "stories_bin_naive", "qwen2_absorbed", ...
+inline std::string case_name(const testing::TestParamInfo<ConvertCase>& i) {
+  std::string s = i.param.source + (i.param.absorb ? "_absorbed" : "_naive");
+  for (char& ch : s)
+    if (ch == '-') ch = '_';
+  return s;
+}
+
 // Every source, with "stories-interleaved" (the .bin's own row order) too.
 inline const std::vector<std::string>& convert_source_names() {
   static const std::vector<std::string> names = [] {
@@ -38,6 +55,13 @@ inline const std::vector<std::string>& convert_source_names() {
     return n;
   }();
   return names;
+}
+
+inline std::vector<ConvertCase> all_cases() {
+  std::vector<ConvertCase> out;
+  for (const auto& s : convert_source_names())
+    for (bool a : {false, true}) out.push_back({s, a});
+  return out;
 }
 
 inline std::string stories_bin() { return data_path("models/stories260K/stories260K.bin"); }

@@ -16,24 +16,9 @@
 namespace mlar {
 namespace {
 
-struct Case {
-  std::string source;
-  bool absorb;
-};
-
-std::string case_name(const testing::TestParamInfo<Case>& i) {
-  std::string s = i.param.source + (i.param.absorb ? "_absorbed" : "_naive");
-  for (char& ch : s)
-    if (ch == '-') ch = '_';
-  return s;
-}
-
-std::vector<Case> all_cases() {
-  std::vector<Case> out;
-  for (const auto& s : test::convert_source_names())
-    for (bool a : {false, true}) out.push_back({s, a});
-  return out;
-}
+using Case = test::ConvertCase;
+using test::all_cases;
+using test::case_name;
 
 class ReferenceEquivalence : public testing::TestWithParam<Case> {};
 
