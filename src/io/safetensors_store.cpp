@@ -115,4 +115,12 @@ Tensor SafetensorsStore::to_float(const std::string& name) const {
   return view_to_tensor(*it->second.view, it->second.file->path());
 }
 
+Tensor SafetensorsStore::to_float(const std::string& name, const Shape& expected) const {
+  const TensorView* v = find(name);
+  if (!v) fail("{}: missing tensor {}", dir_, name);
+  if (v->shape != expected)
+    fail("{}: tensor {} has shape {}, expected {}", file_of(name), name, shape_str(v->shape), shape_str(expected));
+  return to_float(name);
+}
+
 }  // namespace mlar

@@ -31,6 +31,9 @@ class SafetensorsStore {
   const std::string& file_of(const std::string& name) const;
   // float32 copy (F32/F16/BF16); throws "<dir>: missing tensor NAME" when absent.
   Tensor to_float(const std::string& name) const;
+  // to_float after checking the shape first (a wrong file fails before converting):
+  // "<file>: tensor NAME has shape [..], expected [..]".
+  Tensor to_float(const std::string& name, const Shape& expected) const;
 
  private:
   struct Entry {
