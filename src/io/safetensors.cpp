@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/printable.h"
 #include "util/half.h"
 #include "util/json_depth.h"
 
@@ -17,44 +18,10 @@ static_assert(std::endian::native == std::endian::little, "safetensors data is l
 namespace mlar {
 namespace {
 
-struct DTypeInfo {
-  DType type;
-  const char* name;
-  size_t size;
-};
-
-constexpr DTypeInfo kDTypes[] = {
-    {DType::F32, "F32", 4},          {DType::F16, "F16", 2},        {DType::BF16, "BF16", 2},
-    {DType::F64, "F64", 8},          {DType::I64, "I64", 8},        {DType::I32, "I32", 4},
-    {DType::I16, "I16", 2},          {DType::I8, "I8", 1},          {DType::U64, "U64", 8},
-    {DType::U32, "U32", 4},          {DType::U16, "U16", 2},        {DType::U8, "U8", 1},
-    {DType::BOOL, "BOOL", 1},        {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1},
-};
-
-const DTypeInfo& info(DType t) {
-  for (const auto& i : kDTypes)
-    if (i.type == t) return i;
-  return kDTypes[0];
-}
-
 // Headers larger than this are refused (the reference implementation's limit).
 constexpr uint64_t kMaxHeader = 100ull << 20;
 
 // A name or JSON excerpt made safe for a one-line message.
-std::string printable(const std::string& s, size_t max_len = 200) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (out.size() >= max_len) {
-      out += "...";
-      break;
-    }
-    if (c < 0x20 || c == 0x7f)
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out += static_cast<char>(c);
-  }
-  return out;
-}
 
 // Parses the header JSON, refusing duplicate keys in any object (nlohmann would
 // silently keep the last one).
@@ -93,28 +60,6 @@ bool as_u64(const nlohmann::json& j, uint64_t* out) {
 std::string json_excerpt(const nlohmann::json& j) { return printable(j.dump(), 80); }
 
 }  // namespace
-
-const char* dtype_name(DType t) { return info(t).name; }
-size_t dtype_size(DType t) { return info(t).size; }
-bool dtype_is_float_convertible(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
-
-bool parse_dtype(const std::string& s, DType* out) {
-  for (const auto& i : kDTypes)
-    if (s == i.name) {
-      *out = i.type;
-      return true;
-    }
-  return false;
-}
-
-DType parse_write_dtype(const std::string& s, const std::string& context) {
-  std::string u;
-  for (char c : s) u += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (u == "F32" || u == "FLOAT32" || u == "FP32") return DType::F32;
-  if (u == "F16" || u == "FLOAT16" || u == "FP16") return DType::F16;
-  if (u == "BF16" || u == "BFLOAT16") return DType::BF16;
-  fail("{}: unsupported output dtype '{}' (expected F32, F16 or BF16)", context, printable(s));
-}
 
 Tensor view_to_tensor(const TensorView& v, const std::string& file) {
   if (!dtype_is_float_convertible(v.dtype))

@@ -11,24 +11,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tensor/dtype.h"
 #include "tensor/tensor.h"
 #include "util/mapped_file.h"
 
 namespace mlar {
-
-// The dtypes of the safetensors format. Only F32, F16 and BF16 convert to float32;
-// the others are accepted in a file (so a stray integer buffer does not make a whole
-// checkpoint unreadable) and refused when a caller asks for their values.
-enum class DType { F32, F16, BF16, F64, I64, I32, I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3, F8_E5M2 };
-
-const char* dtype_name(DType t);  // "F32", "BF16", ...
-size_t dtype_size(DType t);       // bytes per element
-bool dtype_is_float_convertible(DType t);  // F32, F16, BF16
-// Parses a safetensors dtype string ("F16"); false for anything else.
-bool parse_dtype(const std::string& s, DType* out);
-// Parses an on-disk dtype for writing: F32 | F16 | BF16 (case-insensitive; also
-// float32/float16/bfloat16). Throws mlar::Error "<context>: ..." otherwise.
-DType parse_write_dtype(const std::string& s, const std::string& context);
 
 // A tensor inside a mapped file. `data` may be unaligned: read it with memcpy.
 struct TensorView {
