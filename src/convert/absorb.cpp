@@ -103,16 +103,17 @@ void absorb(Model& m) {
   const int64_t H = m.config.num_heads, dn = mc.qk_nope_head_dim, qr = mc.q_rope_width(), R = mc.rope_values();
   for (size_t l = 0; l < m.weights.layers.size(); ++l) {
     MlaLayerWeights& w = m.weights.layers[l].mla;
+    materialize_f32(w);  // the rewrite below works on float32 values
     const int64_t r = mc.rank(static_cast<int64_t>(l));
     const auto terms = query_terms(w, H, dn, qr, r, R);
     const int64_t rows = H * (r + R);
-    Tensor& q = mc.q_lora_rank > 0 ? w.wq_b : w.wq;  // [H * (dn + qr), in]
-    q = combine_rows(q, q.dim(1), terms, {rows, q.dim(1)});
-    if (!w.bq.empty()) w.bq = combine_rows(w.bq, 1, terms, {rows});
-    w.wo = absorb_output(w.wo, w.w_uv, H, mc.v_head_dim, r);
-    w.w_uk = Tensor{};
-    w.w_uv = Tensor{};
-    w.wqr = Tensor{};
+    TypedTensor& q = mc.q_lora_rank > 0 ? w.wq_b : w.wq;  // [H * (dn + qr), in]
+    q = combine_rows(q.to_f32(), q.dim(1), terms, {rows, q.dim(1)});
+    if (!w.bq.empty()) w.bq = combine_rows(w.bq.to_f32(), 1, terms, {rows});
+    w.wo = absorb_output(w.wo.to_f32(), w.w_uv.to_f32(), H, mc.v_head_dim, r);
+    w.w_uk = TypedTensor{};
+    w.w_uv = TypedTensor{};
+    w.wqr = TypedTensor{};
   }
   mc.absorbed = true;
   check_weight_shapes(m.config, m.weights, m.source);

@@ -207,8 +207,8 @@ MlaLayerWeights assemble_layer(const ModelConfig& c, const LayerWeights& src, co
     const int64_t j = h / g;
     for (int64_t i = 0; i < d; ++i)
       for (int64_t k = 0; k < r; ++k) {
-        w.w_uk.data[static_cast<size_t>((h * d + i) * r + k)] = static_cast<float>(up(j * d + i, k));
-        w.w_uv.data[static_cast<size_t>((h * d + i) * r + k)] = static_cast<float>(up(K + j * d + i, k));
+        w.w_uk.ptr()[(h * d + i) * r + k] = static_cast<float>(up(j * d + i, k));
+        w.w_uv.ptr()[(h * d + i) * r + k] = static_cast<float>(up(K + j * d + i, k));
       }
   }
   return w;

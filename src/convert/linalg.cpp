@@ -180,6 +180,13 @@ Mat augmented(const Tensor& w, const Tensor& b) {
   return m;
 }
 
+// Typed weights are widened to float32 first (the double matrix is the big copy anyway).
+Mat from_tensor(const TypedTensor& t) { return from_tensor(t.to_f32()); }
+
+Mat augmented(const TypedTensor& w, const TypedTensor& b) {
+  return augmented(w.to_f32(), b.empty() ? Tensor{} : b.to_f32());
+}
+
 Tensor to_tensor(const Mat& m, int64_t cols) {
   if (cols < 0) cols = m.cols;
   Tensor t({m.rows, cols});

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tensor/tensor.h"
+#include "tensor/typed_tensor.h"
 
 namespace mlar::la {
 
@@ -71,7 +72,9 @@ void sym_sqrt(const Mat& S, double floor, Mat* sqrt_out, Mat* inv_sqrt_out);
 
 // Tensor <-> Mat. augmented(W [out, in], b [out] or empty) = [W | b], [out, in + 1].
 Mat from_tensor(const Tensor& t);  // 2-D, or 1-D as a column
+Mat from_tensor(const TypedTensor& t);  // any float dtype (widened)
 Mat augmented(const Tensor& w, const Tensor& b);
+Mat augmented(const TypedTensor& w, const TypedTensor& b);
 // The first `cols` columns as a float tensor [rows, cols].
 Tensor to_tensor(const Mat& m, int64_t cols = -1);
 // Column `c` as a float vector tensor [rows] (empty when all zero and drop_zero).

@@ -8,12 +8,12 @@ namespace mlar {
 namespace {
 
 // y = W x + b for one sample, in double. W: [out, in].
-void affine(const Tensor& W, const Tensor& b, const float* x, std::vector<double>& y) {
+void affine(const TypedTensor& W, const TypedTensor& b, const float* x, std::vector<double>& y) {
   const int64_t out = W.dim(0), in = W.dim(1);
   y.assign(static_cast<size_t>(out), 0.0);
   for (int64_t o = 0; o < out; ++o) {
     const float* row = W.row(o);
-    double s = b.empty() ? 0.0 : b.data[static_cast<size_t>(o)];
+    double s = b.empty() ? 0.0 : b.ptr()[o];
     for (int64_t i = 0; i < in; ++i) s += static_cast<double>(row[i]) * x[i];
     y[static_cast<size_t>(o)] = s;
   }
@@ -40,7 +40,7 @@ double scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps
   for (double& v : m2) mean += (v /= static_cast<double>(n)) / static_cast<double>(r);
   // g_i: how much coordinate i reaches keys and values (column energy of W_uk, W_uv).
   std::vector<double> g(static_cast<size_t>(r), 0.0);
-  for (const Tensor* up : {&w.w_uk, &w.w_uv})
+  for (const TypedTensor* up : {&w.w_uk, &w.w_uv})
     if (!up->empty())
       for (int64_t o = 0; o < up->dim(0); ++o)
         for (int64_t i = 0; i < r; ++i) g[static_cast<size_t>(i)] += std::pow(up->row(o)[i], 2);
@@ -88,8 +88,8 @@ double scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps
     if (s == 1.0) continue;
     float* row = w.w_dkv.row(i);
     for (int64_t j = 0; j < D; ++j) row[j] = static_cast<float>(row[j] * s);
-    if (!w.b_dkv.empty()) w.b_dkv.data[static_cast<size_t>(i)] = static_cast<float>(w.b_dkv.data[static_cast<size_t>(i)] * s);
-    for (Tensor* up : {&w.w_uk, &w.w_uv})
+    if (!w.b_dkv.empty()) w.b_dkv.ptr()[i] = static_cast<float>(w.b_dkv.ptr()[i] * s);
+    for (TypedTensor* up : {&w.w_uk, &w.w_uv})
       if (!up->empty())
         for (int64_t o = 0; o < up->dim(0); ++o) up->row(o)[i] = static_cast<float>(up->row(o)[i] / s);
   }
@@ -138,14 +138,13 @@ void factor_query(MlaLayerWeights& w, int64_t q_rank, const la::Mat& S, const Re
     for (int64_t i = 0; i < D; ++i) qa(k, i) /= n > 0 ? n : 1.0;
   }
   w.wq_a = la::to_tensor(qa);
-  w.q_a_norm = Tensor({q_rank});
-  for (float& v : w.q_a_norm.data) v = 1.0f;
+  w.q_a_norm = Tensor({q_rank}, std::vector<float>(static_cast<size_t>(q_rank), 1.0f));
 
   // Least squares: q ~ [q_b | b] [u; 1], u = RMSNorm(q_a x).
   const int64_t n = q_rank + 1;
   la::Mat UU(n, n), UQ(n, out);
   std::vector<double> u, q;
-  const Tensor no_bias;
+  const TypedTensor no_bias;
   for (int64_t t = 0; t < xs.size(); ++t) {
     affine(w.wq_a, no_bias, xs.row(t), u);
     const double rho = rms(u, eps);

@@ -15,39 +15,42 @@ namespace {
 
 constexpr double kDeepseekLatentEps = 1e-6;  // transformers' DeepseekV3RMSNorm default
 
-bool all_zero(const Tensor& t) {
-  for (float x : t.data)
+bool all_zero(const TypedTensor& t) {
+  const Tensor f = t.to_f32();
+  for (float x : f.data)
     if (x != 0.0f) return false;
   return true;
 }
 
-void scale(Tensor& t, double a) {
-  for (float& x : t.data) x = static_cast<float>(x * a);
-}
+// Rewrites below work on float32 values (the tensors they touch are materialised once).
+void scale(TypedTensor& t, double a) { scale_values(t, a); }
 
 // Values per row of `t` (1 for a vector).
-int64_t row_width(const Tensor& t) { return t.ndim() == 1 ? 1 : t.numel() / t.shape[0]; }
+int64_t row_width(const TypedTensor& t) { return t.ndim() == 1 ? 1 : t.numel() / t.shape[0]; }
 
 // Rows [row0, row0 + d) of `t`, half layout (i, i + d/2) -> interleaved (2i, 2i+1).
-void rows_half_to_interleaved(Tensor& t, int64_t row0, int64_t d) {
+void rows_half_to_interleaved(TypedTensor& t, int64_t row0, int64_t d) {
   const int64_t w = row_width(t), half = d / 2;
-  std::vector<float> old(t.data.begin() + row0 * w, t.data.begin() + (row0 + d) * w);
+  float* p = t.mutable_f32();
+  std::vector<float> old(p + row0 * w, p + (row0 + d) * w);
   for (int64_t i = 0; i < half; ++i) {
-    std::copy_n(old.begin() + i * w, w, t.data.begin() + (row0 + 2 * i) * w);
-    std::copy_n(old.begin() + (i + half) * w, w, t.data.begin() + (row0 + 2 * i + 1) * w);
+    std::copy_n(old.begin() + i * w, w, p + (row0 + 2 * i) * w);
+    std::copy_n(old.begin() + (i + half) * w, w, p + (row0 + 2 * i + 1) * w);
   }
 }
 
 // The tensor producing the queries (W_q, or q_b with q_lora).
-Tensor& query_matrix(MlaLayerWeights& w, const MlaConfig& m) { return m.q_lora_rank > 0 ? w.wq_b : w.wq; }
+TypedTensor& query_matrix(MlaLayerWeights& w, const MlaConfig& m) { return m.q_lora_rank > 0 ? w.wq_b : w.wq; }
 
 // Per head h, rows [old_nope | old_rope] of `t` become [new_nope | rope(h, ...)], where
 // new_nope = old nope rows padded with zero rows up to `new_nope` and `rope` writes the
 // head's new rope rows (rope_rows of them) from the old ones.
 template <typename RopeFn>
-Tensor regroup_heads(const Tensor& t, int64_t heads, int64_t old_nope, int64_t old_rope, int64_t new_nope,
+Tensor regroup_heads(const TypedTensor& typed, int64_t heads, int64_t old_nope, int64_t old_rope, int64_t new_nope,
                      int64_t rope_rows, RopeFn rope) {
-  const int64_t w = row_width(t), old_qw = old_nope + old_rope, new_qw = new_nope + rope_rows;
+  const Tensor t = typed.to_f32();
+  const int64_t w = t.ndim() == 1 ? 1 : t.numel() / t.shape[0], old_qw = old_nope + old_rope,
+                new_qw = new_nope + rope_rows;
   Shape s = t.shape;
   s[0] = heads * new_qw;
   Tensor out(s);
@@ -182,9 +185,9 @@ Model deepseek_layout(Model m, DeepseekFormat f, std::vector<std::string>* notes
   // Biases: drop all-zero ones; the formats have no slot for a query bias, GGUF none at all.
   bool dropped = false;
   for (auto& L : m.weights.layers)
-    for (Tensor* t : {&L.mla.bq, &L.mla.b_dkv, &L.mla.b_kr})
+    for (TypedTensor* t : {&L.mla.bq, &L.mla.b_dkv, &L.mla.b_kr})
       if (!t->empty() && all_zero(*t)) {
-        *t = Tensor{};
+        *t = TypedTensor{};
         dropped = true;
       }
   if (dropped) notes.push_back("dropped all-zero attention biases");
@@ -232,7 +235,7 @@ Model deepseek_layout(Model m, DeepseekFormat f, std::vector<std::string>* notes
     const int64_t dn = a.qk_nope_head_dim, qin = a.q_rope_in_dim;
     for (auto& L : m.weights.layers) {
       MlaLayerWeights& w = L.mla;
-      const Tensor& qr = w.wqr;  // [H, dr, qin]
+      const Tensor qr = w.wqr.to_f32();  // [H, dr, qin]
       auto fold = [&](int64_t h, const float* in, float* out, int64_t width) {
         const float* u = qr.ptr() + h * dr * qin;
         for (int64_t i = 0; i < dr; ++i)
@@ -242,9 +245,9 @@ Model deepseek_layout(Model m, DeepseekFormat f, std::vector<std::string>* notes
             out[i * width + j] = static_cast<float>(s);
           }
       };
-      Tensor& q = query_matrix(w, a);
+      TypedTensor& q = query_matrix(w, a);
       q = regroup_heads(q, H, dn, qin, dn, dr, fold);
-      w.wqr = Tensor{};
+      w.wqr = TypedTensor{};
     }
     a.q_rope_in_dim = 0;
     notes.push_back(fmt::format(
@@ -256,7 +259,7 @@ Model deepseek_layout(Model m, DeepseekFormat f, std::vector<std::string>* notes
     for (auto& L : m.weights.layers) {
       MlaLayerWeights& w = L.mla;
       auto copy = [&](int64_t, const float* in, float* out, int64_t width) { std::copy_n(in, dr * width, out); };
-      Tensor& q = query_matrix(w, a);
+      TypedTensor& q = query_matrix(w, a);
       q = regroup_heads(q, H, 0, dr, 1, dr, copy);
       w.w_uk = Tensor({H, w.w_dkv.shape[0]});
     }

@@ -19,14 +19,14 @@ namespace mlar {
 namespace {
 
 // Rows of `parts` stacked ([sum rows, cols]); an empty part stands for `zero_rows` zeros.
-Tensor stack_rows(const std::vector<std::pair<const Tensor*, int64_t>>& parts, int64_t cols) {
+Tensor stack_rows(const std::vector<std::pair<const TypedTensor*, int64_t>>& parts, int64_t cols) {
   int64_t rows = 0;
   for (const auto& [t, n] : parts) rows += n;
   Tensor out(cols == 0 ? Shape{rows} : Shape{rows, cols});
   float* dst = out.ptr();
   const int64_t w = cols == 0 ? 1 : cols;
   for (const auto& [t, n] : parts) {
-    if (!t->empty()) std::copy(t->data.begin(), t->data.end(), dst);
+    if (!t->empty()) convert_values(t->data(), t->dtype, dst, DType::F32, t->numel());
     dst += n * w;
   }
   return out;
@@ -94,8 +94,8 @@ void write_deepseek_v3(const Model& m, const fs::path& dir, const DeepseekExport
   const int64_t D = c.hidden_size, H = c.num_heads, r = a.kv_lora_rank, dr = a.qk_rope_head_dim;
   const int64_t dn = a.qk_nope_head_dim, dv = a.v_head_dim;
 
-  std::deque<Tensor> owned;  // stable addresses for the tensors built here
-  auto own = [&](Tensor t) { return &owned.emplace_back(std::move(t)); };
+  std::deque<TypedTensor> owned;  // stable addresses for the tensors built here
+  auto own = [&](Tensor t) -> const TypedTensor* { return &owned.emplace_back(std::move(t)); };
 
   const ModelWeights& w = m.weights;
   std::vector<NamedTensor> ts;
@@ -121,8 +121,9 @@ void write_deepseek_v3(const Model& m, const fs::path& dir, const DeepseekExport
     // Per head rows [k_nope (d_n) | v (d_v)].
     Tensor kv_b({H * (dn + dv), r});
     for (int64_t h = 0; h < H; ++h) {
-      std::copy_n(x.w_uk.ptr() + h * dn * r, dn * r, kv_b.ptr() + h * (dn + dv) * r);
-      std::copy_n(x.w_uv.ptr() + h * dv * r, dv * r, kv_b.ptr() + (h * (dn + dv) + dn) * r);
+      convert_values(x.w_uk.row_bytes(h * dn), x.w_uk.dtype, kv_b.ptr() + h * (dn + dv) * r, DType::F32, dn * r);
+      convert_values(x.w_uv.row_bytes(h * dv), x.w_uv.dtype, kv_b.ptr() + (h * (dn + dv) + dn) * r, DType::F32,
+                     dv * r);
     }
     ts.push_back({p + "self_attn.kv_b_proj.weight", own(std::move(kv_b))});
     ts.push_back({p + "self_attn.o_proj.weight", &x.wo});

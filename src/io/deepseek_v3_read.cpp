@@ -55,10 +55,6 @@ bool all_zero(const Tensor& t) {
   return true;
 }
 
-void scale(Tensor& t, double a) {
-  for (float& x : t.data) x = static_cast<float>(x * a);
-}
-
 // transformers multiplies the softmax scale by mscale^2 when the rope config names
 // mscale_all_dim (YaRN-style checkpoints).
 double yarn_mscale_sq(const json& rope) {
@@ -233,9 +229,9 @@ Model read_deepseek_v3_model(const std::string& dir) {
   if (c.rms_norm_eps != kLatentNormEps) {
     const double beta = std::sqrt(c.rms_norm_eps / kLatentNormEps);
     for (auto& Lw : w.layers) {
-      scale(Lw.mla.w_dkv, beta);
-      scale(Lw.mla.b_dkv, beta);
-      scale(Lw.mla.wq_a, beta);
+      scale_values(Lw.mla.w_dkv, beta);
+      scale_values(Lw.mla.b_dkv, beta);
+      scale_values(Lw.mla.wq_a, beta);
     }
   }
   check_weight_shapes(m.config, w, dir);

@@ -86,7 +86,7 @@ void write_gguf_deepseek2(const Model& m, const fs::path& path, const DeepseekEx
   }
 
   // Tensors: matrices in the chosen dtype, vectors (norms) in F32 as llama.cpp's converter writes them.
-  std::deque<Tensor> owned;
+  std::deque<TypedTensor> owned;
   const ModelWeights& W = m.weights;
   w.add_tensor_ref("token_embd.weight", W.embed, mat);
   w.add_tensor_ref("output_norm.weight", W.final_norm, GgmlType::F32);
@@ -103,17 +103,20 @@ void write_gguf_deepseek2(const Model& m, const fs::path& path, const DeepseekEx
     } else {
       w.add_tensor_ref(name("attn_q"), x.wq, mat);
     }
-    Tensor& kv_a = owned.emplace_back(Shape{r + dr, D});  // rows [latent | k_pe]
-    std::copy(x.w_dkv.data.begin(), x.w_dkv.data.end(), kv_a.data.begin());
-    std::copy(x.w_kr.data.begin(), x.w_kr.data.end(), kv_a.data.begin() + r * D);
-    w.add_tensor_ref(name("attn_kv_a_mqa"), kv_a, mat);
+    Tensor kv_a(Shape{r + dr, D});  // rows [latent | k_pe]
+    convert_values(x.w_dkv.data(), x.w_dkv.dtype, kv_a.ptr(), DType::F32, r * D);
+    convert_values(x.w_kr.data(), x.w_kr.dtype, kv_a.ptr() + r * D, DType::F32, dr * D);
+    w.add_tensor_ref(name("attn_kv_a_mqa"), owned.emplace_back(std::move(kv_a)), mat);
     w.add_tensor_ref(name("attn_kv_a_norm"), x.kv_norm, GgmlType::F32);
-    Tensor& k_b = owned.emplace_back(Shape{H, r, dn});  // k_b[h] = W_uk[h]^T
+    Tensor k_b(Shape{H, r, dn});  // k_b[h] = W_uk[h]^T
+    const Tensor uk = x.w_uk.to_f32();
     for (int64_t h = 0; h < H; ++h)
       for (int64_t n = 0; n < dn; ++n)
-        for (int64_t j = 0; j < r; ++j) k_b.data[static_cast<size_t>((h * r + j) * dn + n)] = x.w_uk.data[static_cast<size_t>((h * dn + n) * r + j)];
-    w.add_tensor_ref(name("attn_k_b"), k_b, mat);
-    Tensor& v_b = owned.emplace_back(Tensor({H, dv, r}, x.w_uv.data));  // v_b[h] = W_uv[h]
+        for (int64_t j = 0; j < r; ++j)
+          k_b.data[static_cast<size_t>((h * r + j) * dn + n)] = uk.data[static_cast<size_t>((h * dn + n) * r + j)];
+    w.add_tensor_ref(name("attn_k_b"), owned.emplace_back(std::move(k_b)), mat);
+    TypedTensor& v_b = owned.emplace_back(x.w_uv);  // v_b[h] = W_uv[h]
+    v_b.shape = {H, dv, r};
     w.add_tensor_ref(name("attn_v_b"), v_b, mat);
     w.add_tensor_ref(name("attn_output"), x.wo, mat);
     w.add_tensor_ref(name("ffn_norm"), L.ffn_norm, GgmlType::F32);

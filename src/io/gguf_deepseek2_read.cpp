@@ -141,7 +141,7 @@ Model read_gguf_deepseek2_model(const std::string& path) {
       for (int64_t h = 0; h < H; ++h)
         for (int64_t n = 0; n < dn; ++n)
           for (int64_t j = 0; j < r; ++j)
-            x.w_uk.data[static_cast<size_t>((h * dn + n) * r + j)] = k_b.data[static_cast<size_t>((h * r + j) * dn + n)];
+            x.w_uk.ptr()[(h * dn + n) * r + j] = k_b.data[static_cast<size_t>((h * r + j) * dn + n)];
     }
     const Tensor v_b = t("attn_v_b", {H, dv, r});
     x.w_uv = Tensor({H * dv, r}, v_b.data);

@@ -157,13 +157,22 @@ void GgufWriter::add_tensor(std::string name, const Tensor& t, GgmlType type) {
   e.nbytes = e.bytes.size();
 }
 
-void GgufWriter::add_tensor_ref(std::string name, const Tensor& t, GgmlType type) {
+void GgufWriter::add_tensor(std::string name, const TypedTensor& t, GgmlType type) {
+  if (t.dtype == DType::F32) {
+    add_tensor(std::move(name), t.to_f32(), type);
+    return;
+  }
+  Tensor f = t.to_f32();
+  add_tensor(std::move(name), f, type);
+}
+
+void GgufWriter::add_tensor_ref(std::string name, const TypedTensor& t, GgmlType type) {
   if (!ggml_type_is_float(static_cast<uint32_t>(type)))
     fail("gguf writer: tensor {}: type {} cannot be written from floats (only F32, F16, BF16)", name,
          ggml_type_name(type));
   Entry& e = new_entry(std::move(name), t.shape, static_cast<uint32_t>(type));
   e.ref = &t;
-  e.nbytes = t.data.size() * (type == GgmlType::F32 ? 4 : 2);
+  e.nbytes = static_cast<uint64_t>(t.numel()) * (type == GgmlType::F32 ? 4 : 2);
 }
 
 void GgufWriter::add_raw_tensor(std::string name, std::vector<int64_t> ne, uint32_t ggml_type,
@@ -215,13 +224,18 @@ void GgufWriter::write(const std::filesystem::path& path, bool force) const {
   std::vector<uint8_t> chunk;
   for (const auto& e : tensors_) {
     if (e.ref) {
-      if (e.ref->data.size() * (e.type == static_cast<uint32_t>(GgmlType::F32) ? 4 : 2) != e.nbytes)
+      const DType to = e.type == static_cast<uint32_t>(GgmlType::F32)   ? DType::F32
+                       : e.type == static_cast<uint32_t>(GgmlType::F16) ? DType::F16
+                                                                         : DType::BF16;
+      if (static_cast<uint64_t>(e.ref->numel()) * dtype_size(to) != e.nbytes)
         fail("{}: tensor {} changed size between add_tensor_ref() and write()", name, e.name);
-      constexpr size_t kChunk = 1 << 18;  // floats per conversion
-      const size_t n = e.ref->data.size();
-      for (size_t i = 0; i < n; i += kChunk) {
-        chunk.clear();
-        encode(e.ref->ptr() + i, std::min(kChunk, n - i), e.type, chunk);
+      constexpr int64_t kChunk = 1 << 18;  // values per conversion
+      const int64_t n = e.ref->numel();
+      const auto* src = static_cast<const uint8_t*>(e.ref->data());
+      for (int64_t i = 0; i < n; i += kChunk) {
+        const int64_t m = std::min(kChunk, n - i);
+        chunk.resize(static_cast<size_t>(m) * dtype_size(to));
+        convert_values(src + static_cast<size_t>(i) * dtype_size(e.ref->dtype), e.ref->dtype, chunk.data(), to, m);
         s.bytes(chunk.data(), chunk.size());
       }
     } else {

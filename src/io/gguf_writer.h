@@ -10,6 +10,7 @@
 #include "io/gguf_tensor_types.h"
 #include "io/gguf_value.h"
 #include "tensor/tensor.h"
+#include "tensor/typed_tensor.h"
 
 namespace mlar {
 
@@ -22,12 +23,14 @@ class GgufWriter {
   GgufMetadata& metadata() { return meta_; }
   const GgufMetadata& metadata() const { return meta_; }
 
-  // A float32 tensor (our shape order, outermost first; written as ne reversed),
+  // A float tensor (our shape order, outermost first; written as ne reversed),
   // stored as `type` (F32, F16 or BF16). add_tensor converts now and keeps the
   // bytes; add_tensor_ref keeps a reference and converts during write(), so `t`
   // must outlive write() (saves a copy of large models).
   void add_tensor(std::string name, const Tensor& t, GgmlType type = GgmlType::F32);
-  void add_tensor_ref(std::string name, const Tensor& t, GgmlType type = GgmlType::F32);
+  void add_tensor(std::string name, const TypedTensor& t, GgmlType type = GgmlType::F32);
+  void add_tensor_ref(std::string name, const Tensor& t, GgmlType type = GgmlType::F32) = delete;
+  void add_tensor_ref(std::string name, const TypedTensor& t, GgmlType type = GgmlType::F32);
   // Raw bytes of any known ggml type, `ne` in GGUF order (ne[0] fastest). Its size
   // must match the type's block layout.
   void add_raw_tensor(std::string name, std::vector<int64_t> ne, uint32_t ggml_type, std::vector<uint8_t> bytes);
@@ -46,7 +49,7 @@ class GgufWriter {
     uint32_t type = 0;
     uint64_t nbytes = 0;
     std::vector<uint8_t> bytes;  // owned data, or empty with `ref` set
-    const Tensor* ref = nullptr;
+    const TypedTensor* ref = nullptr;
   };
   Entry& new_entry(std::string name, const Shape& shape, uint32_t type);
 

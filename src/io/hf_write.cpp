@@ -30,8 +30,8 @@ void write_hf(const Model& m, const fs::path& dir, const HfWriteOptions& opts, b
   // q/k rows go to the half layout; permuted copies live in `owned` (stable addresses).
   const bool permute = c.rope_layout == RopeLayout::Interleaved;
   c.rope_layout = RopeLayout::Half;
-  std::deque<Tensor> owned;
-  auto qk = [&](const Tensor& t) -> const Tensor* {
+  std::deque<TypedTensor> owned;
+  auto qk = [&](const TypedTensor& t) -> const TypedTensor* {
     if (!permute) return &t;
     owned.push_back(permute_rope_rows(t, c.head_dim, true));
     return &owned.back();
@@ -53,7 +53,7 @@ void write_hf(const Model& m, const fs::path& dir, const HfWriteOptions& opts, b
       ts.push_back({p + "self_attn.k_proj.bias", qk(L.bk)});
       ts.push_back({p + "self_attn.v_proj.bias", &L.bv});
       if (o_bias) {  // LlamaAttention's attention_bias also biases o_proj; the source has none.
-        owned.emplace_back(Shape{c.hidden_size});
+        owned.emplace_back(Tensor(Shape{c.hidden_size}));
         ts.push_back({p + "self_attn.o_proj.bias", &owned.back()});
       }
     }

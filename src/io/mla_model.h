@@ -26,7 +26,7 @@ bool is_mla_model_dir(const std::string& dir);
 struct MlaTensorSlot {
   enum class Presence { Required, Optional, Absent };
   std::string name;                    // "self_attn.kv_a_proj.weight" (after "model.layers.N.")
-  Tensor MlaLayerWeights::*member;     // where it lives in MlaLayerWeights
+  TypedTensor MlaLayerWeights::*member;     // where it lives in MlaLayerWeights
   Shape shape;                         // expected shape under the config
   Presence presence;                   // Optional: biases (present or not); Absent: no place for it
 };

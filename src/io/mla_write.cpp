@@ -28,7 +28,7 @@ void write_mla_model(const Model& m, const fs::path& dir, const MlaWriteOptions&
     const std::string p = fmt::format("model.layers.{}.", i);
     ts.push_back({p + "input_layernorm.weight", &L.attn_norm});
     for (const MlaTensorSlot& s : mla_layer_slots(c, static_cast<int64_t>(i))) {
-      const Tensor& t = L.mla.*s.member;
+      const TypedTensor& t = L.mla.*s.member;
       if (!t.empty()) ts.push_back({p + s.name, &t});  // check_weight_shapes made it fit the slot
     }
     ts.push_back({p + "post_attention_layernorm.weight", &L.ffn_norm});

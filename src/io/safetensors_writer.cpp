@@ -74,7 +74,7 @@ void check_write_dtype(DType d, const std::string& where) {
   if (!dtype_is_float_convertible(d)) fail("{}: cannot write dtype {} (F32, F16 or BF16 only)", where, dtype_name(d));
 }
 
-uint64_t tensor_bytes(const Tensor& t, DType d) { return static_cast<uint64_t>(t.numel()) * dtype_size(d); }
+uint64_t tensor_bytes(const TypedTensor& t, DType d) { return static_cast<uint64_t>(t.numel()) * dtype_size(d); }
 
 std::string header_for(const std::vector<NamedTensor>& tensors, DType dtype, const std::string& where) {
   nlohmann::ordered_json h;
@@ -95,20 +95,20 @@ std::string header_for(const std::vector<NamedTensor>& tensors, DType dtype, con
   return s;
 }
 
-void write_data(OutFile& out, const Tensor& t, DType dtype) {
-  if (dtype == DType::F32) {
-    out.write(t.ptr(), t.data.size() * sizeof(float));
+void write_data(OutFile& out, const TypedTensor& t, DType dtype) {
+  if (t.empty()) return;
+  if (dtype == t.dtype) {
+    out.write(t.data(), t.nbytes());
     return;
   }
-  constexpr size_t kChunk = 1 << 18;
-  std::vector<uint16_t> buf;
-  buf.reserve(kChunk);
-  const bool bf = dtype == DType::BF16;
-  for (size_t i = 0; i < t.data.size(); i += kChunk) {
-    const size_t n = std::min(kChunk, t.data.size() - i);
-    buf.resize(n);
-    for (size_t k = 0; k < n; ++k) buf[k] = bf ? f32_to_bf16(t.data[i + k]) : f32_to_f16(t.data[i + k]);
-    out.write(buf.data(), n * sizeof(uint16_t));
+  constexpr int64_t kChunk = 1 << 18;
+  std::vector<uint8_t> buf(static_cast<size_t>(kChunk) * dtype_size(dtype));
+  const auto* src = static_cast<const uint8_t*>(t.data());
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; i += kChunk) {
+    const int64_t m = std::min(kChunk, n - i);
+    convert_values(src + static_cast<size_t>(i) * dtype_size(t.dtype), t.dtype, buf.data(), dtype, m);
+    out.write(buf.data(), static_cast<size_t>(m) * dtype_size(dtype));
   }
 }
 

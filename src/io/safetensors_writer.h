@@ -7,13 +7,13 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "tensor/tensor.h"
+#include "tensor/typed_tensor.h"
 
 namespace mlar {
 
 struct NamedTensor {
   std::string name;
-  const Tensor* tensor = nullptr;
+  const TypedTensor* tensor = nullptr;  // any float dtype; converted to the file's on writing
 };
 
 // Bytes `tensors` take on disk as `dtype` (the index's metadata.total_size).

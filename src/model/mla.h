@@ -21,7 +21,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "tensor/tensor.h"
+#include "tensor/typed_tensor.h"
 
 namespace mlar {
 
@@ -59,20 +59,20 @@ struct MlaConfig {
 };
 
 struct MlaLayerWeights {
-  Tensor wq;        // [n_h * (q_nope_width + q_rope_width), D] (empty with q_lora)
-  Tensor bq;        // [n_h * (q_nope_width + q_rope_width)] or empty
-  Tensor wq_a;      // [q_lora_rank, D]               (q_lora only)
-  Tensor q_a_norm;  // [q_lora_rank]                  (q_lora only)
-  Tensor wq_b;      // [n_h * (...), q_lora_rank]     (q_lora only)
-  Tensor wqr;       // [n_h, n_r * d_r, q_rope_in_dim] W_uk[h]^T of the repeat mode; empty if none
-  Tensor w_dkv;     // [r, D]
-  Tensor b_dkv;     // [r] or empty
-  Tensor kv_norm;   // [r] when latent_norm
-  Tensor w_kr;      // [n_r * d_r, D]
-  Tensor b_kr;      // [n_r * d_r] or empty
-  Tensor w_uk;      // [n_h * d_n, r]  (empty when absorbed or d_n == 0)
-  Tensor w_uv;      // [n_h * d_v, r]  (empty when absorbed)
-  Tensor wo;        // [D, n_h * d_v], or [D, n_h * r] when absorbed
+  TypedTensor wq;        // [n_h * (q_nope_width + q_rope_width), D] (empty with q_lora)
+  TypedTensor bq;        // [n_h * (q_nope_width + q_rope_width)] or empty
+  TypedTensor wq_a;      // [q_lora_rank, D]               (q_lora only)
+  TypedTensor q_a_norm;  // [q_lora_rank]                  (q_lora only)
+  TypedTensor wq_b;      // [n_h * (...), q_lora_rank]     (q_lora only)
+  TypedTensor wqr;       // [n_h, n_r * d_r, q_rope_in_dim] W_uk[h]^T of the repeat mode; empty if none
+  TypedTensor w_dkv;     // [r, D]
+  TypedTensor b_dkv;     // [r] or empty
+  TypedTensor kv_norm;   // [r] when latent_norm
+  TypedTensor w_kr;      // [n_r * d_r, D]
+  TypedTensor b_kr;      // [n_r * d_r] or empty
+  TypedTensor w_uk;      // [n_h * d_n, r]  (empty when absorbed or d_n == 0)
+  TypedTensor w_uv;      // [n_h * d_v, r]  (empty when absorbed)
+  TypedTensor wo;        // [D, n_h * d_v], or [D, n_h * r] when absorbed
 };
 
 nlohmann::json mla_config_to_json(const MlaConfig& c);

@@ -1,17 +1,19 @@
 #include "model/weights.h"
 
 #include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "util/error.h"
 
 namespace mlar {
 namespace {
 
-void expect(const Tensor& t, const Shape& s, const std::string& name, const std::string& src) {
+void expect(const TypedTensor& t, const Shape& s, const std::string& name, const std::string& src) {
   if (t.shape != s) fail("{}: tensor {} has shape {}, expected {}", src, name, shape_str(t.shape), shape_str(s));
 }
 
-void expect_opt(const Tensor& t, const Shape& s, bool present, const std::string& name, const std::string& src) {
+void expect_opt(const TypedTensor& t, const Shape& s, bool present, const std::string& name, const std::string& src) {
   if (present) {
     expect(t, s, name, src);
   } else if (!t.empty()) {
@@ -96,12 +98,40 @@ int64_t parameter_count(const ModelWeights& w) {
   return n;
 }
 
-Tensor permute_rope_rows(const Tensor& t, int64_t d, bool to_half) {
+std::vector<TypedTensor*> layer_tensors(LayerWeights& L) {
+  MlaLayerWeights& m = L.mla;
+  return {&L.attn_norm, &L.wq,    &L.wk,      &L.wv,    &L.wo,      &L.bq,   &L.bk,   &L.bv,
+          &L.ffn_norm,  &L.w_gate, &L.w_up,   &L.w_down, &m.wq,     &m.bq,   &m.wq_a, &m.q_a_norm,
+          &m.wq_b,      &m.wqr,   &m.w_dkv,   &m.b_dkv, &m.kv_norm, &m.w_kr, &m.b_kr, &m.w_uk,
+          &m.w_uv,      &m.wo};
+}
+
+void materialize_f32(MlaLayerWeights& m) {
+  for (TypedTensor* t : {&m.wq, &m.bq, &m.wq_a, &m.q_a_norm, &m.wq_b, &m.wqr, &m.w_dkv, &m.b_dkv, &m.kv_norm,
+                         &m.w_kr, &m.b_kr, &m.w_uk, &m.w_uv, &m.wo})
+    if (!t->empty()) t->mutable_f32();
+}
+
+void materialize_f32(LayerWeights& L) {
+  for (TypedTensor* t : layer_tensors(L))
+    if (!t->empty()) t->mutable_f32();
+}
+
+void materialize_f32(ModelWeights& w) {
+  for (TypedTensor* t : {&w.embed, &w.final_norm, &w.lm_head})
+    if (!t->empty()) t->mutable_f32();
+  for (auto& L : w.layers) materialize_f32(L);
+}
+
+TypedTensor permute_rope_rows(const TypedTensor& t, int64_t d, bool to_half) {
   if (t.empty()) return t;
   const int64_t rows = t.shape[0];
   const int64_t cols = t.ndim() == 1 ? 1 : t.numel() / rows;
   if (rows % d != 0) fail("permute_rope_rows: {} rows is not a multiple of head size {}", rows, d);
-  Tensor out(t.shape);
+  // A row permutation keeps the dtype: the rows are moved as bytes.
+  const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(t.dtype);
+  std::vector<uint8_t> buf(t.nbytes());
+  const auto* src_bytes = static_cast<const uint8_t*>(t.data());
   const int64_t half = d / 2;
   for (int64_t h = 0; h < rows / d; ++h) {
     for (int64_t i = 0; i < half; ++i) {
@@ -111,11 +141,12 @@ Tensor permute_rope_rows(const Tensor& t, int64_t d, bool to_half) {
       for (int k = 0; k < 2; ++k) {
         int64_t src = to_half ? inter[k] : hal[k];
         int64_t dst = to_half ? hal[k] : inter[k];
-        std::copy_n(t.data.begin() + src * cols, cols, out.data.begin() + dst * cols);
+        std::memcpy(buf.data() + static_cast<size_t>(dst) * row_bytes, src_bytes + static_cast<size_t>(src) * row_bytes,
+                    row_bytes);
       }
     }
   }
-  return out;
+  return TypedTensor::copy_of(t.dtype, t.shape, buf.data());
 }
 
 void convert_rope_layout(ModelConfig& c, ModelWeights& w, RopeLayout target) {

@@ -5,31 +5,31 @@
 
 #include "model/config.h"
 #include "model/mla.h"
-#include "tensor/tensor.h"
+#include "tensor/typed_tensor.h"
 
 namespace mlar {
 
 struct LayerWeights {
-  Tensor attn_norm;  // [D]
-  Tensor wq;         // [n_h * d, D]
-  Tensor wk;         // [n_kv * d, D]
-  Tensor wv;         // [n_kv * d, D]
-  Tensor wo;         // [D, n_h * d]
-  Tensor bq, bk, bv;  // Qwen2 only: [n_h * d], [n_kv * d], [n_kv * d]; empty otherwise
-  Tensor ffn_norm;   // [D]
-  Tensor w_gate;     // [F, D]
-  Tensor w_up;       // [F, D]
-  Tensor w_down;     // [D, F]
+  TypedTensor attn_norm;  // [D]
+  TypedTensor wq;         // [n_h * d, D]
+  TypedTensor wk;         // [n_kv * d, D]
+  TypedTensor wv;         // [n_kv * d, D]
+  TypedTensor wo;         // [D, n_h * d]
+  TypedTensor bq, bk, bv;  // Qwen2 only: [n_h * d], [n_kv * d], [n_kv * d]; empty otherwise
+  TypedTensor ffn_norm;   // [D]
+  TypedTensor w_gate;     // [F, D]
+  TypedTensor w_up;       // [F, D]
+  TypedTensor w_down;     // [D, F]
   MlaLayerWeights mla;  // MLA models only (then wq..bv above are empty)
 };
 
 struct ModelWeights {
-  Tensor embed;  // [V, D]
+  TypedTensor embed;  // [V, D]
   std::vector<LayerWeights> layers;
-  Tensor final_norm;  // [D]
-  Tensor lm_head;     // [V, D]; empty when the embedding is tied
+  TypedTensor final_norm;  // [D]
+  TypedTensor lm_head;     // [V, D]; empty when the embedding is tied
 
-  const Tensor& output() const { return lm_head.empty() ? embed : lm_head; }
+  const TypedTensor& output() const { return lm_head.empty() ? embed : lm_head; }
 };
 
 // Throws "<source>: tensor <name> has shape X, expected Y" on any mismatch.
@@ -40,10 +40,19 @@ void check_mla_layer_shapes(const ModelConfig& c, int64_t layer, const MlaLayerW
 
 int64_t parameter_count(const ModelWeights& w);
 
+// Every non-empty tensor as owned float32 (mutable): for code that rewrites weights
+// (conversion steps, training). Views of a mapped file are copied, BF16/F16 widened.
+void materialize_f32(MlaLayerWeights& w);
+void materialize_f32(LayerWeights& w);
+void materialize_f32(ModelWeights& w);
+
+// Every tensor slot of a layer (empty ones included), for code that treats them alike.
+std::vector<TypedTensor*> layer_tensors(LayerWeights& w);
+
 // Rows of a q/k projection (or bias) for heads of size d, permuted between layouts:
 // to_half: interleaved (2i, 2i+1) -> half (i, i + d/2); !to_half: the inverse.
 // Works on [n_heads * d, in] matrices and [n_heads * d] vectors.
-Tensor permute_rope_rows(const Tensor& t, int64_t head_dim, bool to_half);
+TypedTensor permute_rope_rows(const TypedTensor& t, int64_t head_dim, bool to_half);
 
 // Converts every q/k row of the model to `target` layout (no-op if already there).
 void convert_rope_layout(ModelConfig& c, ModelWeights& w, RopeLayout target);

@@ -1,7 +1,7 @@
 #include "runtime/decoder.h"
 
 #include "ops/elementwise.h"
-#include "ops/matmul.h"
+#include "ops/linear.h"
 #include "ops/rmsnorm.h"
 #include "ops/swiglu.h"
 #include "runtime/gqa_attention.h"
@@ -71,7 +71,7 @@ void Decoder::forward(std::span<const int32_t> tokens, KvCache& cache, ForwardSc
   float* gate = ws.get(kGate, n * F);  // [n, F] gate, then silu(gate) * up
   float* up = ws.get(kUp, n * F);      // [n, F]
 
-  ops::gather_rows(W.embed.ptr(), tokens.data(), h, n, D);
+  ops::embed_rows(W.embed, tokens.data(), h, n);
   for (int64_t l = 0; l < n_layers(); ++l) {
     const LayerWeights& L = W.layers[static_cast<size_t>(l)];
     ops::rmsnorm(h, L.attn_norm.ptr(), x, n, D, eps);
@@ -79,10 +79,10 @@ void Decoder::forward(std::span<const int32_t> tokens, KvCache& cache, ForwardSc
     ops::add_inplace(h, a, n * D);
 
     ops::rmsnorm(h, L.ffn_norm.ptr(), x, n, D, eps);
-    ops::matmul(x, L.w_gate.ptr(), nullptr, gate, n, D, F);
-    ops::matmul(x, L.w_up.ptr(), nullptr, up, n, D, F);
+    ops::linear(x, L.w_gate, gate, n);
+    ops::linear(x, L.w_up, up, n);
     ops::swiglu(gate, up, gate, n * F);
-    ops::matmul(gate, L.w_down.ptr(), nullptr, a, n, F, D);
+    ops::linear(gate, L.w_down, a, n);
     ops::add_inplace(h, a, n * D);
   }
   cache.advance(n);
@@ -91,7 +91,7 @@ void Decoder::forward(std::span<const int32_t> tokens, KvCache& cache, ForwardSc
   const float* last = h + (n - rows) * D;
   ops::rmsnorm(last, W.final_norm.ptr(), x, rows, D, eps);
   if (logits.shape != Shape{rows, V}) logits = Tensor({rows, V});
-  ops::matmul(x, W.output().ptr(), nullptr, logits.ptr(), rows, D, V);
+  ops::linear(x, W.output(), logits.ptr(), rows);
 }
 
 }  // namespace mlar

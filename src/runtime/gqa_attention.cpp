@@ -3,14 +3,12 @@
 #include <cmath>
 
 #include "ops/attention.h"
-#include "ops/matmul.h"
+#include "ops/linear.h"
 #include "runtime/rope_table.h"
 #include "util/error.h"
 
 namespace mlar {
 namespace {
-
-const float* bias_or_null(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
 
 // Workspace slots of this layer type.
 enum Slot : size_t { kQ, kAtt };
@@ -36,7 +34,7 @@ void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
                            float* out) const {
   auto* cache = dynamic_cast<GqaLayerCache*>(&cache_base);
   if (!cache) fail("GqaAttention: given a cache of another attention type");
-  const int64_t qd = n_h_ * d_, kvd = n_kv_ * d_;
+  const int64_t qd = n_h_ * d_;
 
   float* q = ws.get(kQ, n * qd);      // [n, n_h * d]
   float* att = ws.get(kAtt, n * qd);  // [n, n_h * d] attention output per head
@@ -46,9 +44,9 @@ void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
   // K and V go straight into the cache rows pos0 .. pos0+n-1 ([n, n_kv * d] each).
   float* k_new = cache->k(pos0);
   float* v_new = cache->v(pos0);
-  ops::matmul(x, w_.wq.ptr(), bias_or_null(w_.bq), q, n, D_, qd);
-  ops::matmul(x, w_.wk.ptr(), bias_or_null(w_.bk), k_new, n, D_, kvd);
-  ops::matmul(x, w_.wv.ptr(), bias_or_null(w_.bv), v_new, n, D_, kvd);
+  ops::linear(x, w_.wq, w_.bq, q, n);
+  ops::linear(x, w_.wk, w_.bk, k_new, n);
+  ops::linear(x, w_.wv, w_.bv, v_new, n);
   ops::rope(q, n, n_h_, d_, pos, inv_freq_.data(), pairs_);
   ops::rope(k_new, n, n_kv_, d_, pos, inv_freq_.data(), pairs_);
 
@@ -62,7 +60,7 @@ void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
   dims.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d_)));
   ops::causal_attention(q, cache->k(0), cache->v(0), att, dims);
 
-  ops::matmul(att, w_.wo.ptr(), nullptr, out, n, qd, D_);
+  ops::linear(att, w_.wo, out, n);
 }
 
 }  // namespace mlar

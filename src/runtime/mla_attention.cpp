@@ -4,6 +4,7 @@
 #include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/head_matmul.h"
+#include "ops/linear.h"
 #include "ops/matmul.h"
 #include "ops/rmsnorm.h"
 #include "ops/rope.h"
@@ -14,20 +15,22 @@
 namespace mlar {
 namespace {
 
-const float* bias_or_null(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
-
 // Workspace slots of this layer type (shared by all MLA layers of a decoder).
 enum Slot : size_t { kQ, kQa, kQh, kK, kV, kAtt, kQt, kO, kScores };
 constexpr size_t kPos = 0;  // integer slot
 
 // True when rows [h * qw, h * qw + width) of the projection w (and bias b) are zero
 // for every head h: that part of each head's query is identically zero.
-bool head_rows_zero(const Tensor& w, const Tensor& b, int64_t heads, int64_t qw, int64_t width) {
-  const int64_t cols = w.dim(1);
+bool head_rows_zero(const TypedTensor& typed_w, const TypedTensor& typed_b, int64_t heads, int64_t qw,
+                    int64_t width) {
+  Tensor w32, b32;
+  const float* wp = f32_or_convert(typed_w, w32);
+  const float* bp = typed_b.empty() ? nullptr : f32_or_convert(typed_b, b32);
+  const int64_t cols = typed_w.dim(1);
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t i = h * qw; i < h * qw + width; ++i) {
-      if (!b.empty() && b.data[static_cast<size_t>(i)] != 0.0f) return false;
-      const float* row = w.ptr() + i * cols;
+      if (bp && bp[i] != 0.0f) return false;
+      const float* row = wp + i * cols;
       for (int64_t j = 0; j < cols; ++j)
         if (row[j] != 0.0f) return false;
     }
@@ -53,6 +56,11 @@ std::optional<MlaEval> mla_eval_from_name(const std::string& name) {
 
 MlaAttention::MlaAttention(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w, MlaEval eval)
     : MlaLayerDims(c, layer, w, "MlaAttention"), w_(w), eval_(eval) {
+  // The per-head up-projections run through f32 kernels (ops/head_matmul.h): small
+  // tensors, widened once here when the file keeps them as BF16/F16.
+  wqr_ = w.wqr.empty() ? nullptr : f32_or_convert(w.wqr, wqr32_);
+  wuk_ = w.w_uk.empty() ? nullptr : f32_or_convert(w.w_uk, wuk32_);
+  wuv_ = w.w_uv.empty() ? nullptr : f32_or_convert(w.w_uv, wuv32_);
   if (absorbed_) {
     nope_ = !head_rows_zero(q_lora_ > 0 ? w.wq_b : w.wq, w.bq, H_, qw_, qn_);
   } else {
@@ -110,18 +118,18 @@ void MlaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
   float* q = ws.get(kQ, n * H_ * qw_);
   if (q_lora_ > 0) {
     float* qa = ws.get(kQa, n * q_lora_);  // [n, q_lora_rank]
-    ops::matmul(x, w_.wq_a.ptr(), nullptr, qa, n, D_, q_lora_);
+    ops::linear(x, w_.wq_a, qa, n);
     ops::rmsnorm(qa, w_.q_a_norm.ptr(), qa, n, q_lora_, eps_);
-    ops::matmul(qa, w_.wq_b.ptr(), bias_or_null(w_.bq), q, n, q_lora_, H_ * qw_);
+    ops::linear(qa, w_.wq_b, w_.bq, q, n);
   } else {
-    ops::matmul(x, w_.wq.ptr(), bias_or_null(w_.bq), q, n, D_, H_ * qw_);
+    ops::linear(x, w_.wq, w_.bq, q, n);
   }
 
   // Cache rows pos0 .. pos0+n-1: [n, r + R] = [norm?(W_dkv x + b_dkv) | RoPE(W_kr x + b_kr)].
   float* rows = cache->row(pos0);
-  ops::matmul_strided(x, D_, w_.w_dkv.ptr(), bias_or_null(w_.b_dkv), rows, cs, n, D_, r_);
+  ops::linear(x, D_, w_.w_dkv, w_.b_dkv, rows, cs, n);
   if (latent_norm_) ops::rmsnorm_strided(rows, cs, w_.kv_norm.ptr(), rows, cs, n, r_, eps_);
-  ops::matmul_strided(x, D_, w_.w_kr.ptr(), bias_or_null(w_.b_kr), rows + r_, cs, n, D_, R_);
+  ops::linear(x, D_, w_.w_kr, w_.b_kr, rows + r_, cs, n);
   ops::rope(rows + r_, n, nr_, dr_, dr_, cs, pos, inv_freq_.data(), pairs_);
 
   if (evaluation(n, pos0) == MlaEval::Naive)
@@ -144,7 +152,7 @@ void MlaAttention::rope_queries(const float* q, int64_t n, const int64_t* pos, f
     d.y_stride = dst_stride;
     d.y_head_stride = dst_head;
     d.w_head_stride = R_ * qin_;
-    ops::matmul_heads(q_in, w_.wqr.ptr(), dst, d);
+    ops::matmul_heads(q_in, wqr_, dst, d);
   } else {
     ops::copy_heads(q_in, H_ * qw_, qw_, dst, dst_stride, dst_head, n, H_, R_);
   }
@@ -175,13 +183,13 @@ void MlaAttention::forward_naive(const float* q, int64_t n, int64_t pos0, const 
     d.y_stride = H_ * dk;
     d.y_head_stride = dk;
     d.w_head_stride = dn_ * r_;
-    ops::matmul_heads(c, w_.w_uk.ptr(), k, d);
+    ops::matmul_heads(c, wuk_, k, d);
   }
   ops::copy_heads(c + r_, cs, 0, k + dn_, H_ * dk, dk, T, H_, R_);
 
   // Values [T, H * d_v] = c W_uv^T.
   float* v = ws.get(kV, T * H_ * dv_);
-  ops::matmul_strided(c, cs, w_.w_uv.ptr(), nullptr, v, H_ * dv_, T, r_, H_ * dv_);
+  ops::matmul_strided(c, cs, wuv_, nullptr, v, H_ * dv_, T, r_, H_ * dv_);
 
   float* att = ws.get(kAtt, n * H_ * dv_);  // [n, H * d_v]
   ops::AttentionDims a;
@@ -193,7 +201,7 @@ void MlaAttention::forward_naive(const float* q, int64_t n, int64_t pos0, const 
   a.q_start = pos0;
   a.scale = scale_;
   ops::causal_attention(qh, k, v, att, a);
-  ops::matmul(att, w_.wo.ptr(), nullptr, out, n, H_ * dv_, D_);
+  ops::linear(att, w_.wo, out, n);
 }
 
 void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, const int64_t* pos,
@@ -218,7 +226,7 @@ void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, con
     d.y_head_stride = dq;
     d.w_head_stride = dn_ * r_;
     d.w_in_out = true;
-    ops::matmul_heads(q, w_.w_uk.ptr(), qt, d);
+    ops::matmul_heads(q, wuk_, qt, d);
   }
   rope_queries(q, n, pos, qt + (nope_ ? r_ : 0), H_ * dq, dq);
 
@@ -253,8 +261,8 @@ void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, con
   d.y_stride = H_ * dv_;
   d.y_head_stride = dv_;
   d.w_head_stride = dv_ * r_;
-  ops::matmul_heads(o, w_.w_uv.ptr(), att, d);
-  ops::matmul(att, w_.wo.ptr(), nullptr, out, n, H_ * dv_, D_);
+  ops::matmul_heads(o, wuv_, att, d);
+  ops::linear(att, w_.wo, out, n);
 }
 
 }  // namespace mlar

@@ -81,6 +81,12 @@ class MlaAttention final : public Attention, private MlaLayerDims {
 
   const MlaLayerWeights& w_;
   MlaEval eval_;
+  // float32 values of W_qr, W_uk, W_uv (null when absent): the weights' own when F32,
+  // else the widened copies below.
+  Tensor wqr32_, wuk32_, wuv32_;
+  const float* wqr_ = nullptr;
+  const float* wuk_ = nullptr;
+  const float* wuv_ = nullptr;
   bool nope_;  // see nope_scores()
 };
 

@@ -1,5 +1,6 @@
 #include "train/checkpoint.h"
 
+#include <deque>
 #include <cstring>
 #include <fstream>
 
@@ -17,7 +18,8 @@ constexpr const char* kState = "state.json";
 constexpr const char* kTensors = "tensors.safetensors";
 
 // Exact float32 copy of a view that must be F32 with `shape`.
-void read_exact(const SafetensorsFile& f, const std::string& name, Tensor& dst) {
+template <class T>  // Tensor or TypedTensor
+void read_exact(const SafetensorsFile& f, const std::string& name, T& dst) {
   const TensorView& v = f.get(name);
   if (v.dtype != DType::F32 || v.shape != dst.shape)
     fail("{}: tensor {} is {} {}, expected F32 {}", f.path(), name, dtype_name(v.dtype), shape_str(v.shape),
@@ -32,12 +34,13 @@ void write_checkpoint(const fs::path& dir, nlohmann::json state, AdamW& opt) {
   state["version"] = kCheckpointVersion;
   nlohmann::json names = nlohmann::json::array();
   std::vector<NamedTensor> tensors;
+  std::deque<TypedTensor> moments;  // copies of the optimizer state as writable tensors
   const auto& params = opt.params();
   for (size_t i = 0; i < params.size(); ++i) {
     names.push_back(params[i].name);
     tensors.push_back({"param/" + params[i].name, params[i].value});
-    tensors.push_back({"adam_m/" + params[i].name, &opt.first_moments()[i]});
-    tensors.push_back({"adam_v/" + params[i].name, &opt.second_moments()[i]});
+    tensors.push_back({"adam_m/" + params[i].name, &moments.emplace_back(opt.first_moments()[i])});
+    tensors.push_back({"adam_v/" + params[i].name, &moments.emplace_back(opt.second_moments()[i])});
   }
   state["params"] = names;
   state["adam_steps"] = opt.steps();

@@ -21,8 +21,8 @@ struct GqaState final : AttentionState {
   Buf lse;  // [rows, n_h]
 };
 
-const float* opt(const Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
-float* opt(Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
+const float* opt(const TypedTensor& t) { return t.empty() ? nullptr : t.ptr(); }
+float* opt(TypedTensor& t) { return t.empty() ? nullptr : t.ptr(); }
 Buf buf(int64_t n) { return Buf(static_cast<size_t>(n)); }
 
 }  // namespace

@@ -12,7 +12,7 @@
 namespace mlar::train {
 namespace {
 
-float* opt(Tensor& t) { return t.empty() ? nullptr : t.ptr(); }
+float* opt(TypedTensor& t) { return t.empty() ? nullptr : t.ptr(); }
 
 // True when layer l of g has any tensor to train.
 bool layer_trained(ModelWeights& g, size_t l) {
@@ -44,7 +44,7 @@ void TrainModel::backward(const Activations& a, const float* dlogits, ModelWeigh
   if (embed_trained) lowest = 0;
 
   // Output head and final norm. A tied head's gradient lands in the embedding's.
-  Tensor& g_out = W.lm_head.empty() ? g.embed : g.lm_head;
+  TypedTensor& g_out = W.lm_head.empty() ? g.embed : g.lm_head;
   std::vector<float> dx = buf(N * D);  // [rows, D] gradient of a normalised input
   std::vector<float> dh = buf(N * D);  // [rows, D] gradient of the residual stream
   linear_backward(a.x_final.data(), W.output().ptr(), dlogits, dx.data(), false, opt(g_out), nullptr, {N, D, V});

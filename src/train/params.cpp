@@ -10,7 +10,7 @@ const char* train_scope_name(TrainScope s) { return s == TrainScope::Attention ?
 
 std::vector<TensorSlot> layer_tensor_slots(LayerWeights& L, const std::string& p) {
   std::vector<TensorSlot> s;
-  auto add = [&](const char* name, Tensor& t, bool attn) { s.push_back({p + name, &t, attn}); };
+  auto add = [&](const char* name, TypedTensor& t, bool attn) { s.push_back({p + name, &t, attn}); };
   add("attn_norm", L.attn_norm, false);
   add("wq", L.wq, true);
   add("wk", L.wk, true);
@@ -65,7 +65,10 @@ ModelWeights make_gradients(const ModelWeights& w, TrainScope scope) {
 }
 
 void zero_gradients(ModelWeights& g) {
-  for (auto& s : tensor_slots(g)) std::fill(s.tensor->data.begin(), s.tensor->data.end(), 0.0f);
+  for (auto& s : tensor_slots(g)) {
+    float* p = s.tensor->ptr();
+    std::fill(p, p + s.tensor->numel(), 0.0f);
+  }
 }
 
 std::vector<Param> trainable_params(ModelWeights& w, ModelWeights& g) {

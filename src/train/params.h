@@ -16,7 +16,7 @@ const char* train_scope_name(TrainScope s);  // "attn", "all"
 // One tensor slot of a ModelWeights, empty or not.
 struct TensorSlot {
   std::string name;  // "embed", "layers.3.attn_norm", "layers.3.wq", "layers.3.mla.w_dkv", "lm_head", ...
-  Tensor* tensor = nullptr;
+  TypedTensor* tensor = nullptr;
   bool attention = false;  // part of an attention block (not its input norm)
 };
 
@@ -36,8 +36,8 @@ void zero_gradients(ModelWeights& g);
 
 struct Param {
   std::string name;
-  Tensor* value = nullptr;
-  Tensor* grad = nullptr;
+  TypedTensor* value = nullptr;
+  TypedTensor* grad = nullptr;
   bool decay = false;  // weight decay applies (matrices; not norms or biases)
 };
 
