@@ -18,26 +18,13 @@ namespace {
 
 // Below this many multiply-adds a parallel region costs more than it saves.
 constexpr int64_t kParallelMacs = 1 << 17;
-// Up to this many activation rows, W is streamed once through dot_rows (memory-bound
-// like decode); above it, widened tiles go through sgemm.
-constexpr int64_t kMaxStreamRows = detail::kMaxDotRows;
+// Bytes of W rows per block of the streamed path.
+constexpr int64_t kStreamBlockBytes = 128 << 10;
 // Prefill tiles: this many W rows by this many input columns widened to f32 at a time
 // (128 x 1024 floats = 512 KiB, within L2).
 constexpr int64_t kTileRows = 128, kTileCols = 1024;
 // Conversions of fewer elements run on one thread.
 constexpr int64_t kParallelConvert = 1 << 20;
-
-const detail::TypedKernels& kernels() {
-  switch (cpu_active_level()) {
-    case CpuLevel::Avx512:
-      return detail::avx512_kernels();
-    case CpuLevel::Avx2:
-      return detail::avx2_kernels();
-    case CpuLevel::Scalar:
-      break;
-  }
-  return detail::scalar_kernels();
-}
 
 void check_dtype(DType t, const char* op) {
   if (t != DType::F32 && t != DType::BF16 && t != DType::F16)
@@ -52,6 +39,54 @@ void add_bias(const float* bias, float* y, int64_t y_stride, int64_t n, int64_t 
     float* yr = y + r * y_stride;
     for (int64_t c = c0; c < c1; ++c) yr[c] += bias[c];
   }
+}
+
+const detail::TypedKernels& kernels_for(CpuLevel level) {
+  switch (level) {
+    case CpuLevel::Avx512:
+      return detail::avx512_kernels();
+    case CpuLevel::Avx2:
+      return detail::avx2_kernels();
+    case CpuLevel::Scalar:
+      break;
+  }
+  return detail::scalar_kernels();
+}
+
+const detail::TypedKernels& kernels() { return kernels_for(cpu_active_level()); }
+
+// Activation rows up to which W is streamed through dot_rows rather than widened into
+// tiles for sgemm (measured on a 2-core Zen 5, 14336x4096: with AVX-512 the streamed
+// kernel beat OpenBLAS sgemm at every n tried, 1..256, for F32 weights too, so there
+// larger n stream in passes of this many rows; with AVX2 it wins up to about 8).
+int64_t stream_rows(CpuLevel level) {
+  switch (level) {
+    case CpuLevel::Avx512:
+      return 128;
+    case CpuLevel::Avx2:
+      return 8;
+    case CpuLevel::Scalar:
+      break;
+  }
+  return detail::kMaxDotRows;
+}
+
+// y rows [0, n) for n <= stream_rows: output rows split over threads; each thread
+// takes blocks of W rows small enough to stay in L2 while every group of up to
+// kMaxDotRows activation rows passes over them, so W comes from memory once.
+void streamed(const detail::TypedKernels& k, const float* x, int64_t x_stride, const void* w, DType wt,
+              const float* bias, float* y, int64_t y_stride, int64_t n, int64_t in, int64_t out) {
+  const int64_t block = std::max<int64_t>(8, kStreamBlockBytes / (in * elem_bytes(wt)));
+  const int64_t grain = pick_grain(out, n * in, kParallelMacs, 16, 8);
+  parallel_for(out, grain, [&](int64_t c0, int64_t c1) {
+    for (int64_t b0 = c0; b0 < c1; b0 += block) {
+      const int64_t b1 = std::min(c1, b0 + block);
+      for (int64_t t = 0; t < n; t += detail::kMaxDotRows)
+        k.dot_rows(w, wt, in, x + t * x_stride, x_stride, static_cast<int>(std::min<int64_t>(detail::kMaxDotRows, n - t)),
+                   b0, b1, y + t * y_stride, y_stride);
+    }
+    add_bias(bias, y, y_stride, n, c0, c1);
+  });
 }
 
 // Output columns [c0, c1) of all n rows: tiles of W widened to f32, then sgemm.
@@ -84,13 +119,12 @@ void matmul_typed(const float* x, int64_t x_stride, const void* w, DType wt, con
       for (int64_t c = 0; c < out; ++c) y[r * y_stride + c] = bias ? bias[c] : 0.0f;
     return;
   }
-  if (n <= kMaxStreamRows) {
-    const auto& k = kernels();
-    const int64_t grain = pick_grain(out, n * in, kParallelMacs, 16, 8);
-    parallel_for(out, grain, [&](int64_t c0, int64_t c1) {
-      k.dot_rows(w, wt, in, x, x_stride, static_cast<int>(n), c0, c1, y, y_stride);
-      add_bias(bias, y, y_stride, n, c0, c1);
-    });
+  const CpuLevel level = cpu_active_level();
+  const int64_t pass = stream_rows(level);
+  if (n <= pass || level == CpuLevel::Avx512) {
+    for (int64_t t = 0; t < n; t += pass)
+      streamed(kernels_for(level), x + t * x_stride, x_stride, w, wt, bias, y + t * y_stride, y_stride,
+               std::min(pass, n - t), in, out);
     return;
   }
   if (wt == DType::F32) {
