@@ -45,6 +45,7 @@ MLAR_AVX512 inline __m512 load16_masked(const void* p, int64_t i, __mmask16 m) {
 template <DType T, int R, int N>
 MLAR_AVX512 void dot_block(const char* w, int64_t row_bytes, int64_t in, const float* x, int64_t xs, int64_t r,
                            float* y, int64_t ys) {
+  constexpr int64_t kBytes = T == DType::F32 ? 4 : 2;
   __m512 acc[R][N];
   const void* rows[R];
 #pragma GCC unroll 8
@@ -60,6 +61,10 @@ MLAR_AVX512 void dot_block(const char* w, int64_t row_bytes, int64_t in, const f
     for (int t = 0; t < N; ++t) xv[t] = _mm512_loadu_ps(x + t * xs + i);
 #pragma GCC unroll 8
     for (int k = 0; k < R; ++k) {
+      // Decode: the same columns of the next block's rows, so that their streams are
+      // under way when the block starts (measured ~10% on BF16 decode, 2-core Zen 5).
+      if constexpr (N == 1)
+        _mm_prefetch(static_cast<const char*>(rows[k]) + R * row_bytes + i * kBytes, _MM_HINT_T0);
       const __m512 wv = load16<T>(rows[k], i);
 #pragma GCC unroll 4
       for (int t = 0; t < N; ++t) acc[k][t] = _mm512_fmadd_ps(wv, xv[t], acc[k][t]);
