@@ -1,7 +1,8 @@
 // Projections and lookups on weights kept in their storage dtype (F32, BF16, F16),
 // HF [out, in] layout, f32 activations and f32 accumulation. BF16/F16 rows are widened
 // to f32 in registers (exact), so the only difference from the F32 kernel on the
-// same (rounded) weights is the order of the sums.
+// same (rounded) weights is the order of the sums. Activations are never rounded to
+// bf16 (no vdpbf16ps), which would lose about 3 significant digits of x.
 //
 // Dispatch: chosen once at run time from what the CPU has (AVX-512F, else AVX2+F16C,
 // else scalar); MLAR_CPU=scalar|avx2|avx512 in the environment forces a level no higher
@@ -18,7 +19,9 @@ namespace mlar::ops {
 // (>= in), row t of y at y + t * y_stride (>= out). w holds out * in values of `wt`
 // (F32 | BF16 | F16; anything else throws mlar::Error). bias may be null.
 // n == 1 (decode): a matrix-vector product streaming W once, split over output rows
-// across threads. n > 1: blocks of W rows widened to f32 and multiplied by sgemm.
+// across threads. Small n (AVX-512: any n, in passes of 128 rows) streams W the same
+// way with up to 4 activation rows per pass over L2-sized blocks of W; larger n:
+// blocks of W rows widened to f32 and multiplied by sgemm (F32: ops::matmul_strided).
 void matmul_typed(const float* x, int64_t x_stride, const void* w, DType wt, const float* bias, float* y,
                   int64_t y_stride, int64_t n, int64_t in, int64_t out);
 
