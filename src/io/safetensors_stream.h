@@ -40,7 +40,8 @@ constexpr uint64_t kDefaultMaxShardBytes = 5'000'000'000ull;
 class SafetensorsShardWriter {
  public:
   // `dir` must exist. Final names already present in it are refused at finish()
-  // unless `force`. max_shard_bytes must be positive.
+  // unless `force` (a final name replaced that way is lost if finish() then fails;
+  // inside an AtomicDir that cannot matter). max_shard_bytes must be positive.
   explicit SafetensorsShardWriter(std::filesystem::path dir, uint64_t max_shard_bytes = kDefaultMaxShardBytes,
                                   bool force = false);
   ~SafetensorsShardWriter();

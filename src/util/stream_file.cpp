@@ -16,6 +16,7 @@ namespace mlar {
 namespace {
 
 constexpr size_t kBuf = 1 << 20;
+bool g_force_fallback = false;
 
 [[noreturn]] void write_failed(const std::string& path, int err) {
   fail("{}: write failed: {}", path, std::strerror(err));
@@ -87,11 +88,13 @@ void OutFd::sync_and_close() {
   if (::close(fd) != 0) fail("{}: close failed: {}", path_, std::strerror(errno));
 }
 
+void set_copy_fallback_for_tests(bool on) { g_force_fallback = on; }
+
 void copy_file_data(OutFd& in, uint64_t offset, uint64_t len, OutFd& out, bool punch_source) {
   in.flush();
   out.flush();
   constexpr uint64_t kStep = 64ull << 20;  // bytes per copy_file_range call / hole punched
-  bool kernel_copy = true;
+  bool kernel_copy = !g_force_fallback;
   std::vector<uint8_t> buf;
   uint64_t done = 0;
   while (done < len) {

@@ -51,6 +51,9 @@ class OutFd {
 // disk holds about one copy of the data rather than two.
 void copy_file_data(OutFd& in, uint64_t offset, uint64_t len, OutFd& out, bool punch_source);
 
+// Tests: makes copy_file_data take its read/write fallback (true) or not (false).
+void set_copy_fallback_for_tests(bool on);
+
 // fsyncs a directory (after renames in it); failures throw naming it.
 void sync_directory(const std::filesystem::path& dir);
 
