@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <numbers>
 #include <set>
 
@@ -18,6 +19,21 @@ Tensor load(const GgufFile& f, const std::string& name, const Shape& expect, std
     fail("{}: tensor {} has shape {}, expected {}", f.path(), name, shape_str(t.shape()), shape_str(expect));
   used.insert(name);
   return f.read_tensor(t);
+}
+
+// The same, in the file's dtype: a view of the mapped file for matrices (kept mapped
+// by the view), an owned F32 copy for vectors.
+TypedTensor load_typed(const std::shared_ptr<const GgufFile>& f, const std::string& name, const Shape& expect,
+                       std::set<std::string>& used) {
+  const GgufTensorInfo& t = f->tensor(name);
+  if (expect.size() < 2 || !ggml_type_is_float(t.type)) return TypedTensor(load(*f, name, expect, used));
+  if (t.shape() != expect)
+    fail("{}: tensor {} has shape {}, expected {}", f->path(), name, shape_str(t.shape()), shape_str(expect));
+  used.insert(name);
+  const DType dt = t.type == static_cast<uint32_t>(GgmlType::F32)   ? DType::F32
+                   : t.type == static_cast<uint32_t>(GgmlType::F16) ? DType::F16
+                                                                    : DType::BF16;
+  return TypedTensor::view(dt, t.shape(), f->tensor_bytes(t).data(), f);
 }
 
 // Llama 3 RoPE scaling reaches GGUF as `rope_freqs.weight`, one divisor per
@@ -179,7 +195,8 @@ std::optional<SpmVocab> read_gguf_spm_vocab(const GgufFile& f) {
 }
 
 Model read_gguf_model(const std::string& path, const GgufModelOptions& opts) {
-  GgufFile f(path);
+  auto file = std::make_shared<const GgufFile>(path);  // kept mapped by the weight views
+  const GgufFile& f = *file;
   const std::string arch = f.metadata().get_string("general.architecture");
   if (arch != "llama") fail("{}: GGUF architecture '{}' is not supported (only 'llama' is read)", path, arch);
 
@@ -194,12 +211,14 @@ Model read_gguf_model(const std::string& path, const GgufModelOptions& opts) {
 
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, qd = c.q_dim(), kv = c.kv_dim();
   ModelWeights& W = m.weights;
-  W.embed = load(f, "token_embd.weight", {V, D}, used);
+  W.embed = load_typed(file, "token_embd.weight", {V, D}, used);
   // Layers are added as their tensors are read: llama.block_count alone (up to 2^30)
   // must not allocate anything.
   for (int64_t i = 0; i < c.num_layers; ++i) {
     LayerWeights& l = W.layers.emplace_back();
-    auto w = [&](const char* t, const Shape& s) { return load(f, fmt::format("blk.{}.{}.weight", i, t), s, used); };
+    auto w = [&](const char* t, const Shape& s) {
+      return load_typed(file, fmt::format("blk.{}.{}.weight", i, t), s, used);
+    };
     l.attn_norm = w("attn_norm", {D});
     l.wq = w("attn_q", {qd, D});
     l.wk = w("attn_k", {kv, D});
@@ -217,7 +236,7 @@ Model read_gguf_model(const std::string& path, const GgufModelOptions& opts) {
     l.w_down = w("ffn_down", {D, F});
   }
   W.final_norm = load(f, "output_norm.weight", {D}, used);
-  if (!c.tie_word_embeddings) W.lm_head = load(f, "output.weight", {V, D}, used);
+  if (!c.tie_word_embeddings) W.lm_head = load_typed(file, "output.weight", {V, D}, used);
   // A tensor nobody reads would silently change the model (MoE experts, rotary
   // tables of other variants...): refuse rather than guess.
   for (const auto& t : f.tensors())

@@ -26,8 +26,9 @@ Model read_hf_model(const std::string& dir) {
   const ModelConfig& c = m.config;
   SafetensorsStore store(dir);
 
-  // Checks the shape before converting, so a wrong file fails fast with the HF name.
-  auto take = [&](const std::string& name, const Shape& expected) { return store.to_float(name, expected); };
+  // Checks the shape first, so a wrong file fails fast with the HF name. Matrices stay
+  // in the file's dtype as views of the mapped shards (nothing is read until used).
+  auto take = [&](const std::string& name, const Shape& expected) { return store.typed(name, expected); };
 
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim();
   ModelWeights& w = m.weights;
@@ -50,7 +51,7 @@ Model read_hf_model(const std::string& dir) {
       // represented (that is what write_hf_llama writes).
       const std::string ob = p + "self_attn.o_proj.bias";
       if (store.contains(ob)) {
-        Tensor b = take(ob, {D});
+        Tensor b = store.to_float(ob, {D});
         for (float x : b.data)
           if (x != 0.0f) fail("{}: tensor {} is non-zero; o_proj biases are not supported", store.file_of(ob), ob);
       }

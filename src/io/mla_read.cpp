@@ -73,7 +73,7 @@ Model read_mla_model(const std::string& dir) {
 
   auto take = [&](const std::string& name, const Shape& expected) {
     used.insert(name);
-    return store.to_float(name, expected);
+    return store.typed(name, expected);
   };
 
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;

@@ -68,16 +68,18 @@ SafetensorsStore::SafetensorsStore(const std::string& dir) : dir_(dir) {
         const fs::path sp = fs::path(dir) / shard;
         if (!fs::exists(sp, ec))
           fail("{}: shard file {} (listed in {}) does not exist", sp.string(), shard, kIndex);
-        files_.push_back(std::make_unique<SafetensorsFile>(sp.string()));
+        files_.push_back(std::make_shared<SafetensorsFile>(sp.string()));
         f = opened.emplace(shard, files_.size() - 1).first;
       }
       const SafetensorsFile* file = files_[f->second].get();
+      owner_.emplace(file, files_[f->second]);
       const TensorView* v = file->find(it.key());
       if (!v) fail("{}: tensor {} is listed in {} but absent from this shard", file->path(), it.key(), kIndex);
       map_.emplace(it.key(), Entry{file, v});
     }
   } else if (fs::exists(single, ec)) {
-    files_.push_back(std::make_unique<SafetensorsFile>(single.string()));
+    files_.push_back(std::make_shared<SafetensorsFile>(single.string()));
+    owner_.emplace(files_[0].get(), files_[0]);
     for (const auto& v : files_[0]->tensors()) map_.emplace(v.name, Entry{files_[0].get(), &v});
   } else {
     fail("{}: no {} or {} in the directory", dir, kSingle, kIndex);
@@ -121,6 +123,19 @@ Tensor SafetensorsStore::to_float(const std::string& name, const Shape& expected
   if (v->shape != expected)
     fail("{}: tensor {} has shape {}, expected {}", file_of(name), name, shape_str(v->shape), shape_str(expected));
   return to_float(name);
+}
+
+TypedTensor SafetensorsStore::typed(const std::string& name, const Shape& expected) const {
+  const TensorView* v = find(name);
+  if (!v) fail("{}: missing tensor {}", dir_, name);
+  if (v->shape != expected)
+    fail("{}: tensor {} has shape {}, expected {}", file_of(name), name, shape_str(v->shape), shape_str(expected));
+  if (!dtype_is_float_convertible(v->dtype))
+    fail("{}: tensor {} has dtype {}; the kernels read F32, F16 and BF16 weights only", file_of(name), name,
+         dtype_name(v->dtype));
+  if (expected.size() < 2) return TypedTensor(to_float(name));
+  const SafetensorsFile* file = map_.at(name).file;
+  return TypedTensor::view(v->dtype, v->shape, v->data, owner_.at(file));
 }
 
 }  // namespace mlar

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "tensor/typed_tensor.h"
 
 namespace mlar {
 
@@ -34,6 +35,11 @@ class SafetensorsStore {
   // to_float after checking the shape first (a wrong file fails before converting):
   // "<file>: tensor NAME has shape [..], expected [..]".
   Tensor to_float(const std::string& name, const Shape& expected) const;
+  // The tensor in its stored dtype after the same shape check: a zero-copy view of
+  // the mapped shard for matrices (the view keeps the shard mapped), an owned F32
+  // copy for vectors (norms, biases: small, and read as float32 by every op).
+  // Refuses dtypes other than F32/F16/BF16 naming the file and the tensor.
+  TypedTensor typed(const std::string& name, const Shape& expected) const;
 
  private:
   struct Entry {
@@ -42,8 +48,9 @@ class SafetensorsStore {
   };
   std::string dir_;
   bool sharded_ = false;
-  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::unordered_map<std::string, Entry> map_;
+  std::unordered_map<const SafetensorsFile*, std::shared_ptr<SafetensorsFile>> owner_;  // for views
 };
 
 }  // namespace mlar
