@@ -79,8 +79,9 @@ Model convert_repeat(Model&& gqa, const RepeatOptions& opts) {
   check_weight_shapes(c, m.weights, m.source);
   check_repeat_latent_layout(c, opts.num_kv_heads, opts.head_dim);
 
-  const Tensor wqr = rope_query_selection(c);  // [n_h, n_kv * d, d]
-  const Tensor w_uv = value_selection(c);      // [n_h * d, n_kv * d]
+  // The selections are the same in every layer: one copy, shared by all of them.
+  const TypedTensor wqr = TypedTensor::shared(rope_query_selection(c));  // [n_h, n_kv * d, d]
+  const TypedTensor w_uv = TypedTensor::shared(value_selection(c));      // [n_h * d, n_kv * d]
   const int64_t n_layers = static_cast<int64_t>(m.weights.layers.size());
   for (int64_t l = 0; l < n_layers; ++l) {
     LayerWeights& L = m.weights.layers[static_cast<size_t>(l)];
@@ -95,7 +96,7 @@ Model convert_repeat(Model&& gqa, const RepeatOptions& opts) {
     a.b_kr = std::move(L.bk);
     a.w_uv = w_uv;
     a.wo = std::move(L.wo);  // [D, n_h * d]
-    L.wq = L.wk = L.wv = L.wo = L.bq = L.bk = L.bv = Tensor{};
+    L.wq = L.wk = L.wv = L.wo = L.bq = L.bk = L.bv = TypedTensor{};
     if (opts.progress) opts.progress(l + 1, n_layers);
   }
   c.mla = repeat_mla_config(c);

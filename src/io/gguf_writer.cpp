@@ -1,7 +1,7 @@
 #include "io/gguf_writer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include "util/stream_file.h"
+
 
 #include <bit>
 #include <cerrno>
@@ -18,29 +18,13 @@ static_assert(std::endian::native == std::endian::little, "the GGUF writer assum
 namespace {
 
 // Buffered writes to a file descriptor; every failure names the final output path.
+// Buffered, checked writes of the file (util/stream_file.h) with the byte count
+// the alignment padding needs.
 class Sink {
  public:
-  Sink(const std::filesystem::path& tmp, std::string name) : name_(std::move(name)) {
-    fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) fail("{}: cannot create {}: {}", name_, tmp.string(), std::strerror(errno));
-    buf_.reserve(kBuf);
-  }
-  ~Sink() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Sink(const Sink&) = delete;
-  Sink& operator=(const Sink&) = delete;
+  explicit Sink(const std::filesystem::path& tmp) : out_(tmp) {}
 
-  void bytes(const void* p, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    if (buf_.size() + n > kBuf) flush();
-    if (n >= kBuf) {
-      raw(b, n);
-    } else {
-      buf_.insert(buf_.end(), b, b + n);
-    }
-    written_ += n;
-  }
+  void bytes(const void* p, size_t n) { out_.write(p, n); }
   template <typename T>
   void pod(T v) {
     bytes(&v, sizeof v);
@@ -49,45 +33,12 @@ class Sink {
     pod<uint64_t>(s.size());
     bytes(s.data(), s.size());
   }
-  void pad_to(uint64_t alignment) {
-    static const uint8_t zeros[256] = {};
-    uint64_t pad = (alignment - written_ % alignment) % alignment;
-    while (pad > 0) {
-      uint64_t k = std::min<uint64_t>(pad, sizeof zeros);
-      bytes(zeros, k);
-      pad -= k;
-    }
-  }
-  uint64_t written() const { return written_; }
-
-  void finish() {
-    flush();
-    if (::fsync(fd_) != 0) fail("{}: fsync failed: {}", name_, std::strerror(errno));
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail("{}: close failed: {}", name_, std::strerror(errno));
-  }
+  void pad_to(uint64_t alignment) { out_.zeros((alignment - out_.size() % alignment) % alignment); }
+  uint64_t written() const { return out_.size(); }
+  void finish() { out_.sync_and_close(); }
 
  private:
-  static constexpr size_t kBuf = 1 << 20;
-  void flush() {
-    raw(buf_.data(), buf_.size());
-    buf_.clear();
-  }
-  void raw(const uint8_t* p, size_t n) {
-    while (n > 0) {
-      ssize_t k = ::write(fd_, p, n);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) fail("{}: write failed: {}", name_, std::strerror(errno));
-      p += k;
-      n -= static_cast<size_t>(k);
-    }
-  }
-
-  std::string name_;
-  int fd_ = -1;
-  std::vector<uint8_t> buf_;
-  uint64_t written_ = 0;
+  OutFd out_;
 };
 
 void write_value(Sink& s, const GgufValue& v) {
@@ -200,7 +151,7 @@ void GgufWriter::write(const std::filesystem::path& path, bool force) const {
   const uint64_t align = alignment();
   AtomicFile out(path, force);
   const std::string name = path.string();
-  Sink s(out.tmp_path(), name);
+  Sink s(out.tmp_path());
 
   s.bytes("GGUF", 4);
   s.pod<uint32_t>(3);

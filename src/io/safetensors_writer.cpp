@@ -13,6 +13,7 @@
 #include "util/atomic_output.h"
 #include "util/error.h"
 #include "util/half.h"
+#include "util/stream_file.h"
 
 namespace fs = std::filesystem;
 
@@ -22,40 +23,6 @@ namespace {
 constexpr const char* kSingle = "model.safetensors";
 constexpr const char* kIndex = "model.safetensors.index.json";
 
-// A file descriptor opened for writing, closed on destruction.
-class OutFile {
- public:
-  explicit OutFile(const fs::path& p) : path_(p.string()) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) fail("{}: cannot create: {}", path_, std::strerror(errno));
-  }
-  ~OutFile() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  OutFile(const OutFile&) = delete;
-  OutFile& operator=(const OutFile&) = delete;
-
-  void write(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) fail("{}: write failed: {}", path_, std::strerror(errno));
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-  void sync_and_close() {
-    if (::fsync(fd_) != 0) fail("{}: fsync failed: {}", path_, std::strerror(errno));
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail("{}: close failed: {}", path_, std::strerror(errno));
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-};
 
 void check_tensors(const std::vector<NamedTensor>& tensors, const std::string& where) {
   std::set<std::string> seen;
@@ -95,7 +62,7 @@ std::string header_for(const std::vector<NamedTensor>& tensors, DType dtype, con
   return s;
 }
 
-void write_data(OutFile& out, const TypedTensor& t, DType dtype) {
+void write_data(OutFd& out, const TypedTensor& t, DType dtype) {
   if (t.empty()) return;
   if (dtype == t.dtype) {
     out.write(t.data(), t.nbytes());
@@ -116,7 +83,7 @@ void write_data(OutFile& out, const TypedTensor& t, DType dtype) {
 void write_into(const AtomicFile& af, const std::vector<NamedTensor>& tensors, DType dtype) {
   const std::string where = af.final_path().string();
   const std::string header = header_for(tensors, dtype, where);
-  OutFile out(af.tmp_path());
+  OutFd out(af.tmp_path());  // checked writes (and the test fault hook, util/write_fault.h)
   const uint64_t n = header.size();
   out.write(&n, 8);
   out.write(header.data(), header.size());

@@ -98,6 +98,8 @@ int64_t parameter_count(const ModelWeights& w) {
   return n;
 }
 
+DType weight_dtype(const ModelWeights& w) { return w.embed.empty() ? DType::F32 : w.embed.dtype; }
+
 std::vector<TypedTensor*> layer_tensors(LayerWeights& L) {
   MlaLayerWeights& m = L.mla;
   return {&L.attn_norm, &L.wq,    &L.wk,      &L.wv,    &L.wo,      &L.bq,   &L.bk,   &L.bv,

@@ -40,6 +40,10 @@ void check_mla_layer_shapes(const ModelConfig& c, int64_t layer, const MlaLayerW
 
 int64_t parameter_count(const ModelWeights& w);
 
+// The dtype the model's matrices are stored in (that of the embedding): what outputs
+// keep by default.
+DType weight_dtype(const ModelWeights& w);
+
 // Every non-empty tensor as owned float32 (mutable): for code that rewrites weights
 // (conversion steps, training). Views of a mapped file are copied, BF16/F16 widened.
 void materialize_f32(MlaLayerWeights& w);

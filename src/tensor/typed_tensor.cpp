@@ -79,6 +79,11 @@ TypedTensor TypedTensor::view(DType dtype, Shape shape, const void* data, std::s
   return out;
 }
 
+TypedTensor TypedTensor::shared(Tensor t) {
+  auto owner = std::make_shared<const Tensor>(std::move(t));
+  return view(DType::F32, owner->shape, owner->ptr(), owner);
+}
+
 TypedTensor::TypedTensor(const TypedTensor& o) : shape(o.shape), dtype(o.dtype), own_(o.own_), keep_(o.keep_) {
   data_ = keep_ ? o.data_ : (own_.empty() ? nullptr : own_.data());
 }

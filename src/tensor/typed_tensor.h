@@ -35,6 +35,10 @@ class TypedTensor {
   // (e.g. the mapped file) and lives as long as any copy of this view.
   static TypedTensor view(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> keep_alive);
 
+  // Immutable F32 values shared by every copy (e.g. one constant matrix placed in
+  // every layer): a view whose owner is `t` itself.
+  static TypedTensor shared(Tensor t);
+
   TypedTensor(const TypedTensor& o);
   TypedTensor& operator=(const TypedTensor& o);
   TypedTensor(TypedTensor&&) noexcept = default;

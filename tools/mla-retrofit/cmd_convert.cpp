@@ -36,7 +36,7 @@ std::string attention_desc(const ModelConfig& c) {
 void register_convert(CLI::App& app) {
   struct Args {
     ModelArgs model;
-    std::string out, rope_mode, dtype = "F32";
+    std::string out, rope_mode, dtype;
     bool absorb = false, force = false, json = false, quiet = false;
     int64_t num_kv_heads = 0, head_dim = 0;
     int threads = 0;
@@ -60,8 +60,7 @@ void register_convert(CLI::App& app) {
   cmd->add_option("--num-kv-heads", args->num_kv_heads,
                   "latent layout: heads (default: the source's; only the source's split is exact)");
   cmd->add_option("--head-dim", args->head_dim, "latent layout: head size (default: the source's)");
-  cmd->add_option("--dtype", args->dtype, "dtype on disk")->check(CLI::IsMember({"F32", "F16", "BF16"}))
-      ->capture_default_str();
+  add_dtype_option(cmd, args->dtype, "dtype on disk");
   cmd->add_flag("--force", args->force, "replace an existing output");
   cmd->add_option("--threads", args->threads, "compute threads (0 = all cores)");
   cmd->add_flag("--json", args->json, "print the summary as JSON");
@@ -112,7 +111,8 @@ void register_convert(CLI::App& app) {
 
     AtomicDir out(args->out, args->force);
     MlaWriteOptions wo;
-    wo.dtype = args->dtype;
+    const std::string dtype = out_dtype(args->dtype, mla);
+    wo.dtype = dtype;
     wo.converted_from = from;
     write_mla_model(mla, out.tmp_path(), wo);
     out.commit();
@@ -128,7 +128,7 @@ void register_convert(CLI::App& app) {
                           {"tokenizer", mla.tokenizer ? mla.tokenizer->kind() : "none"}};
       fmt::print("{}\n", j.dump(2));
       if (!args->export_format.empty())
-        export_after_convert(std::move(mla), args->export_format, args->export_out, args->dtype, args->force, true);
+        export_after_convert(std::move(mla), args->export_format, args->export_out, dtype, args->force, true);
       return;
     }
     fmt::print("wrote {}\n", args->out);
@@ -138,7 +138,7 @@ void register_convert(CLI::App& app) {
     fmt::print("  parameters      {} -> {}\n", before.params, after.params);
     fmt::print("  tokenizer       {}\n", mla.tokenizer ? mla.tokenizer->kind() : "none (pass --tokenizer)");
     if (!args->export_format.empty())
-      export_after_convert(std::move(mla), args->export_format, args->export_out, args->dtype, args->force, false);
+      export_after_convert(std::move(mla), args->export_format, args->export_out, dtype, args->force, false);
   });
 }
 

@@ -46,7 +46,7 @@ void export_after_convert(Model m, const std::string& format, const std::string&
 void register_export(CLI::App& app) {
   struct Args {
     ModelArgs model;
-    std::string format, out, dtype = "F32";
+    std::string format, out, dtype;
     bool force = false;
   };
   auto args = std::make_shared<Args>();
@@ -57,16 +57,14 @@ void register_export(CLI::App& app) {
       ->check(CLI::IsMember({"deepseek-v3", "gguf"}));
   cmd->add_option("--out", args->out, "output directory (deepseek-v3) or .gguf file (must not exist unless --force)")
       ->required();
-  cmd->add_option("--dtype", args->dtype, "dtype on disk (gguf: vectors stay F32)")
-      ->check(CLI::IsMember({"F32", "F16", "BF16"}))
-      ->capture_default_str();
+  add_dtype_option(cmd, args->dtype, "dtype on disk (gguf: vectors stay F32)");
   cmd->add_flag("--force", args->force, "replace an existing output");
   cmd->callback([args] {
     const DeepseekFormat f = parse_deepseek_format(args->format);
     check_output_free(args->out, args->force);
     Model m = args->model.load();
     DeepseekExportOptions o;
-    o.dtype = args->dtype;
+    o.dtype = out_dtype(args->dtype, m);
     const auto notes = export_deepseek(std::move(m), f, args->out, o, args->force);
     fmt::print("wrote {} ({})\n", args->out, deepseek_format_name(f));
     print_notes(notes);

@@ -9,7 +9,7 @@ namespace mlar::cli {
 void register_import(CLI::App& app) {
   struct Args {
     ModelArgs model;
-    std::string out, dtype = "F32";
+    std::string out, dtype;
     bool force = false;
   };
   auto args = std::make_shared<Args>();
@@ -20,14 +20,14 @@ void register_import(CLI::App& app) {
       "LlamaForCausalLM gives the same logits.");
   args->model.add(cmd);
   cmd->add_option("--out", args->out, "output directory (must not exist unless --force)")->required();
-  cmd->add_option("--dtype", args->dtype, "dtype on disk")->check(CLI::IsMember({"F32", "F16", "BF16"}));
+  add_dtype_option(cmd, args->dtype, "dtype on disk");
   cmd->add_flag("--force", args->force, "replace an existing output");
   cmd->callback([args] {
     check_output_free(args->out, args->force);
     Model m = args->model.load();
     AtomicDir out(args->out, args->force);
     HfWriteOptions opts;
-    opts.dtype = args->dtype;
+    opts.dtype = out_dtype(args->dtype, m);
     write_hf_llama(m, out.tmp_path(), opts);
     out.commit();
     fmt::print(stderr, "wrote {} ({} layers, {} tokenizer)\n", args->out, m.config.num_layers,

@@ -32,6 +32,11 @@ struct ModelArgs {
 // The model's tokenizer, or a clear error telling the user to pass --tokenizer.
 const Tokenizer& require_tokenizer(const Model& m);
 
+// --dtype auto|F32|F16|BF16 for an output's weights; auto (the default) keeps the
+// source's weight dtype (out_dtype resolves it).
+void add_dtype_option(CLI::App* cmd, std::string& dtype, const std::string& what);
+std::string out_dtype(const std::string& flag, const Model& source);
+
 // Sets the number of compute threads (0 = all cores).
 void set_threads(int threads);
 

@@ -40,4 +40,17 @@ MlaEval attn_eval(const std::string& attn, const Model& m) {
   return *e;
 }
 
+void add_dtype_option(CLI::App* cmd, std::string& dtype, const std::string& what) {
+  dtype = "auto";
+  cmd->add_option("--dtype", dtype,
+                  what + ": auto (the source's weight dtype, e.g. BF16 for a BF16 checkpoint), F32, F16 or BF16")
+      ->check(CLI::IsMember({"auto", "F32", "F16", "BF16"}))
+      ->capture_default_str();
+}
+
+std::string out_dtype(const std::string& flag, const Model& source) {
+  if (flag != "auto") return flag;
+  return dtype_name(weight_dtype(source.weights));
+}
+
 }  // namespace mlar::cli
