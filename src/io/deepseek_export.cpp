@@ -8,14 +8,29 @@ namespace mlar {
 std::vector<std::string> export_deepseek(Model m, DeepseekFormat f, const std::string& out,
                                          const DeepseekExportOptions& opts, bool force) {
   check_output_free(out, force);
-  std::vector<std::string> notes;
-  const Model d = deepseek_layout(std::move(m), f, &notes);
+  // One layer at a time: each is rewritten into the layout when the writer asks for
+  // it, written, and dropped (unchanged tensors stay views of the source file).
+  const DeepseekLayoutPlan plan = plan_deepseek_layout(m, f);
+  std::vector<std::string> notes = plan.notes;
+  Model shell;
+  shell.config = plan.after;
+  shell.source = m.source;
+  shell.format = m.format;
+  shell.tokenizer = m.tokenizer;
+  shell.weights.embed = std::move(m.weights.embed);
+  shell.weights.final_norm = std::move(m.weights.final_norm);
+  shell.weights.lm_head = std::move(m.weights.lm_head);
+  deepseek_layout_globals(plan, shell.weights);
+  auto layer = [&](int64_t l) {
+    LayerWeights L = std::move(m.weights.layers.at(static_cast<size_t>(l)));
+    return deepseek_layout_layer(plan, std::move(L));
+  };
   if (f == DeepseekFormat::HfDeepseekV3) {
     AtomicDir dir(out, force);
-    write_deepseek_v3(d, dir.tmp_path(), opts);
+    write_deepseek_v3_layers(shell, layer, dir.tmp_path(), opts);
     dir.commit();
   } else {
-    write_gguf_deepseek2(d, out, opts, force, &notes);
+    write_gguf_deepseek2_layers(shell, layer, out, opts, force, &notes);
   }
   return notes;
 }

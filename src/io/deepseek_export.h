@@ -32,6 +32,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,26 @@ DeepseekFormat parse_deepseek_format(const std::string& name);
 // The model in the DeepSeek layout for format `f` (consumed). Appends one line per
 // rewrite made to `notes` when given.
 Model deepseek_layout(Model m, DeepseekFormat f, std::vector<std::string>* notes = nullptr);
+
+// deepseek_layout one layer at a time, for exports that stream (an 8B model's
+// rewritten tensors do not fit in memory at once): the plan validates the model and
+// computes the new config and notes without touching a tensor; each layer is then
+// rewritten on its own (unchanged tensors stay views of the source file), and the
+// globals (embedding, final norm) once.
+struct DeepseekLayoutPlan {
+  DeepseekFormat format = DeepseekFormat::HfDeepseekV3;
+  std::string source;
+  ModelConfig before, after;  // the model's config, and the one in the DeepSeek layout
+  std::vector<std::string> notes;
+  int64_t fold_qr_in = 0;       // > 0: fold W_qr (q_rope_in_dim of that width) into the query
+  bool pad_nope = false;        // d_n 0 -> 1
+  double query_scale = 1.0;     // softmax-scale ratio folded into the query rows
+  bool to_interleaved = false;  // half -> interleaved rope rows
+  double residual_scale = 1.0;  // deepseek-v3's eps 1e-6 rescaling of the residual stream
+};
+DeepseekLayoutPlan plan_deepseek_layout(const Model& m, DeepseekFormat f);
+LayerWeights deepseek_layout_layer(const DeepseekLayoutPlan& p, LayerWeights layer);
+void deepseek_layout_globals(const DeepseekLayoutPlan& p, ModelWeights& w);
 
 // Throws unless `c` is already in the DeepSeek layout for `f` (what the writers need).
 void check_deepseek_layout(const ModelConfig& c, DeepseekFormat f, const std::string& source);
@@ -72,7 +93,12 @@ std::vector<double> rope_frequencies(double theta, int64_t dim, const RopeScalin
 struct DeepseekExportOptions {
   std::string dtype = "F32";              // F32 | F16 | BF16 (GGUF: 1-D tensors stay F32)
   uint64_t max_shard_bytes = 5ull << 30;  // deepseek-v3: shard past this
+  std::function<void(int64_t done, int64_t total)> progress;  // after each layer written
 };
+
+// Layer l of a model in the DeepSeek layout, produced when the writer needs it (the
+// streaming writers hold one layer at a time).
+using DeepseekLayerSource = std::function<LayerWeights(int64_t layer)>;
 
 // The config.json write_deepseek_v3 writes for `c` (in the DeepSeek layout): model_type
 // deepseek_v3, every layer dense (first_k_dense_replace = num_hidden_layers, no
@@ -83,12 +109,19 @@ nlohmann::json deepseek_v3_config_json(const ModelConfig& c, const std::string& 
 // Writes a model already in the DeepSeek layout (check_deepseek_layout) as an HF
 // DeepSeek-V3 directory into `dir` (existing, empty; callers wrap it in AtomicDir).
 void write_deepseek_v3(const Model& m, const std::filesystem::path& dir, const DeepseekExportOptions& opts = {});
+// The same with layers from `layer` (m's config, globals and tokenizer; m.weights.layers
+// unused): tensors are written as they come, so memory holds one layer.
+void write_deepseek_v3_layers(const Model& m, const DeepseekLayerSource& layer, const std::filesystem::path& dir,
+                              const DeepseekExportOptions& opts = {});
 
 // Writes a model already in the DeepSeek layout as a GGUF deepseek2 file (whole or
 // not at all; an existing file only with `force`). Appends a note when the tokenizer
 // cannot be written as GGUF metadata (see gguf_deepseek2.h).
 void write_gguf_deepseek2(const Model& m, const std::filesystem::path& path, const DeepseekExportOptions& opts = {},
                           bool force = false, std::vector<std::string>* notes = nullptr);
+void write_gguf_deepseek2_layers(const Model& m, const DeepseekLayerSource& layer, const std::filesystem::path& path,
+                                 const DeepseekExportOptions& opts = {}, bool force = false,
+                                 std::vector<std::string>* notes = nullptr);
 
 // deepseek_layout + the writer, atomically: `out` is a directory (deepseek-v3) or a
 // file (gguf), refused when it exists unless `force`. Returns the notes.

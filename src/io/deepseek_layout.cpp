@@ -145,10 +145,15 @@ void check_deepseek_layout(const ModelConfig& c, DeepseekFormat f, const std::st
   if (f == DeepseekFormat::GgufDeepseek2 && c.rope_scaling.type != RopeScaling::Type::None) bad("RoPE scaling");
 }
 
-Model deepseek_layout(Model m, DeepseekFormat f, std::vector<std::string>* notes_out) {
-  std::vector<std::string> notes;
-  ModelConfig& c = m.config;
+DeepseekLayoutPlan plan_deepseek_layout(const Model& m, DeepseekFormat f) {
+  DeepseekLayoutPlan p;
+  p.format = f;
+  p.before = m.config;
+  ModelConfig& c = p.after;
+  c = m.config;
+  std::vector<std::string>& notes = p.notes;
   const std::string src = m.source.empty() ? std::string("model") : m.source;
+  p.source = src;
   const char* fmt_name = f == DeepseekFormat::HfDeepseekV3 ? "DeepSeek-V3 (HF)" : "GGUF deepseek2";
   if (!c.mla)
     fail("{}: is a GQA model; export writes MLA models in the DeepSeek layout: convert it first "
@@ -157,7 +162,7 @@ Model deepseek_layout(Model m, DeepseekFormat f, std::vector<std::string>* notes
   c.validate(src);
   check_weight_shapes(c, m.weights, src);
   MlaConfig& a = *c.mla;
-  const int64_t H = c.num_heads, dr = a.qk_rope_head_dim;
+  const int64_t dr = a.qk_rope_head_dim;
 
   // What no rewrite can express.
   if (a.absorbed)
@@ -182,30 +187,27 @@ Model deepseek_layout(Model m, DeepseekFormat f, std::vector<std::string>* notes
   if (a.q_rope_in_dim > 0 && a.rope_values() != dr)
     fail("{}: rope-query up-projection with {} rope values; expected {}", src, a.rope_values(), dr);
 
-  // Biases: drop all-zero ones; the formats have no slot for a query bias, GGUF none at all.
-  bool dropped = false;
-  for (auto& L : m.weights.layers)
-    for (TypedTensor* t : {&L.mla.bq, &L.mla.b_dkv, &L.mla.b_kr})
-      if (!t->empty() && all_zero(*t)) {
-        *t = TypedTensor{};
-        dropped = true;
-      }
-  if (dropped) notes.push_back("dropped all-zero attention biases");
+  // Biases (vectors: owned float32, cheap to scan): all-zero ones are dropped; the
+  // formats have no slot for a query bias, GGUF none at all.
+  bool dropped = false, has_kv_bias = false;
   for (size_t l = 0; l < m.weights.layers.size(); ++l) {
     const MlaLayerWeights& w = m.weights.layers[l].mla;
-    if (!w.bq.empty())
+    for (const TypedTensor* t : {&w.bq, &w.b_dkv, &w.b_kr})
+      if (!t->empty() && all_zero(*t)) dropped = true;
+    if (!w.bq.empty() && !all_zero(w.bq))
       fail("{}: layer {} has a query bias (b_q: a Qwen2 source's, or the intercept of a fitted q_lora); {} has no "
            "query bias slot "
            "(DeepseekV3's q_proj / q_b_proj and deepseek2's attn_q / attn_q_b are bias-free), and a bias on the "
            "query cannot be moved elsewhere exactly",
            src, l, fmt_name);
-    if (f == DeepseekFormat::GgufDeepseek2 && (!w.b_dkv.empty() || !w.b_kr.empty()))
+    const bool kv_bias = (!w.b_dkv.empty() && !all_zero(w.b_dkv)) || (!w.b_kr.empty() && !all_zero(w.b_kr));
+    if (f == DeepseekFormat::GgufDeepseek2 && kv_bias)
       fail("{}: layer {} has a bias on the latent or rope-key projection; llama.cpp's deepseek2 has no bias "
            "tensors (export --format deepseek-v3 carries them as attention_bias)",
            src, l);
+    has_kv_bias = has_kv_bias || kv_bias;
   }
-  bool has_kv_bias = false;
-  for (const auto& L : m.weights.layers) has_kv_bias = has_kv_bias || !L.mla.b_dkv.empty() || !L.mla.b_kr.empty();
+  if (dropped) notes.push_back("dropped all-zero attention biases");
   c.attention_bias = has_kv_bias;
 
   // RoPE frequencies: explicit ones must be a standard set.
@@ -230,94 +232,115 @@ Model deepseek_layout(Model m, DeepseekFormat f, std::vector<std::string>* notes
          "factors, so only unscaled RoPE exports exactly to GGUF (export --format deepseek-v3 carries it)",
          src, rope_scaling_name(c.rope_scaling.type));
 
-  // W_qr of a single rope head: fold into the rope rows of the query.
+  // W_qr of a single rope head: folded into the rope rows of the query.
   if (a.q_rope_in_dim > 0) {
-    const int64_t dn = a.qk_nope_head_dim, qin = a.q_rope_in_dim;
-    for (auto& L : m.weights.layers) {
-      MlaLayerWeights& w = L.mla;
-      const Tensor qr = w.wqr.to_f32();  // [H, dr, qin]
-      auto fold = [&](int64_t h, const float* in, float* out, int64_t width) {
-        const float* u = qr.ptr() + h * dr * qin;
-        for (int64_t i = 0; i < dr; ++i)
-          for (int64_t j = 0; j < width; ++j) {
-            double s = 0;
-            for (int64_t k = 0; k < qin; ++k) s += static_cast<double>(u[i * qin + k]) * in[k * width + j];
-            out[i * width + j] = static_cast<float>(s);
-          }
-      };
-      TypedTensor& q = query_matrix(w, a);
-      q = regroup_heads(q, H, dn, qin, dn, dr, fold);
-      w.wqr = TypedTensor{};
-    }
-    a.q_rope_in_dim = 0;
+    p.fold_qr_in = a.q_rope_in_dim;
     notes.push_back(fmt::format(
-        "folded the rope-query up-projection W_qr ({} -> {} values per head) into the query rows", qin, dr));
+        "folded the rope-query up-projection W_qr ({} -> {} values per head) into the query rows", a.q_rope_in_dim,
+        dr));
+    a.q_rope_in_dim = 0;
   }
-
   // d_n = 0: one zero NoPE row per head (llama.cpp needs d_n >= 1).
   if (a.qk_nope_head_dim == 0) {
-    for (auto& L : m.weights.layers) {
-      MlaLayerWeights& w = L.mla;
-      auto copy = [&](int64_t, const float* in, float* out, int64_t width) { std::copy_n(in, dr * width, out); };
-      TypedTensor& q = query_matrix(w, a);
-      q = regroup_heads(q, H, 0, dr, 1, dr, copy);
-      w.w_uk = Tensor({H, w.w_dkv.shape[0]});
-    }
+    p.pad_nope = true;
     a.qk_nope_head_dim = 1;
     notes.push_back("qk_nope_head_dim 0 padded to 1 (a zero query row and a zero key row per head)");
   }
-
   // Softmax scale: DeepSeek divides by sqrt(d_n + d_r).
   const double ds_scale = 1.0 / std::sqrt(static_cast<double>(a.qk_nope_head_dim + dr));
   const double ratio = a.softmax_scale / ds_scale;
   if (std::abs(ratio - 1.0) > 1e-12) {
-    for (auto& L : m.weights.layers) {
-      scale(query_matrix(L.mla, a), ratio);
-      scale(L.mla.bq, ratio);
-    }
+    p.query_scale = ratio;
     notes.push_back(fmt::format("softmax scale {} folded into the query rows (x {:.6g}; DeepSeek uses 1/sqrt({}))",
                                 a.softmax_scale, ratio, a.qk_nope_head_dim + dr));
   }
   a.softmax_scale = ds_scale;
-
   // Rope rows: interleaved.
   if (c.rope_layout == RopeLayout::Half) {
-    const int64_t dn = a.qk_nope_head_dim, qw = dn + dr;
-    for (auto& L : m.weights.layers) {
-      MlaLayerWeights& w = L.mla;
-      for (int64_t h = 0; h < H; ++h) {
-        rows_half_to_interleaved(query_matrix(w, a), h * qw + dn, dr);
-        if (!w.bq.empty()) rows_half_to_interleaved(w.bq, h * qw + dn, dr);
-      }
-      rows_half_to_interleaved(w.w_kr, 0, dr);
-      if (!w.b_kr.empty()) rows_half_to_interleaved(w.b_kr, 0, dr);
-    }
+    p.to_interleaved = true;
     c.rope_layout = RopeLayout::Interleaved;
   }
-
   // deepseek-v3: every norm at eps 1e-6 (transformers' latent norms ignore rms_norm_eps).
   if (f == DeepseekFormat::HfDeepseekV3 && c.rms_norm_eps != kDeepseekLatentEps) {
-    const double e = c.rms_norm_eps, alpha = std::sqrt(kDeepseekLatentEps / e);
-    ModelWeights& W = m.weights;
-    scale(W.embed, alpha);
-    if (c.tie_word_embeddings) scale(W.final_norm, 1.0 / alpha);
-    for (auto& L : W.layers) {
-      scale(L.mla.wo, alpha);
-      scale(L.w_down, alpha);
-      scale(L.mla.w_dkv, alpha);
-      scale(L.mla.b_dkv, alpha);
-      scale(L.mla.wq_a, alpha);
-    }
+    const double e = c.rms_norm_eps;
+    p.residual_scale = std::sqrt(kDeepseekLatentEps / e);
     c.rms_norm_eps = kDeepseekLatentEps;
     notes.push_back(fmt::format(
         "rms_norm_eps {} written as 1e-6 with the residual stream scaled by {:.6g} (transformers' kv_a_layernorm "
         "and q_a_layernorm use eps 1e-6 whatever the config says; this keeps every norm exact in every engine)",
-        e, alpha));
+        e, p.residual_scale));
   }
-
   check_deepseek_layout(c, f, src);
-  check_weight_shapes(c, m.weights, src);
-  if (notes_out) notes_out->insert(notes_out->end(), notes.begin(), notes.end());
+  return p;
+}
+
+LayerWeights deepseek_layout_layer(const DeepseekLayoutPlan& p, LayerWeights L) {
+  const MlaConfig& a0 = *p.before.mla;
+  const int64_t H = p.before.num_heads, dr = a0.qk_rope_head_dim;
+  MlaLayerWeights& w = L.mla;
+  for (TypedTensor* t : {&w.bq, &w.b_dkv, &w.b_kr})
+    if (!t->empty() && all_zero(*t)) *t = TypedTensor{};
+  int64_t dn = a0.qk_nope_head_dim;
+  if (p.fold_qr_in > 0) {
+    const int64_t qin = p.fold_qr_in;
+    const Tensor qr = w.wqr.to_f32();  // [H, dr, qin]
+    auto fold = [&](int64_t h, const float* in, float* out, int64_t width) {
+      const float* u = qr.ptr() + h * dr * qin;
+      for (int64_t i = 0; i < dr; ++i)
+        for (int64_t j = 0; j < width; ++j) {
+          double s = 0;
+          for (int64_t k = 0; k < qin; ++k) s += static_cast<double>(u[i * qin + k]) * in[k * width + j];
+          out[i * width + j] = static_cast<float>(s);
+        }
+    };
+    TypedTensor& q = query_matrix(w, a0);
+    q = regroup_heads(q, H, dn, qin, dn, dr, fold);
+    w.wqr = TypedTensor{};
+  }
+  if (p.pad_nope) {
+    auto copy = [&](int64_t, const float* in, float* out, int64_t width) { std::copy_n(in, dr * width, out); };
+    TypedTensor& q = query_matrix(w, a0);
+    q = regroup_heads(q, H, 0, dr, 1, dr, copy);
+    w.w_uk = Tensor({H, w.w_dkv.shape[0]});
+    dn = 1;
+  }
+  if (p.query_scale != 1.0) {
+    scale(query_matrix(w, a0), p.query_scale);
+    scale(w.bq, p.query_scale);
+  }
+  if (p.to_interleaved) {
+    const int64_t qw = dn + dr;
+    for (int64_t h = 0; h < H; ++h) {
+      rows_half_to_interleaved(query_matrix(w, a0), h * qw + dn, dr);
+      if (!w.bq.empty()) rows_half_to_interleaved(w.bq, h * qw + dn, dr);
+    }
+    rows_half_to_interleaved(w.w_kr, 0, dr);
+    if (!w.b_kr.empty()) rows_half_to_interleaved(w.b_kr, 0, dr);
+  }
+  if (p.residual_scale != 1.0) {
+    const double alpha = p.residual_scale;
+    scale(w.wo, alpha);
+    scale(L.w_down, alpha);
+    scale(w.w_dkv, alpha);
+    scale(w.b_dkv, alpha);
+    scale(w.wq_a, alpha);
+  }
+  return L;
+}
+
+void deepseek_layout_globals(const DeepseekLayoutPlan& p, ModelWeights& W) {
+  if (p.residual_scale == 1.0) return;
+  scale(W.embed, p.residual_scale);
+  if (p.before.tie_word_embeddings) scale(W.final_norm, 1.0 / p.residual_scale);
+}
+
+Model deepseek_layout(Model m, DeepseekFormat f, std::vector<std::string>* notes_out) {
+  const DeepseekLayoutPlan p = plan_deepseek_layout(m, f);
+  for (auto& L : m.weights.layers) L = deepseek_layout_layer(p, std::move(L));
+  deepseek_layout_globals(p, m.weights);
+  m.config = p.after;
+  check_weight_shapes(m.config, m.weights, p.source);
+  if (notes_out) notes_out->insert(notes_out->end(), p.notes.begin(), p.notes.end());
   return m;
 }
 

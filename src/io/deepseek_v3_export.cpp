@@ -9,6 +9,7 @@
 #include "io/deepseek_export.h"
 #include "io/hf_model.h"
 #include "io/json_file.h"
+#include "io/safetensors_stream.h"
 #include "io/safetensors_writer.h"
 #include "util/atomic_output.h"
 #include "util/error.h"
@@ -85,39 +86,52 @@ nlohmann::json deepseek_v3_config_json(const ModelConfig& c, const std::string& 
 
 void write_deepseek_v3(const Model& m, const fs::path& dir, const DeepseekExportOptions& opts) {
   const std::string src = m.source.empty() ? dir.string() : m.source;
+  check_deepseek_layout(m.config, DeepseekFormat::HfDeepseekV3, src);
+  check_weight_shapes(m.config, m.weights, src);
+  write_deepseek_v3_layers(m, [&](int64_t l) { return m.weights.layers[static_cast<size_t>(l)]; }, dir, opts);
+}
+
+void write_deepseek_v3_layers(const Model& m, const DeepseekLayerSource& layer, const fs::path& dir,
+                              const DeepseekExportOptions& opts) {
+  const std::string src = m.source.empty() ? dir.string() : m.source;
   const DType dtype = parse_write_dtype(opts.dtype, dir.string());
   const ModelConfig& c = m.config;
   check_deepseek_layout(c, DeepseekFormat::HfDeepseekV3, src);
   c.validate(src);
-  check_weight_shapes(c, m.weights, src);
   const MlaConfig& a = *c.mla;
-  const int64_t D = c.hidden_size, H = c.num_heads, r = a.kv_lora_rank, dr = a.qk_rope_head_dim;
+  const int64_t D = c.hidden_size, V = c.vocab_size, H = c.num_heads, r = a.kv_lora_rank,
+                dr = a.qk_rope_head_dim;
   const int64_t dn = a.qk_nope_head_dim, dv = a.v_head_dim;
-
-  std::deque<TypedTensor> owned;  // stable addresses for the tensors built here
-  auto own = [&](Tensor t) -> const TypedTensor* { return &owned.emplace_back(std::move(t)); };
-
   const ModelWeights& w = m.weights;
-  std::vector<NamedTensor> ts;
-  ts.push_back({"model.embed_tokens.weight", &w.embed});
-  for (size_t i = 0; i < w.layers.size(); ++i) {
-    const LayerWeights& L = w.layers[i];
+  if (w.embed.shape != Shape{V, D} || w.final_norm.shape != Shape{D} ||
+      (!c.tie_word_embeddings && w.lm_head.shape != Shape{V, D}))
+    fail("{}: embedding, final norm or output head do not match the config", src);
+
+  // Tensors go out one at a time (each layer is rewritten, written and dropped).
+  SafetensorsShardWriter out(dir, opts.max_shard_bytes);
+  auto put = [&](const std::string& name, const TypedTensor& t) {
+    out.add(name, dtype, t.shape, t.empty() ? nullptr : t.data(), t.dtype);
+  };
+  put("model.embed_tokens.weight", w.embed);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const LayerWeights L = layer(i);
+    check_layer_shapes(c, i, L, src);
     const MlaLayerWeights& x = L.mla;
     const std::string p = fmt::format("model.layers.{}.", i);
-    ts.push_back({p + "input_layernorm.weight", &L.attn_norm});
+    put(p + "input_layernorm.weight", L.attn_norm);
     if (a.q_lora_rank > 0) {
-      ts.push_back({p + "self_attn.q_a_proj.weight", &x.wq_a});
-      if (c.attention_bias) ts.push_back({p + "self_attn.q_a_proj.bias", own(Tensor({a.q_lora_rank}))});
-      ts.push_back({p + "self_attn.q_a_layernorm.weight", &x.q_a_norm});
-      ts.push_back({p + "self_attn.q_b_proj.weight", &x.wq_b});
+      put(p + "self_attn.q_a_proj.weight", x.wq_a);
+      if (c.attention_bias) put(p + "self_attn.q_a_proj.bias", Tensor({a.q_lora_rank}));
+      put(p + "self_attn.q_a_layernorm.weight", x.q_a_norm);
+      put(p + "self_attn.q_b_proj.weight", x.wq_b);
     } else {
-      ts.push_back({p + "self_attn.q_proj.weight", &x.wq});
+      put(p + "self_attn.q_proj.weight", x.wq);
     }
     // [latent | k_pe] rows.
-    ts.push_back({p + "self_attn.kv_a_proj_with_mqa.weight", own(stack_rows({{&x.w_dkv, r}, {&x.w_kr, dr}}, D))});
+    put(p + "self_attn.kv_a_proj_with_mqa.weight", stack_rows({{&x.w_dkv, r}, {&x.w_kr, dr}}, D));
     if (c.attention_bias)
-      ts.push_back({p + "self_attn.kv_a_proj_with_mqa.bias", own(stack_rows({{&x.b_dkv, r}, {&x.b_kr, dr}}, 0))});
-    ts.push_back({p + "self_attn.kv_a_layernorm.weight", &x.kv_norm});
+      put(p + "self_attn.kv_a_proj_with_mqa.bias", stack_rows({{&x.b_dkv, r}, {&x.b_kr, dr}}, 0));
+    put(p + "self_attn.kv_a_layernorm.weight", x.kv_norm);
     // Per head rows [k_nope (d_n) | v (d_v)].
     Tensor kv_b({H * (dn + dv), r});
     for (int64_t h = 0; h < H; ++h) {
@@ -125,21 +139,22 @@ void write_deepseek_v3(const Model& m, const fs::path& dir, const DeepseekExport
       convert_values(x.w_uv.row_bytes(h * dv), x.w_uv.dtype, kv_b.ptr() + (h * (dn + dv) + dn) * r, DType::F32,
                      dv * r);
     }
-    ts.push_back({p + "self_attn.kv_b_proj.weight", own(std::move(kv_b))});
-    ts.push_back({p + "self_attn.o_proj.weight", &x.wo});
-    if (c.attention_bias) ts.push_back({p + "self_attn.o_proj.bias", own(Tensor({D}))});
-    ts.push_back({p + "post_attention_layernorm.weight", &L.ffn_norm});
-    ts.push_back({p + "mlp.gate_proj.weight", &L.w_gate});
-    ts.push_back({p + "mlp.up_proj.weight", &L.w_up});
-    ts.push_back({p + "mlp.down_proj.weight", &L.w_down});
+    put(p + "self_attn.kv_b_proj.weight", kv_b);
+    put(p + "self_attn.o_proj.weight", x.wo);
+    if (c.attention_bias) put(p + "self_attn.o_proj.bias", Tensor({D}));
+    put(p + "post_attention_layernorm.weight", L.ffn_norm);
+    put(p + "mlp.gate_proj.weight", L.w_gate);
+    put(p + "mlp.up_proj.weight", L.w_up);
+    put(p + "mlp.down_proj.weight", L.w_down);
+    if (opts.progress) opts.progress(i + 1, c.num_layers);
   }
-  ts.push_back({"model.norm.weight", &w.final_norm});
-  if (!c.tie_word_embeddings) ts.push_back({"lm_head.weight", &w.lm_head});
+  put("model.norm.weight", w.final_norm);
+  if (!c.tie_word_embeddings) put("lm_head.weight", w.lm_head);
+  out.finish();
 
   write_json_file(dir / "config.json", deepseek_v3_config_json(c, torch_dtype_name(dtype), src));
   write_json_file(dir / "generation_config.json",
                   {{"_from_model_config", true}, {"bos_token_id", c.bos_token_id}, {"eos_token_id", c.eos_token_id}});
-  write_safetensors_model(dir, ts, dtype, opts.max_shard_bytes);
   if (m.tokenizer) m.tokenizer->save_hf(dir);
 }
 

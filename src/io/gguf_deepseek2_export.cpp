@@ -6,6 +6,7 @@
 
 #include "io/deepseek_export.h"
 #include "io/gguf_deepseek2.h"
+#include "io/gguf_stream.h"
 #include "io/gguf_writer.h"
 #include "io/safetensors.h"
 #include "util/atomic_output.h"
@@ -18,12 +19,23 @@ namespace mlar {
 void write_gguf_deepseek2(const Model& m, const fs::path& path, const DeepseekExportOptions& opts, bool force,
                           std::vector<std::string>* notes) {
   const std::string src = m.source.empty() ? path.string() : m.source;
+  check_deepseek_layout(m.config, DeepseekFormat::GgufDeepseek2, src);
+  check_weight_shapes(m.config, m.weights, src);
+  write_gguf_deepseek2_layers(m, [&](int64_t l) { return m.weights.layers[static_cast<size_t>(l)]; }, path, opts,
+                              force, notes);
+}
+
+void write_gguf_deepseek2_layers(const Model& m, const DeepseekLayerSource& layer, const fs::path& path,
+                                 const DeepseekExportOptions& opts, bool force, std::vector<std::string>* notes) {
+  const std::string src = m.source.empty() ? path.string() : m.source;
   const DType dtype = parse_write_dtype(opts.dtype, path.string());
   const GgmlType mat = dtype == DType::F16 ? GgmlType::F16 : dtype == DType::BF16 ? GgmlType::BF16 : GgmlType::F32;
   const ModelConfig& c = m.config;
   check_deepseek_layout(c, DeepseekFormat::GgufDeepseek2, src);
   c.validate(src);
-  check_weight_shapes(c, m.weights, src);
+  if (m.weights.embed.shape != Shape{c.vocab_size, c.hidden_size} || m.weights.final_norm.shape != Shape{c.hidden_size} ||
+      (!c.tie_word_embeddings && m.weights.lm_head.shape != Shape{c.vocab_size, c.hidden_size}))
+    fail("{}: embedding, final norm or output head do not match the config", src);
   const MlaConfig& a = *c.mla;
   const int64_t D = c.hidden_size, H = c.num_heads, r = a.kv_lora_rank, dr = a.qk_rope_head_dim;
   const int64_t dn = a.qk_nope_head_dim, dv = a.v_head_dim;
@@ -86,45 +98,52 @@ void write_gguf_deepseek2(const Model& m, const fs::path& path, const DeepseekEx
   }
 
   // Tensors: matrices in the chosen dtype, vectors (norms) in F32 as llama.cpp's converter writes them.
-  std::deque<TypedTensor> owned;
+  // Written one at a time; each layer is produced, written and dropped.
+  GgufStreamWriter out(path, w.metadata(), force);
+  auto put = [&](const std::string& name, const TypedTensor& t, GgmlType type) {
+    out.add(name, type, std::vector<int64_t>(t.shape.rbegin(), t.shape.rend()), t.empty() ? nullptr : t.data(),
+            t.dtype);
+  };
   const ModelWeights& W = m.weights;
-  w.add_tensor_ref("token_embd.weight", W.embed, mat);
-  w.add_tensor_ref("output_norm.weight", W.final_norm, GgmlType::F32);
-  if (!c.tie_word_embeddings) w.add_tensor_ref("output.weight", W.lm_head, mat);
-  for (size_t i = 0; i < W.layers.size(); ++i) {
-    const LayerWeights& L = W.layers[i];
+  put("token_embd.weight", W.embed, mat);
+  put("output_norm.weight", W.final_norm, GgmlType::F32);
+  if (!c.tie_word_embeddings) put("output.weight", W.lm_head, mat);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const LayerWeights L = layer(i);
+    check_layer_shapes(c, i, L, src);
     const MlaLayerWeights& x = L.mla;
     auto name = [&](const char* t) { return fmt::format("blk.{}.{}.weight", i, t); };
-    w.add_tensor_ref(name("attn_norm"), L.attn_norm, GgmlType::F32);
+    put(name("attn_norm"), L.attn_norm, GgmlType::F32);
     if (a.q_lora_rank > 0) {
-      w.add_tensor_ref(name("attn_q_a"), x.wq_a, mat);
-      w.add_tensor_ref(name("attn_q_a_norm"), x.q_a_norm, GgmlType::F32);
-      w.add_tensor_ref(name("attn_q_b"), x.wq_b, mat);
+      put(name("attn_q_a"), x.wq_a, mat);
+      put(name("attn_q_a_norm"), x.q_a_norm, GgmlType::F32);
+      put(name("attn_q_b"), x.wq_b, mat);
     } else {
-      w.add_tensor_ref(name("attn_q"), x.wq, mat);
+      put(name("attn_q"), x.wq, mat);
     }
     Tensor kv_a(Shape{r + dr, D});  // rows [latent | k_pe]
     convert_values(x.w_dkv.data(), x.w_dkv.dtype, kv_a.ptr(), DType::F32, r * D);
     convert_values(x.w_kr.data(), x.w_kr.dtype, kv_a.ptr() + r * D, DType::F32, dr * D);
-    w.add_tensor_ref(name("attn_kv_a_mqa"), owned.emplace_back(std::move(kv_a)), mat);
-    w.add_tensor_ref(name("attn_kv_a_norm"), x.kv_norm, GgmlType::F32);
+    put(name("attn_kv_a_mqa"), kv_a, mat);
+    put(name("attn_kv_a_norm"), x.kv_norm, GgmlType::F32);
     Tensor k_b(Shape{H, r, dn});  // k_b[h] = W_uk[h]^T
     const Tensor uk = x.w_uk.to_f32();
     for (int64_t h = 0; h < H; ++h)
       for (int64_t n = 0; n < dn; ++n)
         for (int64_t j = 0; j < r; ++j)
           k_b.data[static_cast<size_t>((h * r + j) * dn + n)] = uk.data[static_cast<size_t>((h * dn + n) * r + j)];
-    w.add_tensor_ref(name("attn_k_b"), owned.emplace_back(std::move(k_b)), mat);
-    TypedTensor& v_b = owned.emplace_back(x.w_uv);  // v_b[h] = W_uv[h]
+    put(name("attn_k_b"), k_b, mat);
+    TypedTensor v_b = x.w_uv;  // v_b[h] = W_uv[h]
     v_b.shape = {H, dv, r};
-    w.add_tensor_ref(name("attn_v_b"), v_b, mat);
-    w.add_tensor_ref(name("attn_output"), x.wo, mat);
-    w.add_tensor_ref(name("ffn_norm"), L.ffn_norm, GgmlType::F32);
-    w.add_tensor_ref(name("ffn_gate"), L.w_gate, mat);
-    w.add_tensor_ref(name("ffn_up"), L.w_up, mat);
-    w.add_tensor_ref(name("ffn_down"), L.w_down, mat);
+    put(name("attn_v_b"), v_b, mat);
+    put(name("attn_output"), x.wo, mat);
+    put(name("ffn_norm"), L.ffn_norm, GgmlType::F32);
+    put(name("ffn_gate"), L.w_gate, mat);
+    put(name("ffn_up"), L.w_up, mat);
+    put(name("ffn_down"), L.w_down, mat);
+    if (opts.progress) opts.progress(i + 1, c.num_layers);
   }
-  w.write(path, force);
+  out.finish();
 }
 
 }  // namespace mlar

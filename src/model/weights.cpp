@@ -50,7 +50,7 @@ void check_mla_layer_shapes(const ModelConfig& c, int64_t layer, const MlaLayerW
 }
 
 void check_weight_shapes(const ModelConfig& c, const ModelWeights& w, const std::string& src) {
-  const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const int64_t D = c.hidden_size, V = c.vocab_size;
   expect(w.embed, {V, D}, "embed", src);
   expect(w.final_norm, {D}, "final_norm", src);
   if (!w.lm_head.empty()) expect(w.lm_head, {V, D}, "lm_head", src);
@@ -58,31 +58,34 @@ void check_weight_shapes(const ModelConfig& c, const ModelWeights& w, const std:
   if (!c.tie_word_embeddings && w.lm_head.empty()) fail("{}: missing tensor lm_head (embeddings are not tied)", src);
   if (static_cast<int64_t>(w.layers.size()) != c.num_layers)
     fail("{}: {} layers loaded, config says {}", src, w.layers.size(), c.num_layers);
-  for (size_t i = 0; i < w.layers.size(); ++i) {
-    const auto& L = w.layers[i];
-    auto n = [&](const char* t) { return fmt::format("layers.{}.{}", i, t); };
-    expect(L.attn_norm, {D}, n("attn_norm"), src);
-    expect(L.ffn_norm, {D}, n("ffn_norm"), src);
-    expect(L.w_gate, {F, D}, n("w_gate"), src);
-    expect(L.w_up, {F, D}, n("w_up"), src);
-    expect(L.w_down, {D, F}, n("w_down"), src);
-    if (c.mla) {
-      check_mla_layer_shapes(c, static_cast<int64_t>(i), L.mla, src);
-      if (!L.wq.empty() || !L.wk.empty() || !L.wv.empty() || !L.wo.empty())
-        fail("{}: layer {} holds both GQA and MLA attention weights", src, i);
-      continue;
-    }
-    expect(L.wq, {c.q_dim(), D}, n("wq"), src);
-    expect(L.wk, {c.kv_dim(), D}, n("wk"), src);
-    expect(L.wv, {c.kv_dim(), D}, n("wv"), src);
-    expect(L.wo, {D, c.q_dim()}, n("wo"), src);
-    if (c.attention_bias) {
-      expect(L.bq, {c.q_dim()}, n("bq"), src);
-      expect(L.bk, {c.kv_dim()}, n("bk"), src);
-      expect(L.bv, {c.kv_dim()}, n("bv"), src);
-    } else if (!L.bq.empty() || !L.bk.empty() || !L.bv.empty()) {
-      fail("{}: layer {} has attention biases but the config has none", src, i);
-    }
+  for (size_t i = 0; i < w.layers.size(); ++i) check_layer_shapes(c, static_cast<int64_t>(i), w.layers[i], src);
+}
+
+void check_layer_shapes(const ModelConfig& c, int64_t layer, const LayerWeights& L, const std::string& src) {
+  const int64_t D = c.hidden_size, F = c.intermediate_size;
+  const int64_t i = layer;
+  auto n = [&](const char* t) { return fmt::format("layers.{}.{}", i, t); };
+  expect(L.attn_norm, {D}, n("attn_norm"), src);
+  expect(L.ffn_norm, {D}, n("ffn_norm"), src);
+  expect(L.w_gate, {F, D}, n("w_gate"), src);
+  expect(L.w_up, {F, D}, n("w_up"), src);
+  expect(L.w_down, {D, F}, n("w_down"), src);
+  if (c.mla) {
+    check_mla_layer_shapes(c, i, L.mla, src);
+    if (!L.wq.empty() || !L.wk.empty() || !L.wv.empty() || !L.wo.empty())
+      fail("{}: layer {} holds both GQA and MLA attention weights", src, i);
+    return;
+  }
+  expect(L.wq, {c.q_dim(), D}, n("wq"), src);
+  expect(L.wk, {c.kv_dim(), D}, n("wk"), src);
+  expect(L.wv, {c.kv_dim(), D}, n("wv"), src);
+  expect(L.wo, {D, c.q_dim()}, n("wo"), src);
+  if (c.attention_bias) {
+    expect(L.bq, {c.q_dim()}, n("bq"), src);
+    expect(L.bk, {c.kv_dim()}, n("bk"), src);
+    expect(L.bv, {c.kv_dim()}, n("bv"), src);
+  } else if (!L.bq.empty() || !L.bk.empty() || !L.bv.empty()) {
+    fail("{}: layer {} has attention biases but the config has none", src, i);
   }
 }
 

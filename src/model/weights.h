@@ -35,6 +35,9 @@ struct ModelWeights {
 // Throws "<source>: tensor <name> has shape X, expected Y" on any mismatch.
 void check_weight_shapes(const ModelConfig& c, const ModelWeights& w, const std::string& source);
 
+// One layer's tensors (GQA or MLA as the config says, MLP and norms).
+void check_layer_shapes(const ModelConfig& c, int64_t layer, const LayerWeights& L, const std::string& source);
+
 // The MLA tensors of one layer against config.mla (MLA.md §2).
 void check_mla_layer_shapes(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w, const std::string& source);
 
