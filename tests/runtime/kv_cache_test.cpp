@@ -36,6 +36,31 @@ TEST(KvCache, BytesInTheStoredDtype) {
   }
 }
 
+// A BF16 cache: token-by-token decode reads the same rounded rows as one prefill of
+// all tokens (1e-4), and the logits stay close to the f32 cache's.
+TEST(KvCache, Bf16DecodeMatchesPrefillOnTheSameRoundedRows) {
+  const Model& m = test::stories260k();
+  const std::vector<int32_t> ids{1, 400, 300, 17, 99, 250, 3, 77, 451, 12, 8, 300, 301, 302, 44, 5, 6, 200, 100, 9};
+  const Tensor f32 = Session(m, {.kv_dtype = DType::F32}).forward(ids, Logits::All);
+  Session all(m, {.kv_dtype = DType::BF16});
+  const Tensor bf16 = all.forward(ids, Logits::All);
+  const int64_t V = m.config.vocab_size;
+  double moved = 0, scale = 0;
+  for (size_t i = 0; i < bf16.data.size(); ++i) {
+    moved = std::max(moved, double(std::abs(bf16.data[i] - f32.data[i])));
+    scale = std::max(scale, double(std::abs(f32.data[i])));
+  }
+  EXPECT_GT(moved, 0.0);  // the cache really rounds
+  EXPECT_LE(moved, 1e-2 * scale);
+  Session s(m, {.kv_dtype = DType::BF16});
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const Tensor& l = s.decode(ids[i]);
+    double d = 0;
+    for (int64_t v = 0; v < V; ++v) d = std::max(d, double(std::abs(l.data[size_t(v)] - bf16.data[i * size_t(V) + size_t(v)])));
+    EXPECT_LE(d, 1e-4 * scale) << "position " << i;
+  }
+}
+
 // Writing rounds to nearest even in the cache's dtype.
 TEST(KvCache, WritesRoundToNearestEven) {
   const float x[3] = {1.0f + 1.0f / 256, 1.0f + 3.0f / 256, 1.0f + 1.0f / 2048};  // bf16 / f16 ties
