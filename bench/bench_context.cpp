@@ -10,14 +10,18 @@
 //   bench_context [--model PATH [--tokenizer TOK] [--compressed PATH] | --shape H,L,NH,NKV,D,F,V]
 //                 [--budget 0.25] [--contexts 512,1024,2048,4096,8192,16384] [--decode 4]
 //                 [--reps 2] [--naive-max-context 16384] [--threads N] [--label NAME] [--json FILE]
+//                 [--kv-dtypes f32] [--forms exact,compressed,gqa]
 //
+// Every form runs once per cache dtype of --kv-dtypes (f32, bf16, f16; default f32).
 // Decode at context C: the cache holds C tokens of random values (no prefill: a 16K
 // prefill would cost far more than the measurement, and the values do not change the
 // work), then --decode tokens are timed one forward call each, best of --reps.
 // Naive evaluation re-expands every cached latent at every step (cost grows with
 // C * r * n_h * (d_n + d_v)); it is measured up to --naive-max-context.
 // Each row also gives the bytes a decode step must read: weights (all but the
-// embedding table, of which one row is read) plus the cache.
+// embedding table, of which one row is read) plus the cache in its dtype, the
+// tokens/s that many bytes allow at the read bandwidth measured in the same run
+// (bound_tokens_per_s), and the fraction of that bound reached.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -35,6 +39,7 @@
 #include "convert/extend_layer.h"
 #include "convert/repeat.h"
 #include "io/load_model.h"
+#include "ops/kv_attention.h"
 #include "ops/threads.h"
 #include "runtime/decoder.h"
 #include "runtime/mla_cache.h"
@@ -53,6 +58,8 @@ struct Args {
   std::string shape = "1024,16,16,4,64,2816,32000";
   double budget = 0.25;
   std::vector<int64_t> contexts{512, 1024, 2048, 4096, 8192, 16384};
+  std::vector<DType> kv_dtypes{DType::F32};  // bench_report reads one row per form, eval, context
+  std::vector<std::string> forms{"exact", "compressed", "gqa"};
   int64_t decode = 4, naive_max = 16384;
   int reps = 2, threads = 0;
 };
@@ -61,6 +68,7 @@ const char* kUsage =
     "bench_context [--model PATH [--tokenizer TOK] [--compressed PATH] | --shape H,L,NH,NKV,D,F,V]\n"
     "              [--budget 0.25] [--contexts 512,1024,2048,4096,8192,16384] [--decode 4] [--reps 2]\n"
     "              [--naive-max-context 16384] [--threads N] [--label NAME] [--json FILE]\n"
+    "              [--kv-dtypes f32] [--forms exact,compressed,gqa]\n"
     "Decode tokens/s and KV bytes against context for a GQA model (a file, or random weights of\n"
     "--shape, default 1024,16,16,4,64,2816,32000) and its exact and compressed MLA forms.\n";
 
@@ -79,6 +87,14 @@ Args parse(int argc, char** argv) {
     else if (k == "--threads") a.threads = std::stoi(val());
     else if (k == "--label") a.label = val();
     else if (k == "--json") a.json_out = val();
+    else if (k == "--kv-dtypes") {
+      a.kv_dtypes.clear();
+      for (const auto& s : bench::split_list(val())) a.kv_dtypes.push_back(parse_write_dtype(s, k));
+    } else if (k == "--forms") {
+      a.forms = bench::split_list(val());
+      for (const auto& f : a.forms)
+        if (f != "exact" && f != "compressed" && f != "gqa") fail("--forms: unknown form '{}'", f);
+    }
     else return false;
     return true;
   });
@@ -112,18 +128,23 @@ void fill_cache(KvCache& cache, int64_t tokens) {
   cache.reserve_more(tokens);
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  auto fill = [&](float* p, int64_t n) { std::generate(p, p + n, [&] { return u(rng); }); };
+  std::vector<float> row;
+  auto fill = [&](CacheRows& rows) {
+    row.resize(static_cast<size_t>(rows.cols()));
+    for (int64_t t = 0; t < tokens; ++t) {
+      std::generate(row.begin(), row.end(), [&] { return u(rng); });
+      rows.write(t, row.data(), rows.cols(), 1);
+    }
+  };
   for (int64_t l = 0; l < cache.n_layers(); ++l) {
     LayerCache& lc = cache.layer(l);
-    for (int64_t t = 0; t < tokens; ++t) {
-      if (auto* g = dynamic_cast<GqaLayerCache*>(&lc)) {
-        fill(g->k(t), g->kv_dim());
-        fill(g->v(t), g->kv_dim());
-      } else if (auto* m = dynamic_cast<MlaLayerCache*>(&lc)) {
-        fill(m->row(t), m->values_per_token());
-      } else {
-        fail("bench_context: unknown layer cache");
-      }
+    if (auto* g = dynamic_cast<GqaLayerCache*>(&lc)) {
+      fill(g->k());
+      fill(g->v());
+    } else if (auto* m = dynamic_cast<MlaLayerCache*>(&lc)) {
+      fill(m->rows());
+    } else {
+      fail("bench_context: unknown layer cache");
     }
   }
 }
@@ -133,7 +154,7 @@ struct Form {
   std::unique_ptr<Model> model;
 };
 
-json run_form(const Args& a, const Form& f, const std::vector<int32_t>& ids) {
+json run_form(const Args& a, const Form& f, const std::vector<int32_t>& ids, DType kv_dtype, double bandwidth) {
   json rows = json::array();
   const int64_t max_ctx = *std::max_element(a.contexts.begin(), a.contexts.end());
   const bool mla = f.model->config.mla.has_value();
@@ -142,7 +163,7 @@ json run_form(const Args& a, const Form& f, const std::vector<int32_t>& ids) {
   const int64_t weight_bytes = weight_bytes_per_step(*f.model);
   for (MlaEval e : evals) {
     const Decoder d(*f.model, e);
-    KvCache cache = d.make_cache(max_ctx + a.decode);
+    KvCache cache = d.make_cache(max_ctx + a.decode, kv_dtype);
     fill_cache(cache, max_ctx + a.decode);
     ForwardScratch scratch;
     Tensor logits;
@@ -160,17 +181,23 @@ json run_form(const Args& a, const Form& f, const std::vector<int32_t>& ids) {
       }
       const int64_t kv_bpt = cache.bytes_per_token();
       const double tok_s = static_cast<double>(a.decode) / best;
+      const int64_t step_bytes = weight_bytes + kv_bpt * ctx;
+      const double bound = bandwidth / static_cast<double>(step_bytes);  // tokens/s the bytes allow
       rows.push_back({{"form", f.name},
                       {"eval", eval},
+                      {"kv_dtype", dtype_flag_name(kv_dtype)},
                       {"context", ctx},
                       {"tokens_per_s", tok_s},
                       {"ms_per_token", 1e3 / tok_s},
                       {"kv_bytes_per_token", kv_bpt},
                       {"kv_bytes", kv_bpt * ctx},
                       {"weight_bytes_per_step", weight_bytes},
-                      {"bytes_read_per_step", weight_bytes + kv_bpt * ctx}});
-      fmt::print(stderr, "  {:<10} {:<8} ctx {:>6}: {:9.2f} tok/s  KV {:>8.1f} MiB\n", f.name, eval, ctx, tok_s,
-                 static_cast<double>(kv_bpt * ctx) / (1 << 20));
+                      {"bytes_read_per_step", step_bytes},
+                      {"bound_tokens_per_s", bound},
+                      {"fraction_of_bound", tok_s / bound}});
+      fmt::print(stderr, "  {:<10} {:<8} {:<4} ctx {:>6}: {:9.2f} tok/s  KV {:>8.1f} MiB  bound {:8.2f} tok/s ({:.0f}%)\n",
+                 f.name, eval, dtype_flag_name(kv_dtype), ctx, tok_s, static_cast<double>(kv_bpt * ctx) / (1 << 20),
+                 bound, 100.0 * tok_s / bound);
     }
   }
   return rows;
@@ -243,18 +270,22 @@ int main(int argc, char** argv) {
                 {"compressed_source", a.compressed.empty() ? "random weights of extend's shapes" : a.compressed},
                 {"machine", bench::machine_json()},
                 {"read_bandwidth_bytes_per_s", read_bandwidth(ops::cpu_threads())},
+                {"kv_kernel_level", ops::kv_kernel_level()},
                 {"source", config_json(src->config)}};
     fmt::print(stderr, "read bandwidth: {:.1f} GB/s\n", out["read_bandwidth_bytes_per_s"].get<double>() / 1e9);
     json rows = json::array();
+    const double bandwidth = out["read_bandwidth_bytes_per_s"].get<double>();
+    const auto wanted = [&](const char* form) { return std::count(a.forms.begin(), a.forms.end(), form) > 0; };
     auto add = [&](const Form& f) {
       out["configs"][f.name] = config_json(f.model->config);
-      for (auto& r : run_form(a, f, ids)) rows.push_back(std::move(r));
+      for (DType t : a.kv_dtypes)
+        for (auto& r : run_form(a, f, ids, t, bandwidth)) rows.push_back(std::move(r));
     };
-    {
+    if (wanted("exact")) {
       Form exact{"exact", std::make_unique<Model>(convert_repeat(*src))};
       add(exact);
     }
-    {
+    if (wanted("compressed")) {
       Form compressed{"compressed", nullptr};
       if (!a.compressed.empty()) {
         compressed.model = std::make_unique<Model>(load_model(a.compressed, LoadOptions{a.tokenizer}));
@@ -264,7 +295,7 @@ int main(int argc, char** argv) {
       }
       add(compressed);
     }
-    add(Form{"gqa", std::move(src)});
+    if (wanted("gqa")) add(Form{"gqa", std::move(src)});
     out["rows"] = std::move(rows);
     if (a.json_out.empty()) {
       fmt::print("{}\n", out.dump(2));

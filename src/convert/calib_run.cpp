@@ -15,7 +15,7 @@ class ObservedAttention final : public Attention {
   ObservedAttention(std::unique_ptr<Attention> inner, int64_t layer, bool stop, const LayerObserver* observe)
       : inner_(std::move(inner)), layer_(layer), stop_(stop), observe_(observe) {}
   std::string kind() const override { return inner_->kind(); }
-  std::unique_ptr<LayerCache> make_cache() const override { return inner_->make_cache(); }
+  std::unique_ptr<LayerCache> make_cache(DType dtype) const override { return inner_->make_cache(dtype); }
   void forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache, Workspace& ws,
                float* out) const override {
     if (observe_) (*observe_)(layer_, x, n);

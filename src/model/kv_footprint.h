@@ -6,12 +6,14 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "model/config.h"
+#include "tensor/dtype.h"
 
 namespace mlar {
 
 struct KvFootprint {
   int64_t values_per_token = 0;  // summed over layers (GQA: L * 2 * n_kv * d; MLA: sum of r_l + n_r * d_r)
   int64_t layers = 0;
+  DType dtype = DType::F32;  // how the values are stored
   int64_t bytes_per_value = 4;
   int64_t max_context = 0;
 
@@ -22,9 +24,9 @@ struct KvFootprint {
   int64_t bytes_at_max_context() const { return bytes_per_token() * max_context; }
 };
 
-// The cache of `c` as it is (GQA or MLA), values of `bytes_per_value` bytes (4 = the
-// runtime's float32 cache, 2 = bf16/f16 as serving engines keep it).
-KvFootprint kv_footprint(const ModelConfig& c, int64_t bytes_per_value);
+// The cache of `c` as it is (GQA or MLA), values stored as `dtype` (F32, or BF16 / F16
+// as serving engines keep them; the runtime caches any of the three).
+KvFootprint kv_footprint(const ModelConfig& c, DType dtype);
 
 nlohmann::json kv_footprint_json(const KvFootprint& f);
 

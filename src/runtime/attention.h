@@ -9,6 +9,7 @@
 
 #include "runtime/kv_cache.h"
 #include "runtime/workspace.h"
+#include "tensor/dtype.h"
 
 namespace mlar {
 
@@ -19,8 +20,9 @@ class Attention {
   // "gqa", "mla-naive", ... (for reports).
   virtual std::string kind() const = 0;
 
-  // An empty cache of the type this layer reads and writes.
-  virtual std::unique_ptr<LayerCache> make_cache() const = 0;
+  // An empty cache of the type this layer reads and writes, values stored as `dtype`
+  // (F32 | BF16 | F16).
+  virtual std::unique_ptr<LayerCache> make_cache(DType dtype) const = 0;
 
   // x:   [n, D] the normalised hidden states of n tokens at positions pos0 .. pos0+n-1.
   // out: [n, D] the block's output (after the output projection, before the residual).

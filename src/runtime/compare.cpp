@@ -47,8 +47,9 @@ RowStats compare_row(const float* a, const float* b, int64_t V, int32_t target, 
   return s;
 }
 
-std::vector<int32_t> greedy(const Model& m, const std::vector<int32_t>& prompt, int64_t n) {
+std::vector<int32_t> greedy(const Model& m, const std::vector<int32_t>& prompt, int64_t n, DType kv_dtype) {
   SessionOptions so;
+  so.kv_dtype = kv_dtype;
   so.max_tokens = std::min<int64_t>(m.config.max_position_embeddings, static_cast<int64_t>(prompt.size()) + n);
   Session s(m, so);
   GenerateOptions go;
@@ -83,6 +84,7 @@ CompareResult compare_models(const Model& a, const Model& b, std::span<const int
 
   SessionOptions so;
   so.max_tokens = opts.ctx;
+  so.kv_dtype = opts.kv_dtype;
   Session sa(a, so), sb(b, so);
   const int64_t window = opts.ctx - 1, batch = std::max<int64_t>(1, opts.batch);
   CompareResult r;
@@ -128,12 +130,12 @@ CompareResult compare_models(const Model& a, const Model& b, std::span<const int
   r.greedy_agreement = static_cast<double>(r.greedy_agree) / n;
 
   if (!opts.prompt.empty() && opts.gen_tokens > 0) {
-    r.gen_a = greedy(a, opts.prompt, opts.gen_tokens);
-    r.gen_b = greedy(b, opts.prompt, opts.gen_tokens);
+    r.gen_a = greedy(a, opts.prompt, opts.gen_tokens, opts.kv_dtype);
+    r.gen_b = greedy(b, opts.prompt, opts.gen_tokens, opts.kv_dtype);
     r.gen_identical = r.gen_a == r.gen_b;
   }
-  r.kv_a = kv_footprint(a.config, 4);
-  r.kv_b = kv_footprint(b.config, 4);
+  r.kv_a = kv_footprint(a.config, opts.kv_dtype);
+  r.kv_b = kv_footprint(b.config, opts.kv_dtype);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

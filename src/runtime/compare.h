@@ -12,6 +12,7 @@
 
 #include "model/kv_footprint.h"
 #include "model/model.h"
+#include "tensor/dtype.h"
 
 namespace mlar {
 
@@ -19,6 +20,7 @@ struct CompareOptions {
   int64_t ctx = 512;          // window length including BOS (>= 2)
   int64_t max_tokens = 4096;  // compare the first max_tokens ids; 0 = all
   int64_t batch = 512;        // tokens per forward call
+  DType kv_dtype = DType::F32;  // how both models' KV caches store values
   // Greedy generation from `prompt` (BOS included; empty = no generation) for
   // gen_tokens tokens at most (stopping at EOS) with each model.
   std::vector<int32_t> prompt;
@@ -39,7 +41,7 @@ struct CompareResult {
   double greedy_agreement = 0;     // greedy_agree / tokens
   std::vector<int32_t> gen_a, gen_b;  // greedy continuations (without the prompt)
   bool gen_identical = true;
-  KvFootprint kv_a, kv_b;          // float32 cache of each model
+  KvFootprint kv_a, kv_b;          // cache of each model, values of kv_dtype
   double seconds = 0;
 };
 

@@ -44,9 +44,9 @@ Decoder::Decoder(const Model& model, std::vector<std::unique_ptr<Attention>> att
          model.config.num_layers);
 }
 
-KvCache Decoder::make_cache(int64_t max_tokens) const {
+KvCache Decoder::make_cache(int64_t max_tokens, DType kv_dtype) const {
   std::vector<std::unique_ptr<LayerCache>> layers;
-  for (const auto& a : attn_) layers.push_back(a->make_cache());
+  for (const auto& a : attn_) layers.push_back(a->make_cache(kv_dtype));
   return KvCache(std::move(layers), max_tokens);
 }
 

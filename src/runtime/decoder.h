@@ -45,8 +45,9 @@ class Decoder {
   int64_t n_layers() const { return static_cast<int64_t>(attn_.size()); }
   const Attention& attention(int64_t layer) const { return *attn_.at(static_cast<size_t>(layer)); }
 
-  // An empty cache for one sequence of at most max_tokens positions.
-  KvCache make_cache(int64_t max_tokens) const;
+  // An empty cache for one sequence of at most max_tokens positions, values stored
+  // as `kv_dtype` (F32 | BF16 | F16; F32 keeps the forward pass exact).
+  KvCache make_cache(int64_t max_tokens, DType kv_dtype = DType::F32) const;
 
   // Runs `tokens` at positions cache.size() .. cache.size()+n-1, appends them to the
   // cache, and writes logits into `logits`: [n, V] when all_logits, else [1, V] for

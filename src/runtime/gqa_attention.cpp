@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "ops/attention.h"
+#include "ops/kv_attention.h"
 #include "ops/linear.h"
 #include "runtime/rope_table.h"
 #include "util/error.h"
@@ -11,7 +11,7 @@ namespace mlar {
 namespace {
 
 // Workspace slots of this layer type.
-enum Slot : size_t { kQ, kAtt };
+enum Slot : size_t { kQ, kAtt, kK, kV };
 constexpr size_t kPos = 0;  // integer slot
 
 }  // namespace
@@ -28,27 +28,32 @@ GqaAttention::GqaAttention(const ModelConfig& c, const LayerWeights& w, std::vec
     fail("GqaAttention: {} inverse frequencies for head size {}", inv_freq_.size(), d_);
 }
 
-std::unique_ptr<LayerCache> GqaAttention::make_cache() const { return std::make_unique<GqaLayerCache>(n_kv_ * d_); }
+std::unique_ptr<LayerCache> GqaAttention::make_cache(DType dtype) const {
+  return std::make_unique<GqaLayerCache>(n_kv_ * d_, dtype);
+}
 
 void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache_base, Workspace& ws,
                            float* out) const {
   auto* cache = dynamic_cast<GqaLayerCache*>(&cache_base);
   if (!cache) fail("GqaAttention: given a cache of another attention type");
-  const int64_t qd = n_h_ * d_;
+  const int64_t qd = n_h_ * d_, kvd = n_kv_ * d_;
 
   float* q = ws.get(kQ, n * qd);      // [n, n_h * d]
   float* att = ws.get(kAtt, n * qd);  // [n, n_h * d] attention output per head
   int64_t* pos = ws.get_i64(kPos, n);  // [n] positions
   for (int64_t i = 0; i < n; ++i) pos[i] = pos0 + i;
 
-  // K and V go straight into the cache rows pos0 .. pos0+n-1 ([n, n_kv * d] each).
-  float* k_new = cache->k(pos0);
-  float* v_new = cache->v(pos0);
+  // K and V of the new tokens in f32 ([n, n_kv * d] each), then rounded into the
+  // cache rows pos0 .. pos0+n-1 in the cache's dtype.
+  float* k_new = ws.get(kK, n * kvd);
+  float* v_new = ws.get(kV, n * kvd);
   ops::linear(x, w_.wq, w_.bq, q, n);
   ops::linear(x, w_.wk, w_.bk, k_new, n);
   ops::linear(x, w_.wv, w_.bv, v_new, n);
   ops::rope(q, n, n_h_, d_, pos, inv_freq_.data(), pairs_);
   ops::rope(k_new, n, n_kv_, d_, pos, inv_freq_.data(), pairs_);
+  cache->k().write(pos0, k_new, kvd, n);
+  cache->v().write(pos0, v_new, kvd, n);
 
   ops::AttentionDims dims;
   dims.n_q = n;
@@ -58,7 +63,7 @@ void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
   dims.dv = d_;
   dims.q_start = pos0;
   dims.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d_)));
-  ops::causal_attention(q, cache->k(0), cache->v(0), att, dims);
+  ops::kv_attention(q, cache->k().view(), cache->v().view(), att, dims);
 
   ops::linear(att, w_.wo, out, n);
 }

@@ -19,7 +19,7 @@ class GqaAttention final : public Attention {
   GqaAttention(const ModelConfig& c, const LayerWeights& w, std::vector<float> inv_freq);
 
   std::string kind() const override { return "gqa"; }
-  std::unique_ptr<LayerCache> make_cache() const override;
+  std::unique_ptr<LayerCache> make_cache(DType dtype) const override;
   void forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache, Workspace& ws,
                float* out) const override;
 

@@ -5,22 +5,9 @@
 #include "util/error.h"
 
 namespace mlar {
-namespace {
-
-// Copies the first `keep` rows of t into a tensor of `rows` rows.
-Tensor grown(const Tensor& t, int64_t rows, int64_t cols, int64_t keep) {
-  Tensor out({rows, cols});
-  if (keep > 0) std::copy_n(t.ptr(), keep * cols, out.ptr());
-  return out;
-}
-
-}  // namespace
-
 void GqaLayerCache::reserve(int64_t n) {
-  const int64_t have = reserved();
-  if (n <= have) return;
-  k_ = grown(k_, n, kv_dim_, have);
-  v_ = grown(v_, n, kv_dim_, have);
+  k_.reserve(n);
+  v_.reserve(n);
 }
 
 KvCache::KvCache(std::vector<std::unique_ptr<LayerCache>> layers, int64_t max_tokens)
@@ -42,7 +29,7 @@ void KvCache::reserve_more(int64_t n) {
 
 int64_t KvCache::bytes_per_token() const {
   int64_t b = 0;
-  for (const auto& l : layers_) b += l->values_per_token() * static_cast<int64_t>(sizeof(float));
+  for (const auto& l : layers_) b += l->bytes_per_token();
   return b;
 }
 

@@ -1,9 +1,11 @@
 // Per-sequence attention caches.
 //
 // Each layer's attention decides what it caches per token (a LayerCache subclass):
-// GQA keeps K and V rows (2 * n_kv * d floats per token, MLA.md §1); an MLA layer
-// keeps a latent and rope keys (r + n_r * d_r floats, §2). KvCache holds one
-// LayerCache per layer and the number of tokens cached, and reports bytes.
+// GQA keeps K and V rows (2 * n_kv * d values per token, MLA.md §1); an MLA layer
+// keeps a latent and rope keys (r + n_r * d_r values, §2). Values are stored in the
+// dtype chosen when the cache is made (F32, BF16 or F16; computed in f32 and rounded
+// to nearest even when written). KvCache holds one LayerCache per layer and the
+// number of tokens cached, and reports bytes in the stored dtype.
 // Storage grows geometrically up to the context limit, so a model with a long
 // max_position_embeddings does not allocate its whole context up front.
 #pragma once
@@ -11,7 +13,8 @@
 #include <memory>
 #include <vector>
 
-#include "tensor/tensor.h"
+#include "runtime/cache_rows.h"
+#include "tensor/dtype.h"
 
 namespace mlar {
 
@@ -19,29 +22,33 @@ namespace mlar {
 class LayerCache {
  public:
   virtual ~LayerCache() = default;
-  virtual int64_t values_per_token() const = 0;  // floats cached per token
+  virtual int64_t values_per_token() const = 0;  // values cached per token
+  virtual DType dtype() const = 0;               // how they are stored
   virtual int64_t reserved() const = 0;          // tokens the storage holds now
   // Grows storage to hold at least n tokens, keeping the rows already written.
   virtual void reserve(int64_t n) = 0;
-  int64_t bytes_reserved() const { return reserved() * values_per_token() * static_cast<int64_t>(sizeof(float)); }
+  int64_t bytes_per_token() const { return values_per_token() * static_cast<int64_t>(dtype_size(dtype())); }
+  int64_t bytes_reserved() const { return reserved() * bytes_per_token(); }
 };
 
-// GQA: K and V rows of n_kv * d floats per token.
+// GQA: K and V rows of n_kv * d values per token.
 class GqaLayerCache final : public LayerCache {
  public:
-  explicit GqaLayerCache(int64_t kv_dim) : kv_dim_(kv_dim) {}
+  explicit GqaLayerCache(int64_t kv_dim, DType dtype = DType::F32) : kv_dim_(kv_dim), k_(dtype, kv_dim), v_(dtype, kv_dim) {}
   int64_t values_per_token() const override { return 2 * kv_dim_; }
-  int64_t reserved() const override { return k_.empty() ? 0 : k_.dim(0); }
+  DType dtype() const override { return k_.dtype(); }
+  int64_t reserved() const override { return k_.reserved(); }
   void reserve(int64_t n) override;
   int64_t kv_dim() const { return kv_dim_; }
-  float* k(int64_t pos) { return k_.row(pos); }  // [n_kv * d] key of token pos (roped)
-  float* v(int64_t pos) { return v_.row(pos); }  // [n_kv * d] value of token pos
-  const float* k(int64_t pos) const { return k_.row(pos); }
-  const float* v(int64_t pos) const { return v_.row(pos); }
+  // [reserved, n_kv * d] each: the key (roped) and value of every token.
+  CacheRows& k() { return k_; }
+  CacheRows& v() { return v_; }
+  const CacheRows& k() const { return k_; }
+  const CacheRows& v() const { return v_; }
 
  private:
   int64_t kv_dim_;
-  Tensor k_, v_;  // [reserved, n_kv * d] each
+  CacheRows k_, v_;
 };
 
 // The caches of every layer for one sequence, plus how many tokens they hold.
@@ -63,7 +70,7 @@ class KvCache {
   void truncate(int64_t n) { size_ = n < size_ ? n : size_; }  // forget tokens >= n
   void clear() { size_ = 0; }
 
-  int64_t bytes_per_token() const;  // over all layers
+  int64_t bytes_per_token() const;  // over all layers, in each layer's stored dtype
   int64_t bytes_used() const { return size_ * bytes_per_token(); }
   int64_t bytes_reserved() const;
   int64_t bytes_at_capacity() const { return max_tokens_ * bytes_per_token(); }

@@ -4,6 +4,7 @@
 #include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/head_matmul.h"
+#include "ops/kv_attention.h"
 #include "ops/linear.h"
 #include "ops/matmul.h"
 #include "ops/rmsnorm.h"
@@ -16,7 +17,7 @@ namespace mlar {
 namespace {
 
 // Workspace slots of this layer type (shared by all MLA layers of a decoder).
-enum Slot : size_t { kQ, kQa, kQh, kK, kV, kAtt, kQt, kO, kScores };
+enum Slot : size_t { kQ, kQa, kQh, kK, kV, kAtt, kQt, kO, kScores, kRows, kWide };
 constexpr size_t kPos = 0;  // integer slot
 
 // True when rows [h * qw, h * qw + width) of the projection w (and bias b) are zero
@@ -35,6 +36,16 @@ bool head_rows_zero(const TypedTensor& typed_w, const TypedTensor& typed_b, int6
         if (row[j] != 0.0f) return false;
     }
   return true;
+}
+
+// Cache rows [0, T) as f32 ([T, r + R]): the rows themselves for an F32 cache, else
+// widened into a workspace slot.
+const float* f32_rows(const MlaLayerCache& cache, int64_t T, Workspace& ws) {
+  const CacheRows& rows = cache.rows();
+  if (rows.dtype() == DType::F32) return static_cast<const float*>(rows.view().data);
+  float* wide = ws.get(kWide, T * rows.cols());
+  rows.read(0, T, wide, rows.cols());
+  return wide;
 }
 
 }  // namespace
@@ -72,7 +83,9 @@ std::string MlaAttention::kind() const {
   return absorbed_ ? "mla-stored-absorbed" : std::string("mla-") + mla_eval_name(eval_);
 }
 
-std::unique_ptr<LayerCache> MlaAttention::make_cache() const { return std::make_unique<MlaLayerCache>(r_, R_); }
+std::unique_ptr<LayerCache> MlaAttention::make_cache(DType dtype) const {
+  return std::make_unique<MlaLayerCache>(r_, R_, dtype);
+}
 
 // The Auto rule, from bench_mla --sweep (time of one forward call of n tokens after
 // `cached` ones, naive / absorbed; 16 threads, best of 3; > 1: absorbed is faster):
@@ -125,12 +138,14 @@ void MlaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
     ops::linear(x, w_.wq, w_.bq, q, n);
   }
 
-  // Cache rows pos0 .. pos0+n-1: [n, r + R] = [norm?(W_dkv x + b_dkv) | RoPE(W_kr x + b_kr)].
-  float* rows = cache->row(pos0);
+  // New cache rows in f32, [n, r + R] = [norm?(W_dkv x + b_dkv) | RoPE(W_kr x + b_kr)],
+  // then rounded into rows pos0 .. pos0+n-1 of the cache in its dtype.
+  float* rows = ws.get(kRows, n * cs);
   ops::linear(x, D_, w_.w_dkv, w_.b_dkv, rows, cs, n);
   if (latent_norm_) ops::rmsnorm_strided(rows, cs, w_.kv_norm.ptr(), rows, cs, n, r_, eps_);
   ops::linear(x, D_, w_.w_kr, w_.b_kr, rows + r_, cs, n);
   ops::rope(rows + r_, n, nr_, dr_, dr_, cs, pos, inv_freq_.data(), pairs_);
+  cache->rows().write(pos0, rows, cs, n);
 
   if (evaluation(n, pos0) == MlaEval::Naive)
     forward_naive(q, n, pos0, pos, *cache, ws, out);
@@ -163,7 +178,7 @@ void MlaAttention::rope_queries(const float* q, int64_t n, const int64_t* pos, f
 void MlaAttention::forward_naive(const float* q, int64_t n, int64_t pos0, const int64_t* pos,
                                  const MlaLayerCache& cache, Workspace& ws, float* out) const {
   const int64_t T = pos0 + n, cs = r_ + R_, dk = dn_ + R_;
-  const float* c = cache.row(0);  // [T, r + R]
+  const float* c = f32_rows(cache, T, ws);  // [T, r + R]
 
   // Queries [n, H, d_n + R]: [q_nope_h | q_pe_h].
   float* qh = ws.get(kQh, n * H_ * dk);
@@ -208,7 +223,6 @@ void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, con
                                     const MlaLayerCache& cache, Workspace& ws, float* out) const {
   const int64_t cs = r_ + R_;
   const int64_t dq = (nope_ ? r_ : 0) + R_;  // per-head query (and key) width
-  const float* c = cache.row(0);             // [T, r + R]
 
   // Queries in latent space [n, H, dq]: [W_uk[h]^T q_nope_h | q_pe_h] (or [q_pe_h]).
   float* qt = ws.get(kQt, n * H_ * dq);
@@ -242,12 +256,19 @@ void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, con
   a.v_stride = cs;
   a.q_start = pos0;
   a.scale = scale_;
-  const int64_t n_scores = ops::shared_kv_scores_size(a);
-  float* scores = n_scores > 0 ? ws.get(kScores, n_scores) : nullptr;  // [n * H, T]
-  ops::shared_kv_attention(qt, nope_ ? c : c + r_, c, o, a, scores);
+  if (n < ops::kKvDecodeBatch) {
+    // Decode: the cache rows in their dtype, each read once for all heads.
+    const ops::TypedRows rows = cache.rows().view();
+    ops::kv_decode_attention(qt, nope_ ? rows : ops::offset_cols(rows, r_), rows, o, a);
+  } else {
+    const float* c = f32_rows(cache, pos0 + n, ws);  // [T, r + R]
+    const int64_t n_scores = ops::shared_kv_scores_size(a);
+    float* scores = n_scores > 0 ? ws.get(kScores, n_scores) : nullptr;  // [n * H, T]
+    ops::shared_kv_attention(qt, nope_ ? c : c + r_, c, o, a, scores);
+  }
 
   if (absorbed_) {
-    ops::matmul(o, w_.wo.ptr(), nullptr, out, n, H_ * r_, D_);  // W_o' reads r values per head
+    ops::linear(o, w_.wo, out, n);  // W_o' reads r values per head
     return;
   }
   float* att = ws.get(kAtt, n * H_ * dv_);  // [n, H * d_v]: v_h = W_uv[h] o_h

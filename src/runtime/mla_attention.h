@@ -55,7 +55,7 @@ class MlaAttention final : public Attention, private MlaLayerDims {
 
   // "mla-auto", "mla-naive", "mla-absorbed"; "mla-stored-absorbed" for stored absorption.
   std::string kind() const override;
-  std::unique_ptr<LayerCache> make_cache() const override;
+  std::unique_ptr<LayerCache> make_cache(DType dtype) const override;
   void forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache, Workspace& ws,
                float* out) const override;
 

@@ -13,7 +13,7 @@ Session::Session(const Model& model, SessionOptions opts)
     : Session(std::make_shared<const Decoder>(model, opts.mla_eval), opts) {}
 
 Session::Session(std::shared_ptr<const Decoder> decoder, SessionOptions opts)
-    : decoder_(std::move(decoder)), cache_(decoder_->make_cache(context_limit(decoder_->config(), opts))) {}
+    : decoder_(std::move(decoder)), cache_(decoder_->make_cache(context_limit(decoder_->config(), opts), opts.kv_dtype)) {}
 
 const Tensor& Session::forward(std::span<const int32_t> tokens, Logits which) {
   decoder_->forward(tokens, cache_, scratch_, which == Logits::All, logits_);

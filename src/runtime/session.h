@@ -22,6 +22,9 @@ struct SessionOptions {
   // How MLA layers evaluate attention (MLA models only; anything but Auto on a GQA
   // model is an error).
   MlaEval mla_eval = MlaEval::Auto;
+  // How the KV cache stores values: F32 (exact, the library default), BF16 or F16
+  // (half the bytes; K/V rounded to nearest even when written).
+  DType kv_dtype = DType::F32;
 };
 
 enum class Logits { Last, All };

@@ -57,6 +57,13 @@ TEST(CliAcceptance, InspectReportsKvCacheBytes) {
   EXPECT_EQ(j["kv_cache"]["f32"]["bytes_per_token_per_layer"], 256);
   EXPECT_EQ(j["kv_cache"]["f32"]["bytes_per_token"], 1280);
   EXPECT_EQ(j["kv_cache"]["f32"]["bytes_at_max_context"], 1280 * 512);
+  EXPECT_EQ(j["kv_dtype"], "bf16");  // the default
+  EXPECT_EQ(j["kv_cache"]["kv_dtype"]["bytes_per_token"], 640);
+  CliResult f16 = run_cli("inspect " + stories("stories260K.bin") + " --kv-dtype f16");
+  ASSERT_EQ(f16.status, 0) << f16.err;
+  EXPECT_NE(f16.out.find("f16/token"), std::string::npos) << f16.out;
+  EXPECT_NE(f16.out.find("640 B"), std::string::npos) << f16.out;
+  EXPECT_NE(run_cli("inspect " + stories("stories260K.bin") + " --kv-dtype f8").status, 0);
   EXPECT_EQ(j["parameters"], 64 * 512 + 5 * (64 + 4 * 64 * 64 / 1 - 2 * 64 * 32 + 64 + 3 * 64 * 172) + 64);
 }
 

@@ -83,7 +83,7 @@ TEST_P(CliConvertCompare, ConvertedModelMatchesTheSource) {
 
   const auto cmp = run_cli("compare " + sh_quote(src.path) + " " + sh_quote(out) + tok_arg(src) + " --text " +
                            sh_quote(test::dev_text_path()) +
-                           " --ctx 64 --max-tokens 300 --prompt 'Once upon a time' -n 24 --json");
+                           " --ctx 64 --max-tokens 300 --prompt 'Once upon a time' -n 24 --json --kv-dtype f32");
   ASSERT_EQ(cmp.status, 0) << cmp.err;
   const auto j = nlohmann::json::parse(cmp.out);
   const double diff = j["max_abs_logit_diff"], ppl_a = j["a"]["perplexity"], ppl_b = j["b"]["perplexity"];
@@ -95,6 +95,7 @@ TEST_P(CliConvertCompare, ConvertedModelMatchesTheSource) {
   EXPECT_EQ(j["greedy_agreement"], 1.0);
   EXPECT_EQ(j["generation"]["identical"], true);
   EXPECT_EQ(j["a"]["kv_bytes_per_token"], j["b"]["kv_bytes_per_token"]);
+  EXPECT_EQ(j["kv_dtype"], "f32");
   EXPECT_EQ(j["tokens_compared"], 300);
 }
 
@@ -119,7 +120,7 @@ TEST(CliCompare, HumanReadableReport) {
   EXPECT_HAS(r.out, "max |dlogit|       0.000e+00");
   EXPECT_HAS(r.out, "greedy agreement   100.00% (100/100)");
   EXPECT_HAS(r.out, "generation         identical (8 greedy tokens)");
-  EXPECT_HAS(r.out, "KV cache 1280 bytes/token");
+  EXPECT_HAS(r.out, "bf16 KV cache 640 bytes/token");  // --kv-dtype bf16 by default
 }
 
 // Exit status 1, one "error: ..." line holding `want`, and no output directory.

@@ -8,6 +8,7 @@
 #include "runtime/session.h"
 #include "runtime/test_models.h"
 #include "ops/scalar_reference.h"
+#include "util/error.h"
 
 namespace mlar {
 namespace {
@@ -36,23 +37,31 @@ TEST(MlaCache, BytesAreLatentPlusRopeKeyPerLayer) {
 }
 
 TEST(MlaCache, RowsHoldLatentThenRopeKey) {
-  MlaLayerCache c(5, 3);
-  c.reserve(4);
-  for (int64_t t = 0; t < 4; ++t)
-    for (int64_t i = 0; i < 8; ++i) c.row(t)[i] = float(t * 10 + i);
-  c.reserve(100);  // growth keeps the rows
-  EXPECT_EQ(c.reserved(), 100);
-  EXPECT_EQ(c.values_per_token(), 8);
-  EXPECT_EQ(c.latent(2)[4], 24.0f);
-  EXPECT_EQ(c.rope_key(3)[0], 35.0f);
-  EXPECT_EQ(c.rope_key(3) + 3, c.latent(4));
+  // Small integers: exact in every dtype.
+  for (DType t : {DType::F32, DType::BF16, DType::F16}) {
+    MlaLayerCache c(5, 3, t);
+    c.reserve(4);
+    std::vector<float> rows(4 * 8);  // [4, r + R]
+    for (int64_t i = 0; i < 4 * 8; ++i) rows[size_t(i)] = float(i / 8 * 10 + i % 8);
+    c.rows().write(0, rows.data(), 8, 4);
+    c.reserve(100);  // growth keeps the rows
+    EXPECT_EQ(c.reserved(), 100);
+    EXPECT_EQ(c.values_per_token(), 8);
+    EXPECT_EQ(c.dtype(), t);
+    EXPECT_EQ(c.bytes_per_token(), 8 * int64_t(dtype_size(t)));
+    std::vector<float> back(2 * 8);
+    c.rows().read(2, 2, back.data(), 8);
+    EXPECT_EQ(back[4], 24.0f);      // latent of token 2
+    EXPECT_EQ(back[8 + 5], 35.0f);  // rope key of token 3
+  }
+  EXPECT_THROW(MlaLayerCache(5, 3, DType::I32), Error);
 }
 
 // Scratch bytes of one decode step of layer 0 at a context of `tokens` (tokens - 1
 // cached, one new), in a fresh workspace.
 int64_t decode_workspace_bytes(const Model& m, MlaEval e, int64_t tokens) {
   const MlaAttention attn(m.config, 0, m.weights.layers[0].mla, e);
-  auto cache = attn.make_cache();
+  auto cache = attn.make_cache(DType::F32);
   cache->reserve(tokens);
   const int64_t D = m.config.hidden_size;
   const auto x = test::random_floats(tokens * D, 7);  // [tokens, D]

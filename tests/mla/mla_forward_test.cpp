@@ -60,6 +60,33 @@ TEST_P(MlaForward, DecodeMatchesScalarReference) {
   }
 }
 
+// BF16 / F16 caches: every evaluation reads the same rounded [c | k_pe] rows, so all
+// of them, prefill and decode, agree with the all-logits absorbed pass at 1e-4; the
+// rounding itself moves the logits away from the f32 reference, but only a little.
+TEST_P(MlaForward, HalfCachesAgreeAcrossEvaluationsAndDecode) {
+  const Model m = random_mla_model(test::mla_config(GetParam()), 14);
+  const auto ids = test::mla_random_ids(19, m.config.vocab_size, 8);
+  const auto ref = test::naive_mla_forward(m, ids);
+  for (DType t : {DType::BF16, DType::F16}) {
+    const Tensor all = Session(m, {.mla_eval = MlaEval::Absorbed, .kv_dtype = t}).forward(ids, Logits::All);
+    std::vector<std::vector<double>> all_rows(ids.size());  // [T][V]
+    for (size_t i = 0; i < ids.size(); ++i)
+      all_rows[i].assign(all.data.begin() + int64_t(i) * all.dim(1), all.data.begin() + int64_t(i + 1) * all.dim(1));
+    const double moved = test::max_rel_diff(all, ref);
+    EXPECT_GT(moved, 0.0) << dtype_name(t);  // the cache really rounds
+    EXPECT_LE(moved, t == DType::BF16 ? 2e-2 : 3e-3) << dtype_name(t);
+    for (MlaEval e : {MlaEval::Auto, MlaEval::Naive, MlaEval::Absorbed}) {
+      Session s(m, {.mla_eval = e, .kv_dtype = t});
+      EXPECT_LE(test::max_rel_diff(s.forward(ids, Logits::All), all), 1e-4) << mla_eval_name(e);
+      s.reset();
+      s.prefill(std::span<const int32_t>(ids.data(), 7));
+      for (size_t i = 7; i < ids.size(); ++i)
+        EXPECT_LE(test::max_rel_diff(s.decode(ids[i]), all_rows, int64_t(i)), 1e-4)
+            << dtype_name(t) << " " << mla_eval_name(e) << " position " << i;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Variants, MlaForward, ::testing::ValuesIn(variants()),
                          [](const auto& info) { return info.param.name; });
 

@@ -173,7 +173,7 @@ class CountingAttention final : public Attention {
  public:
   CountingAttention(std::unique_ptr<Attention> inner, int* calls) : inner_(std::move(inner)), calls_(calls) {}
   std::string kind() const override { return "counting-" + inner_->kind(); }
-  std::unique_ptr<LayerCache> make_cache() const override { return inner_->make_cache(); }
+  std::unique_ptr<LayerCache> make_cache(DType dtype) const override { return inner_->make_cache(dtype); }
   void forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache, Workspace& ws, float* out) const override {
     ++*calls_;
     inner_->forward(x, n, pos0, cache, ws, out);

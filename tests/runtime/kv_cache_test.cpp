@@ -25,16 +25,76 @@ TEST(KvCache, Stories260KBytes) {
   EXPECT_LE(s.cache().bytes_reserved(), s.cache().bytes_at_capacity());
 }
 
+TEST(KvCache, BytesInTheStoredDtype) {
+  const Model& m = test::stories260k();
+  for (DType t : {DType::BF16, DType::F16}) {
+    Session s(m, {.kv_dtype = t});
+    EXPECT_EQ(s.cache().bytes_per_token(), 5 * 2 * 4 * 8 * 2);
+    EXPECT_EQ(s.cache().layer(0).dtype(), t);
+    s.prefill(std::vector<int32_t>{1, 400, 300});
+    EXPECT_EQ(s.cache().bytes_used(), 3 * 640);
+  }
+}
+
+// A BF16 cache: token-by-token decode reads the same rounded rows as one prefill of
+// all tokens (1e-4), and the logits stay close to the f32 cache's.
+TEST(KvCache, Bf16DecodeMatchesPrefillOnTheSameRoundedRows) {
+  const Model& m = test::stories260k();
+  const std::vector<int32_t> ids{1, 400, 300, 17, 99, 250, 3, 77, 451, 12, 8, 300, 301, 302, 44, 5, 6, 200, 100, 9};
+  const Tensor f32 = Session(m, {.kv_dtype = DType::F32}).forward(ids, Logits::All);
+  Session all(m, {.kv_dtype = DType::BF16});
+  const Tensor bf16 = all.forward(ids, Logits::All);
+  const int64_t V = m.config.vocab_size;
+  double moved = 0, scale = 0;
+  for (size_t i = 0; i < bf16.data.size(); ++i) {
+    moved = std::max(moved, double(std::abs(bf16.data[i] - f32.data[i])));
+    scale = std::max(scale, double(std::abs(f32.data[i])));
+  }
+  EXPECT_GT(moved, 0.0);  // the cache really rounds
+  EXPECT_LE(moved, 1e-2 * scale);
+  Session s(m, {.kv_dtype = DType::BF16});
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const Tensor& l = s.decode(ids[i]);
+    double d = 0;
+    for (int64_t v = 0; v < V; ++v) d = std::max(d, double(std::abs(l.data[size_t(v)] - bf16.data[i * size_t(V) + size_t(v)])));
+    EXPECT_LE(d, 1e-4 * scale) << "position " << i;
+  }
+}
+
+// Writing rounds to nearest even in the cache's dtype.
+TEST(KvCache, WritesRoundToNearestEven) {
+  const float x[3] = {1.0f + 1.0f / 256, 1.0f + 3.0f / 256, 1.0f + 1.0f / 2048};  // bf16 / f16 ties
+  GqaLayerCache b(3, DType::BF16), h(3, DType::F16);
+  b.reserve(1);
+  h.reserve(1);
+  b.k().write(0, x, 3, 1);
+  h.k().write(0, x, 3, 1);
+  float rb[3], rh[3];
+  b.k().read(0, 1, rb, 3);
+  h.k().read(0, 1, rh, 3);
+  EXPECT_EQ(rb[0], 1.0f);                 // tie -> even mantissa
+  EXPECT_EQ(rb[1], 1.0f + 4.0f / 256);    // tie -> even mantissa (up)
+  EXPECT_EQ(rh[2], 1.0f);                 // f16 tie -> even
+  EXPECT_EQ(rh[0], x[0]);                 // exact in f16
+}
+
 TEST(KvCache, GrowsGeometricallyUpToTheLimitAndKeepsRows) {
-  GqaLayerCache layer(4);
-  layer.reserve(2);
-  layer.k(1)[3] = 7.0f;
-  layer.v(0)[0] = 3.0f;
-  layer.reserve(100);
-  EXPECT_EQ(layer.reserved(), 100);
-  EXPECT_EQ(layer.k(1)[3], 7.0f);
-  EXPECT_EQ(layer.v(0)[0], 3.0f);
-  EXPECT_EQ(layer.bytes_reserved(), 100 * 8 * 4);
+  for (DType t : {DType::F32, DType::BF16, DType::F16}) {
+    GqaLayerCache layer(4, t);
+    layer.reserve(2);
+    const float k1[4] = {0, 0, 0, 7.0f}, v0[4] = {3.0f, 0, 0, 0};
+    layer.k().write(1, k1, 4, 1);
+    layer.v().write(0, v0, 4, 1);
+    layer.reserve(100);
+    EXPECT_EQ(layer.reserved(), 100);
+    float k[4], v[4];
+    layer.k().read(1, 1, k, 4);
+    layer.v().read(0, 1, v, 4);
+    EXPECT_EQ(k[3], 7.0f);
+    EXPECT_EQ(v[0], 3.0f);
+    EXPECT_EQ(layer.bytes_reserved(), 100 * 8 * int64_t(dtype_size(t)));
+    EXPECT_THROW(layer.k().write(99, k1, 4, 2), Error);  // past the reserved rows
+  }
 
   std::vector<std::unique_ptr<LayerCache>> layers;
   layers.push_back(std::make_unique<GqaLayerCache>(4));

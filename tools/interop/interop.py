@@ -42,7 +42,7 @@ def run(cmd):
 def our_logits(cli, model, ids, extra=()):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "l.npy")
-        run([cli, "logits", model, "--ids", ",".join(map(str, ids)), "--out", out, *extra])
+        run([cli, "logits", model, "--ids", ",".join(map(str, ids)), "--out", out, "--kv-dtype", "f32", *extra])
         return np.load(out)
 
 

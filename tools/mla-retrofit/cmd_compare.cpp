@@ -20,7 +20,7 @@ std::string attention_name(const ModelConfig& c) {
 
 void register_compare(CLI::App& app) {
   struct Args {
-    std::string a, b, tokenizer, text, prompt;
+    std::string a, b, tokenizer, text, prompt, kv_dtype = "bf16";
     int64_t ctx = 256, max_tokens = 4096, n = 32;
     int threads = 0;
     bool json = false, quiet = false;
@@ -33,7 +33,7 @@ void register_compare(CLI::App& app) {
       "`eval` does (CTX-1 ids per window, BOS prepended, each window a fresh sequence). Reported: the largest\n"
       "|logit_A - logit_B|, the mean KL(A||B) per scored token (softmax in double), both perplexities, greedy\n"
       "agreement (positions where the argmax is the same), greedy generation from BOS + PROMPT with each model\n"
-      "and whether the two texts are identical, and each model's KV cache bytes per token (float32).");
+      "and whether the two texts are identical, and each model's KV cache bytes per token (values stored as --kv-dtype, the same for both).");
   cmd->add_option("A", args->a, "reference model (HF or MLA directory, .gguf, llama2.c .bin)")->required();
   cmd->add_option("B", args->b, "model compared with A")->required();
   cmd->add_option("--tokenizer", args->tokenizer, "tokenizer file for models that carry none (e.g. tok512.bin)");
@@ -50,7 +50,9 @@ void register_compare(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "compute threads (0 = all cores)");
   cmd->add_flag("--json", args->json, "print the result as JSON");
   cmd->add_flag("--quiet,-q", args->quiet, "no progress on stderr");
+  add_kv_dtype_option(cmd, args->kv_dtype);
   cmd->callback([args] {
+    const DType kv_dtype = kv_dtype_of(args->kv_dtype);
     set_threads(args->threads);
     const std::string text = read_utf8_file(args->text);
     const Model a = load_model(args->a, LoadOptions{args->tokenizer});
@@ -64,6 +66,7 @@ void register_compare(CLI::App& app) {
 
     CompareOptions opts;
     opts.ctx = args->ctx;
+    opts.kv_dtype = kv_dtype;
     opts.max_tokens = args->max_tokens;
     opts.gen_tokens = args->n;
     opts.prompt = {tok.bos_id()};
@@ -94,6 +97,7 @@ void register_compare(CLI::App& app) {
                           {"b", model_json(b, r.ppl_b, r.kv_b)},
                           {"text", args->text},
                           {"ctx", args->ctx},
+                          {"kv_dtype", dtype_flag_name(kv_dtype)},
                           {"tokens_compared", r.tokens},
                           {"windows", r.windows},
                           {"max_abs_logit_diff", r.max_abs_logit_diff},
@@ -115,8 +119,10 @@ void register_compare(CLI::App& app) {
       fmt::print("{}\n", j.dump(2));
       return;
     }
-    fmt::print("A  {} ({}, KV cache {} bytes/token)\n", a.source, attention_name(a.config), r.kv_a.bytes_per_token());
-    fmt::print("B  {} ({}, KV cache {} bytes/token)\n", b.source, attention_name(b.config), r.kv_b.bytes_per_token());
+    fmt::print("A  {} ({}, {} KV cache {} bytes/token)\n", a.source, attention_name(a.config),
+               dtype_flag_name(kv_dtype), r.kv_a.bytes_per_token());
+    fmt::print("B  {} ({}, {} KV cache {} bytes/token)\n", b.source, attention_name(b.config),
+               dtype_flag_name(kv_dtype), r.kv_b.bytes_per_token());
     fmt::print("tokens compared    {} in {} windows of <= {}\n", r.tokens, r.windows, args->ctx);
     fmt::print("max |dlogit|       {:.3e} (largest |logit| of A: {:.3f})\n", r.max_abs_logit_diff, r.max_abs_logit);
     fmt::print("mean KL(A||B)      {:.3e} nats/token (max {:.3e})\n", r.mean_kl, r.max_kl);

@@ -21,7 +21,7 @@ struct ModelStats {
   int64_t kv_bytes_per_token = 0;  // float32 cache, all layers
 };
 
-ModelStats stats_of(const Model& m) { return {parameter_count(m.weights), kv_footprint(m.config, 4).bytes_per_token()}; }
+ModelStats stats_of(const Model& m) { return {parameter_count(m.weights), kv_footprint(m.config, DType::F32).bytes_per_token()}; }
 
 std::string attention_desc(const ModelConfig& c) {
   if (!c.mla) return fmt::format("GQA {} query heads, {} kv heads x {}", c.num_heads, c.num_kv_heads, c.head_dim);

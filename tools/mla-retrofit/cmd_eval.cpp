@@ -17,7 +17,7 @@ void register_eval(CLI::App& app) {
     int64_t ctx = 256, max_tokens = 0;
     int threads = 0;
     bool json = false, quiet = false;
-    std::string attn = "auto";
+    std::string attn = "auto", kv_dtype = "bf16";
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -37,7 +37,9 @@ void register_eval(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print the result as JSON");
   cmd->add_flag("--quiet,-q", args->quiet, "no progress on stderr");
   add_attn_option(cmd, args->attn);
+  add_kv_dtype_option(cmd, args->kv_dtype);
   cmd->callback([args] {
+    const DType kv_dtype = kv_dtype_of(args->kv_dtype);
     set_threads(args->threads);
     std::string text = read_utf8_file(args->text);
     Model m = args->model.load();
@@ -54,7 +56,7 @@ void register_eval(CLI::App& app) {
     int64_t total = args->max_tokens > 0 ? std::min<int64_t>(args->max_tokens, ids.size()) : ids.size();
     Progress progress("eval", total, !args->quiet);
     opts.progress = [&](int64_t done, int64_t) { progress.update(done); };
-    Session session(m, SessionOptions{.max_tokens = args->ctx, .mla_eval = eval});
+    Session session(m, SessionOptions{.max_tokens = args->ctx, .mla_eval = eval, .kv_dtype = kv_dtype});
     PerplexityResult r = perplexity(session, ids, opts);
     progress.finish();
     if (args->json) {
@@ -66,12 +68,13 @@ void register_eval(CLI::App& app) {
                           {"tokens_scored", r.tokens},
                           {"windows", r.windows},
                           {"attention", session.decoder().attention(0).kind()},
+                          {"kv_dtype", dtype_flag_name(kv_dtype)},
                           {"seconds", r.seconds},
                           {"tokens_per_s", r.tokens_per_s}};
       fmt::print("{}\n", j.dump(2));
     } else {
-      fmt::print("{}: perplexity {:.4f} over {} tokens ({} windows of <= {}), {:.0f} tokens/s\n", m.source, r.ppl,
-                 r.tokens, r.windows, args->ctx, r.tokens_per_s);
+      fmt::print("{}: perplexity {:.4f} over {} tokens ({} windows of <= {}), {:.0f} tokens/s, {} KV cache\n",
+                 m.source, r.ppl, r.tokens, r.windows, args->ctx, r.tokens_per_s, dtype_flag_name(kv_dtype));
     }
   });
 }

@@ -34,7 +34,7 @@ void register_generate(CLI::App& app) {
     uint64_t seed = 0;
     int threads = 0;
     bool json = false;
-    std::string attn = "auto";
+    std::string attn = "auto", kv_dtype = "bf16";
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt, streaming it to stdout.");
@@ -50,10 +50,12 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "compute threads (0 = all cores)");
   cmd->add_flag("--json", args->json, "print the text and speed as JSON instead of streaming");
   add_attn_option(cmd, args->attn);
+  add_kv_dtype_option(cmd, args->kv_dtype);
   cmd->callback([args] {
     set_threads(args->threads);
     Model m = args->model.load();
     const MlaEval eval = attn_eval(args->attn, m);
+    const DType kv_dtype = kv_dtype_of(args->kv_dtype);
     const Tokenizer& tok = require_tokenizer(m);
     std::vector<int32_t> ids{tok.bos_id()};
     auto body = tok.encode(args->prompt);
@@ -75,7 +77,7 @@ void register_generate(CLI::App& app) {
       return text;
     };
     if (!args->json) flush(false);
-    Session session(m, SessionOptions{.max_tokens = opts.max_tokens, .mla_eval = eval});
+    Session session(m, SessionOptions{.max_tokens = opts.max_tokens, .mla_eval = eval, .kv_dtype = kv_dtype});
     GenerateStats st = generate(session, std::span<const int32_t>(ids.data(), n_prompt), opts, [&](int32_t t) {
       ids.push_back(t);
       if (!args->json) flush(false);
@@ -90,6 +92,7 @@ void register_generate(CLI::App& app) {
                           {"prefill_tokens_per_s", st.prefill_tok_s},
                           {"decode_tokens_per_s", st.decode_tok_s},
                           {"attention", session.decoder().attention(0).kind()},
+                          {"kv_dtype", dtype_flag_name(kv_dtype)},
                           {"kv_cache_bytes_per_token", session.cache().bytes_per_token()},
                           {"stop", stop_reason_name(st.stop)}};
       fmt::print("{}\n", j.dump(2));

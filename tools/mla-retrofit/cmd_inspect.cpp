@@ -21,10 +21,12 @@ std::string human_bytes(double b) {
 
 struct Layout {
   std::string name;
-  KvFootprint f32, bf16;
+  KvFootprint chosen, f32, bf16;  // chosen: values stored as --kv-dtype
 };
 
-Layout layout_of(std::string name, const ModelConfig& c) { return {std::move(name), kv_footprint(c, 4), kv_footprint(c, 2)}; }
+Layout layout_of(std::string name, const ModelConfig& c, DType kv_dtype) {
+  return {std::move(name), kv_footprint(c, kv_dtype), kv_footprint(c, DType::F32), kv_footprint(c, DType::BF16)};
+}
 
 // `c` rewritten as MLA with the given cache shape (for what-if accounting only).
 ModelConfig with_mla(const ModelConfig& c, RopeMode mode, int64_t r, int64_t n_r, int64_t d_r) {
@@ -45,6 +47,7 @@ void register_inspect(CLI::App& app) {
     ModelArgs model;
     int64_t kv_lora_rank = 0, qk_rope_dim = 0;
     bool json = false;
+    std::string kv_dtype = "bf16";
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -58,28 +61,31 @@ void register_inspect(CLI::App& app) {
   cmd->add_option("--qk-rope-dim", args->qk_rope_dim, "rope key width d_r of that layout (default: the head size)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", args->json, "print the report as JSON");
+  add_kv_dtype_option(cmd, args->kv_dtype);
   cmd->callback([args] {
+    const DType kv_type = kv_dtype_of(args->kv_dtype);
     Model m = args->model.load();
     const ModelConfig& c = m.config;
     const int64_t params = parameter_count(m.weights);
-    std::vector<Layout> layouts{layout_of("as loaded", c)};
+    std::vector<Layout> layouts{layout_of("as loaded", c, kv_type)};
     if (!c.mla) {
-      const int64_t kv = c.kv_dim();
-      layouts.push_back(layout_of("mla repeat (exact)", with_mla(c, RopeMode::Repeat, kv, c.num_kv_heads, c.head_dim)));
+      const int64_t kv_dim = c.kv_dim();
+      layouts.push_back(layout_of("mla repeat (exact)", with_mla(c, RopeMode::Repeat, kv_dim, c.num_kv_heads, c.head_dim), kv_type));
       if (args->kv_lora_rank > 0) {
         int64_t dr = args->qk_rope_dim > 0 ? args->qk_rope_dim : c.head_dim;
         layouts.push_back(layout_of(fmt::format("deepseek r={} d_r={}", args->kv_lora_rank, dr),
-                                    with_mla(c, RopeMode::Extend, args->kv_lora_rank, 1, dr)));
+                                    with_mla(c, RopeMode::Extend, args->kv_lora_rank, 1, dr), kv_type));
       }
     } else if (args->kv_lora_rank > 0) {
       fail("{}: the model is already MLA; --kv-lora-rank accounts for GQA models only", m.source);
     }
-    const double base = static_cast<double>(layouts[0].f32.values_per_token);
+    const double base = static_cast<double>(layouts[0].chosen.values_per_token);
     if (args->json) {
       nlohmann::json kv = nlohmann::json::array();
       for (const auto& l : layouts)
         kv.push_back({{"layout", l.name},
                       {"fraction_of_loaded", l.f32.values_per_token / base},
+                      {"kv_dtype", kv_footprint_json(l.chosen)},
                       {"f32", kv_footprint_json(l.f32)},
                       {"bf16", kv_footprint_json(l.bf16)}});
       nlohmann::json j = {{"source", m.source},
@@ -88,7 +94,11 @@ void register_inspect(CLI::App& app) {
                           {"config", config_to_json(c)},
                           {"parameters", params},
                           {"tokenizer", m.tokenizer ? m.tokenizer->kind() : "none"},
-                          {"kv_cache", {{"f32", kv_footprint_json(layouts[0].f32)}, {"bf16", kv_footprint_json(layouts[0].bf16)}}},
+                          {"kv_dtype", dtype_flag_name(kv_type)},
+                          {"kv_cache",
+                           {{"kv_dtype", kv_footprint_json(layouts[0].chosen)},
+                            {"f32", kv_footprint_json(layouts[0].f32)},
+                            {"bf16", kv_footprint_json(layouts[0].bf16)}}},
                           {"kv_layouts", kv}};
       fmt::print("{}\n", j.dump(2));
       return;
@@ -114,13 +124,15 @@ void register_inspect(CLI::App& app) {
     fmt::print("max context  {}\n", c.max_position_embeddings);
     fmt::print("parameters   {} ({:.3f} M)\n", params, params / 1e6);
     fmt::print("tokenizer    {}\n", m.tokenizer ? m.tokenizer->kind() : "none (pass --tokenizer)");
-    fmt::print("KV cache     {:<26} {:>10} {:>14} {:>12} {:>14} {:>7}\n", "layout", "values/tok", "f32/tok/layer",
-               "f32/token", fmt::format("f32 @ {}", c.max_position_embeddings), "vs GQA");
+    const std::string dn = dtype_flag_name(kv_type);
+    fmt::print("KV cache     {:<26} {:>10} {:>14} {:>12} {:>14} {:>7}\n", "layout", "values/tok", dn + "/tok/layer",
+               dn + "/token", fmt::format("{} @ {}", dn, c.max_position_embeddings), "vs GQA");
     for (const auto& l : layouts)
-      fmt::print("             {:<26} {:>10} {:>14} {:>12} {:>14} {:>6.1f}%\n", l.name, l.f32.values_per_token,
-                 human_bytes(l.f32.bytes_per_token_layer()), human_bytes(l.f32.bytes_per_token()),
-                 human_bytes(l.f32.bytes_at_max_context()), 100.0 * l.f32.values_per_token / base);
-    fmt::print("             (bf16 caches, as serving engines keep them, are half these sizes)\n");
+      fmt::print("             {:<26} {:>10} {:>14} {:>12} {:>14} {:>6.1f}%\n", l.name, l.chosen.values_per_token,
+                 human_bytes(l.chosen.bytes_per_token_layer()), human_bytes(l.chosen.bytes_per_token()),
+                 human_bytes(l.chosen.bytes_at_max_context()), 100.0 * l.chosen.values_per_token / base);
+    fmt::print("             (values stored as {}, --kv-dtype; f32 caches are {} these sizes)\n", dn,
+               kv_type == DType::F32 ? "the same as" : "twice");
   });
 }
 

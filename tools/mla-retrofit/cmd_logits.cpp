@@ -15,6 +15,7 @@ void register_logits(CLI::App& app) {
     ModelArgs model;
     std::vector<int32_t> ids;
     std::string prompt, out;
+    std::string kv_dtype = "bf16";
     bool force = false;
   };
   auto args = std::make_shared<Args>();
@@ -27,6 +28,7 @@ void register_logits(CLI::App& app) {
   cmd->add_option("--prompt", args->prompt, "text to tokenize instead (BOS is prepended)")->excludes(ids);
   cmd->add_option("--out", args->out, "output .npy file")->required();
   cmd->add_flag("--force", args->force, "replace an existing output");
+  add_kv_dtype_option(cmd, args->kv_dtype);
   cmd->callback([args] {
     check_output_free(args->out, args->force);
     Model m = args->model.load();
@@ -37,7 +39,7 @@ void register_logits(CLI::App& app) {
       for (int32_t t : tok.encode(args->prompt)) tokens.push_back(t);
     }
     if (tokens.empty()) fail("logits: give --ids or --prompt");
-    Session s(m, SessionOptions{static_cast<int64_t>(tokens.size())});
+    Session s(m, SessionOptions{.max_tokens = static_cast<int64_t>(tokens.size()), .kv_dtype = kv_dtype_of(args->kv_dtype)});
     const Tensor& l = s.forward(tokens, Logits::All);
     write_npy(args->out, l, args->force);
     fmt::print(stderr, "wrote {} ({} x {})\n", args->out, l.shape[0], l.shape[1]);

@@ -7,6 +7,7 @@
 
 #include "io/load_model.h"
 #include "runtime/mla_attention.h"
+#include "tensor/dtype.h"
 
 namespace mlar::cli {
 
@@ -45,6 +46,11 @@ void add_attn_option(CLI::App* cmd, std::string& attn);
 // The evaluation --attn names for model m; naive/absorbed on a GQA model is refused
 // with a message saying why.
 MlaEval attn_eval(const std::string& attn, const Model& m);
+
+// --kv-dtype f32|bf16|f16 (default bf16): how the KV cache of a decoding command
+// stores values. kv_dtype_of parses it (mlar::Error on anything else).
+void add_kv_dtype_option(CLI::App* cmd, std::string& kv_dtype);
+DType kv_dtype_of(const std::string& kv_dtype);
 
 // `convert --format F --export-out PATH`: exports the converted model (cmd_export.cpp);
 // what it prints goes to stderr when `to_stderr` (convert --json keeps stdout JSON).

@@ -53,4 +53,14 @@ std::string out_dtype(const std::string& flag, const Model& source) {
   return dtype_name(weight_dtype(source.weights));
 }
 
+void add_kv_dtype_option(CLI::App* cmd, std::string& kv_dtype) {
+  cmd->add_option("--kv-dtype", kv_dtype,
+                  "how the KV cache stores keys/values (or MLA latents): bf16 (what serving engines keep), f16, or "
+                  "f32 (exact; K/V are computed in f32 and rounded to nearest even when cached)")
+      ->check(CLI::IsMember({"f32", "bf16", "f16"}))
+      ->capture_default_str();
+}
+
+DType kv_dtype_of(const std::string& kv_dtype) { return parse_write_dtype(kv_dtype, "--kv-dtype"); }
+
 }  // namespace mlar::cli

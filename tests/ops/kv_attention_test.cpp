@@ -1,0 +1,207 @@
+// ops/kv_attention: attention over cache rows kept as F32, BF16 or F16, at every
+// instruction level this CPU runs, against a double-precision reference computed on
+// the values the cache actually holds (the rows rounded to the dtype and widened
+// back), and against causal_attention (the f32 kernel) for F32 rows.
+// Tolerance: 1e-5 of the largest output magnitude for every dtype: widening is
+// exact, so the only differences are the f32 sums' order and the softmax exp
+// (relative error ~2e-7).
+#include "ops/kv_attention.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "ops/threads.h"
+#include "scalar_reference.h"
+#include "util/error.h"
+#include "util/half.h"
+
+namespace mlar {
+namespace {
+
+constexpr double kTol = 1e-5;
+
+// Rows [n, cols] rounded to `t`: the stored bytes and the f32 values they hold.
+struct Stored {
+  std::vector<uint16_t> half;  // BF16 / F16 storage
+  std::vector<float> f32;      // F32 storage, or the widened half values
+  ops::TypedRows rows(DType t, int64_t stride) const {
+    ops::TypedRows r;
+    r.data = t == DType::F32 ? static_cast<const void*>(f32.data()) : static_cast<const void*>(half.data());
+    r.dtype = t;
+    r.stride = stride;
+    return r;
+  }
+};
+
+Stored store(const std::vector<float>& x, DType t) {
+  Stored s;
+  s.f32 = x;
+  if (t == DType::F32) return s;
+  s.half.resize(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    s.half[i] = t == DType::BF16 ? f32_to_bf16(x[i]) : f32_to_f16(x[i]);
+    s.f32[i] = t == DType::BF16 ? bf16_to_f32(s.half[i]) : f16_to_f32(s.half[i]);
+  }
+  return s;
+}
+
+// Straight loops: out_h(i) = sum_{t <= q_start+i} softmax(scale q_h(i) . k_j(t)) v_j(t),
+// k_j(t) at k[t * ks + j * dk], v_j(t) at v[t * vs + j * dv].
+std::vector<double> reference(const std::vector<float>& q, const float* k, int64_t ks, const float* v, int64_t vs,
+                              const ops::AttentionDims& a) {
+  const int64_t g = a.n_heads / a.n_kv_heads, qs = a.n_heads * a.dk;
+  std::vector<double> out(static_cast<size_t>(a.n_q * a.n_heads * a.dv), 0.0);
+  for (int64_t i = 0; i < a.n_q; ++i)
+    for (int64_t h = 0; h < a.n_heads; ++h) {
+      const int64_t j = h / g, nk = a.q_start + i + 1;
+      std::vector<double> s(static_cast<size_t>(nk));
+      double m = -1e300, z = 0;
+      for (int64_t t = 0; t < nk; ++t) {
+        double dot = 0;
+        for (int64_t c = 0; c < a.dk; ++c) dot += double(q[size_t(i * qs + h * a.dk + c)]) * k[t * ks + j * a.dk + c];
+        s[size_t(t)] = dot * a.scale;
+        m = std::max(m, s[size_t(t)]);
+      }
+      for (auto& e : s) z += (e = std::exp(e - m));
+      for (int64_t t = 0; t < nk; ++t)
+        for (int64_t c = 0; c < a.dv; ++c)
+          out[size_t((i * a.n_heads + h) * a.dv + c)] += s[size_t(t)] / z * v[t * vs + j * a.dv + c];
+    }
+  return out;
+}
+
+ops::AttentionDims dims(int64_t n_q, int64_t heads, int64_t kv_heads, int64_t dk, int64_t dv, int64_t context) {
+  ops::AttentionDims a;
+  a.n_q = n_q;
+  a.n_heads = heads;
+  a.n_kv_heads = kv_heads;
+  a.dk = dk;
+  a.dv = dv;
+  a.q_start = context - n_q;
+  a.scale = 1.0f / std::sqrt(float(dk));
+  return a;
+}
+
+struct GqaCase {
+  int64_t heads, kv_heads, d;
+};
+
+// Restores the dispatch level and thread count a test changed.
+struct LevelGuard {
+  std::string level = ops::kv_kernel_level();
+  int threads = ops::cpu_threads();
+  ~LevelGuard() {
+    ops::set_kv_kernel_level(level);
+    ops::set_cpu_threads(threads);
+  }
+};
+
+// GQA layout: K and V in separate arrays [T, n_kv * d]; decode (n_q 1 and 3) and
+// prefill (n_q 20, through widening + causal_attention); contexts 1, 7, 300, 1000.
+TEST(KvAttention, GqaMatchesReferenceOnStoredValues) {
+  LevelGuard guard;
+  ops::set_cpu_threads(4);  // split the keys even on a small machine
+  const GqaCase cases[] = {{1, 1, 8}, {2, 1, 64}, {4, 2, 8}, {5, 5, 64}, {8, 2, 128}, {12, 4, 64}, {16, 1, 128},
+                           {16, 16, 8}, {6, 3, 128}};
+  for (const std::string& level : ops::kv_kernel_levels()) {
+    ops::set_kv_kernel_level(level);
+    for (DType t : {DType::F32, DType::BF16, DType::F16})
+      for (const GqaCase& c : cases)
+        for (int64_t T : {1, 7, 300, 1000})
+          for (int64_t n_q : {1, 3, 20}) {
+            if (n_q > T) continue;
+            if (T == 1000 && c.heads * c.d > 512 && n_q == 20) continue;  // keep the reference quick
+            const ops::AttentionDims a = dims(n_q, c.heads, c.kv_heads, c.d, c.d, T);
+            const int64_t kvd = c.kv_heads * c.d;
+            const auto q = test::random_floats(n_q * c.heads * c.d, 1 + T, -2, 2);
+            const Stored k = store(test::random_floats(T * kvd, 2 + T, -2, 2), t);
+            const Stored v = store(test::random_floats(T * kvd, 3 + T, -1, 1), t);
+            std::vector<float> out(size_t(n_q * c.heads * c.d));
+            ops::kv_attention(q.data(), k.rows(t, kvd), v.rows(t, kvd), out.data(), a);
+            const auto want = reference(q, k.f32.data(), kvd, v.f32.data(), kvd, a);
+            EXPECT_LE(test::rel_diff(out, want), kTol) << level << " " << dtype_name(t) << " heads " << c.heads
+                                                      << "/" << c.kv_heads << " d " << c.d << " T " << T << " n_q "
+                                                      << n_q;
+            if (t == DType::F32 && n_q < ops::kKvDecodeBatch) {  // the f32 kernel on the same rows
+              std::vector<float> f32(out.size());
+              ops::causal_attention(q.data(), k.f32.data(), v.f32.data(), f32.data(), a);
+              EXPECT_LE(test::rel_diff(out, f32), kTol) << level << " T " << T;
+            }
+          }
+  }
+}
+
+// MLA absorbed layout: one group of H heads over rows [c | k_pe] of r + R values;
+// keys are the whole row (NoPE part scores) or k_pe alone, values are c.
+TEST(KvAttention, SharedLatentRowsMatchReference) {
+  LevelGuard guard;
+  ops::set_cpu_threads(3);
+  struct MlaCase {
+    int64_t heads, r, R;
+  };
+  const MlaCase cases[] = {{1, 8, 8}, {16, 32, 32}, {8, 64, 16}, {3, 128, 64}, {16, 256, 64}};
+  for (const std::string& level : ops::kv_kernel_levels()) {
+    ops::set_kv_kernel_level(level);
+    for (DType t : {DType::F32, DType::BF16, DType::F16})
+      for (const MlaCase& c : cases)
+        for (bool nope : {true, false})
+          for (int64_t T : {1, 7, 300, 1000}) {
+            const int64_t cs = c.r + c.R, dq = (nope ? c.r : 0) + c.R, n_q = T >= 2 ? 2 : 1;
+            if (T == 1000 && c.heads * cs > 2048 && level != "avx512") continue;  // keep the reference quick
+            ops::AttentionDims a = dims(n_q, c.heads, 1, dq, c.r, T);
+            const auto q = test::random_floats(n_q * c.heads * dq, 5 + T, -1, 1);
+            const Stored rows = store(test::random_floats(T * cs, 6 + T, -2, 2), t);
+            const ops::TypedRows all = rows.rows(t, cs);
+            std::vector<float> out(size_t(n_q * c.heads * c.r));
+            ops::kv_decode_attention(q.data(), nope ? all : ops::offset_cols(all, c.r), all, out.data(), a);
+            const auto want = reference(q, rows.f32.data() + (nope ? 0 : c.r), cs, rows.f32.data(), cs, a);
+            EXPECT_LE(test::rel_diff(out, want), kTol) << level << " " << dtype_name(t) << " heads " << c.heads
+                                                      << " r " << c.r << " R " << c.R << " nope " << nope << " T "
+                                                      << T;
+          }
+  }
+}
+
+// One thread and many: the split over keys and its merge give the same result.
+TEST(KvAttention, SplitOverKeysMatchesOneThread) {
+  LevelGuard guard;
+  const ops::AttentionDims a = dims(1, 8, 2, 64, 64, 1000);
+  const auto q = test::random_floats(8 * 64, 11, -3, 3);
+  const Stored k = store(test::random_floats(1000 * 128, 12, -3, 3), DType::BF16);
+  const Stored v = store(test::random_floats(1000 * 128, 13), DType::BF16);
+  std::vector<float> one(8 * 64), many(8 * 64);
+  ops::set_cpu_threads(1);
+  ops::kv_attention(q.data(), k.rows(DType::BF16, 128), v.rows(DType::BF16, 128), one.data(), a);
+  ops::set_cpu_threads(8);
+  ops::kv_attention(q.data(), k.rows(DType::BF16, 128), v.rows(DType::BF16, 128), many.data(), a);
+  EXPECT_LE(test::rel_diff(many, one), kTol);
+  EXPECT_GT(test::rel_diff(one, std::vector<float>(one.size(), 0.0f)), 0.0);  // not all zero
+}
+
+TEST(KvAttention, WidenAndRoundRows) {
+  const auto x = test::random_floats(5 * 19, 21, -100, 100);  // 19 columns: vector body + tail
+  for (const std::string& level : ops::kv_kernel_levels()) {
+    LevelGuard guard;
+    ops::set_kv_kernel_level(level);
+    for (DType t : {DType::F32, DType::BF16, DType::F16}) {
+      std::vector<uint16_t> h(5 * 20);
+      std::vector<float> f(5 * 20);
+      void* dst = t == DType::F32 ? static_cast<void*>(f.data()) : static_cast<void*>(h.data());
+      ops::round_rows(x.data(), 19, 5, 19, dst, t, 20);  // stride 20: one padding value per row
+      ops::TypedRows r{dst, t, 20};
+      std::vector<float> back(5 * 19);
+      ops::widen_rows(r, 5, 19, back.data(), 19);
+      const Stored want = store(x, t);
+      for (size_t i = 0; i < back.size(); ++i) ASSERT_EQ(back[i], want.f32[i]) << level << " " << i;
+    }
+  }
+  EXPECT_THROW(ops::set_kv_kernel_level("sse9"), Error);
+  ops::TypedRows bad{x.data(), DType::I32, 1};
+  std::vector<float> out(1);
+  EXPECT_THROW(ops::widen_rows(bad, 1, 1, out.data(), 1), Error);
+}
+
+}  // namespace
+}  // namespace mlar
