@@ -53,7 +53,7 @@ TypedTensor TypedTensor::from_f32(const Tensor& t, DType dtype) {
   TypedTensor out;
   out.shape = t.shape;
   out.dtype = dtype;
-  out.own_.resize(floats_for(out.nbytes()));
+  out.own_.resize(floats_for(static_cast<size_t>(t.numel()) * dtype_size(dtype)));
   out.data_ = out.own_.empty() ? nullptr : out.own_.data();
   if (out.data_) narrow(t.ptr(), dtype, out.own_.data(), t.numel());
   return out;
@@ -63,9 +63,10 @@ TypedTensor TypedTensor::copy_of(DType dtype, Shape shape, const void* src) {
   TypedTensor out;
   out.shape = std::move(shape);
   out.dtype = dtype;
-  out.own_.resize(floats_for(out.nbytes()));
+  const size_t bytes = static_cast<size_t>(shape_numel(out.shape)) * dtype_size(dtype);
+  out.own_.resize(floats_for(bytes));
   out.data_ = out.own_.empty() ? nullptr : out.own_.data();
-  if (out.data_) std::memcpy(out.own_.data(), src, out.nbytes());
+  if (out.data_) std::memcpy(out.own_.data(), src, bytes);
   return out;
 }
 
@@ -75,7 +76,7 @@ TypedTensor TypedTensor::view(DType dtype, Shape shape, const void* data, std::s
   out.shape = std::move(shape);
   out.dtype = dtype;
   out.keep_ = std::move(keep_alive);
-  out.data_ = out.numel() == 0 ? nullptr : data;
+  out.data_ = shape_numel(out.shape) == 0 ? nullptr : data;
   return out;
 }
 
@@ -112,6 +113,7 @@ const float* TypedTensor::ptr() const {
 
 Tensor TypedTensor::to_f32() const {
   check_float(dtype, "TypedTensor::to_f32");
+  if (data_ == nullptr) return shape_numel(shape) == 0 ? Tensor(shape) : Tensor{};
   Tensor out(shape);
   if (data_) widen(data_, dtype, out.ptr(), numel());
   return out;
@@ -130,7 +132,7 @@ TypedTensor TypedTensor::cast(DType to) const {
     TypedTensor out;
     out.shape = shape;
     out.dtype = to;
-    out.own_.resize(floats_for(out.nbytes()));
+    out.own_.resize(floats_for(static_cast<size_t>(numel()) * dtype_size(to)));
     out.data_ = out.own_.empty() ? nullptr : out.own_.data();
     if (out.data_) narrow(static_cast<const float*>(data_), to, out.own_.data(), numel());
     return out;
