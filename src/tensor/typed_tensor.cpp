@@ -56,6 +56,7 @@ TypedTensor TypedTensor::from_f32(const Tensor& t, DType dtype) {
   TypedTensor out;
   out.shape = t.shape;
   out.dtype = dtype;
+  if (t.empty()) return out;  // stays empty (Tensor{} has shape {}, i.e. one element by shape)
   out.own_.resize(floats_for(bytes_of(out.shape, out.dtype)));
   out.data_ = out.own_.empty() ? nullptr : out.own_.data();
   if (out.data_) narrow(t.ptr(), dtype, out.own_.data(), t.numel());
@@ -125,6 +126,12 @@ float* TypedTensor::mutable_f32() {
 
 TypedTensor TypedTensor::cast(DType to) const {
   check_float(to, "TypedTensor::cast");
+  if (!data_) {  // empty stays empty
+    TypedTensor out;
+    out.shape = shape;
+    out.dtype = to;
+    return out;
+  }
   if (to == dtype && !keep_) return *this;
   if (to == dtype) return copy_of(dtype, shape, data_);
   if (dtype == DType::F32 && reinterpret_cast<uintptr_t>(data_) % alignof(float) == 0) {
