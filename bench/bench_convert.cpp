@@ -12,10 +12,6 @@
 // then each conversion runs as a child process (as a user runs it) and its peak RSS
 // comes from wait4's rusage. extend runs with a fixed --qk-rope-dim (d/2) and
 // --attn-key-balance, so it makes one calibration pass and no held-out choices.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstring>
@@ -26,13 +22,12 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "child_process.h"
 #include "io/hf_model.h"
 #include "io/json_file.h"
 #include "model/weights.h"
 #include "runtime/random_model.h"
 #include "tokenizer/load.h"
-
-extern char** environ;
 
 namespace {
 
@@ -73,33 +68,6 @@ Args parse(int argc, char** argv) {
   });
   if (a.cli.empty() || a.tokenizer.empty() || a.calib.empty()) fail("bench_convert: --cli, --tokenizer and --calib are required");
   return a;
-}
-
-struct ChildResult {
-  double seconds = 0;
-  int64_t peak_rss_bytes = 0;
-};
-
-// Runs argv with stdout and stderr into `log`; fails unless it exits 0.
-ChildResult run_child(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<char*> argv;
-  for (const auto& s : args) argv.push_back(const_cast<char*>(s.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  const auto t0 = bench::clock_type::now();
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) fail("{}: cannot start ({})", args[0], std::strerror(rc));
-  int status = 0;
-  rusage ru{};
-  if (wait4(pid, &status, 0, &ru) != pid) fail("{}: wait4 failed", args[0]);
-  ChildResult r{bench::seconds_since(t0), static_cast<int64_t>(ru.ru_maxrss) * 1024};
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail("{} failed (status {}); see {}", args[0], status, log);
-  return r;
 }
 
 int64_t dir_bytes(const fs::path& dir) {
@@ -158,7 +126,7 @@ int main(int argc, char** argv) {
         if (!with_calib && mode.name != "repeat") continue;
         auto args = common;
         args.insert(args.end(), mode.extra.begin(), mode.extra.end());
-        const ChildResult r = run_child(args, (fs::path(a.work) / "convert.log").string());
+        const bench::ChildResult r = bench::run_child(args, (fs::path(a.work) / "convert.log").string());
         rows.push_back({{"size", size},
                         {"config", {{"hidden_size", c.hidden_size}, {"num_layers", c.num_layers},
                                     {"num_heads", c.num_heads}, {"num_kv_heads", c.num_kv_heads},
@@ -169,9 +137,13 @@ int main(int argc, char** argv) {
                         {"output_bytes", dir_bytes(dst)},
                         {"mode", mode.name},
                         {"seconds", r.seconds},
-                        {"peak_rss_bytes", r.peak_rss_bytes}});
-        fmt::print(stderr, "  {:<13} {:8.1f} s  peak RSS {:8.1f} MiB\n", mode.name, r.seconds,
-                   static_cast<double>(r.peak_rss_bytes) / (1 << 20));
+                        {"peak_rss_bytes", r.peak_rss_bytes},
+                        {"peak_anon_bytes", r.peak_anon_bytes},
+                        {"peak_file_bytes", r.peak_file_bytes}});
+        fmt::print(stderr, "  {:<13} {:8.1f} s  peak RSS {:8.1f} MiB (anonymous {:.1f}, file-backed {:.1f})\n",
+                   mode.name, r.seconds, static_cast<double>(r.peak_rss_bytes) / (1 << 20),
+                   static_cast<double>(r.peak_anon_bytes) / (1 << 20),
+                   static_cast<double>(r.peak_file_bytes) / (1 << 20));
       }
       fs::remove_all(src);
       fs::remove_all(dst);

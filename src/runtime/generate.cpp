@@ -36,9 +36,15 @@ GenerateStats generate(Session& session, std::span<const int32_t> prompt, const 
   Sampler sampler(opts.sampling);
   const int32_t eos = session.config().eos_token_id;
   using clock = std::chrono::steady_clock;
+  auto sampled_row = [&](const Tensor& logits) {
+    std::span<const float> row = last_row(logits);
+    if (opts.sample_vocab > 0 && static_cast<size_t>(opts.sample_vocab) < row.size())
+      row = row.first(static_cast<size_t>(opts.sample_vocab));
+    return row;
+  };
 
   auto t0 = clock::now();
-  int32_t tok = sampler.sample(last_row(session.prefill(prompt)));
+  int32_t tok = sampler.sample(sampled_row(session.prefill(prompt)));
   st.prefill_seconds = seconds_since(t0);
 
   int64_t decode_forwards = 0;
@@ -69,7 +75,7 @@ GenerateStats generate(Session& session, std::span<const int32_t> prompt, const 
       break;
     }
     t0 = clock::now();
-    tok = sampler.sample(last_row(session.decode(tok)));
+    tok = sampler.sample(sampled_row(session.decode(tok)));
     st.decode_seconds += seconds_since(t0);
     ++decode_forwards;
   }

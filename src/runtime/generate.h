@@ -16,6 +16,10 @@ struct GenerateOptions {
   SamplerOptions sampling;       // temperature 0 = greedy
   bool stop_at_eos = true;       // config.eos_token_id ends generation (and is not emitted)
   int64_t max_tokens = 0;        // context limit for a fresh session; 0 = the model's
+  // Sample only ids below this (0 = every row of the output head): the tokenizer's size
+  // when the embedding has rows no token maps to (padded vocabularies), which it
+  // could not print.
+  int64_t sample_vocab = 0;
 };
 
 enum class StopReason { Eos, MaxTokens, ContextFull, Callback };

@@ -1,5 +1,6 @@
 // SafetensorsShardWriter: byte identity with write_safetensors_model, round trips
 // through SafetensorsStore, sharding, refusals, and clean-up after a failed write.
+#include <deque>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -43,9 +44,10 @@ std::vector<Named> sample_tensors() {
   return v;
 }
 
-std::vector<NamedTensor> refs(const std::vector<Named>& v) {
+// NamedTensor points at TypedTensors: `held` keeps the copies alive during the write.
+std::vector<NamedTensor> refs(const std::vector<Named>& v, std::deque<TypedTensor>& held) {
   std::vector<NamedTensor> r;
-  for (const auto& n : v) r.push_back({n.name, &n.t});
+  for (const auto& n : v) r.push_back({n.name, &held.emplace_back(n.t)});
   return r;
 }
 
@@ -65,7 +67,8 @@ float rounded(float x, DType d) {
 // Writes `v` both ways and expects identical file lists and bytes.
 void expect_identical(const std::vector<Named>& v, DType dtype, uint64_t max_shard, size_t expect_files) {
   const fs::path a = temp_dir("st-ref"), b = temp_dir("st-stream");
-  const auto ref_names = write_safetensors_model(a, refs(v), dtype, max_shard);
+  std::deque<TypedTensor> held;
+  const auto ref_names = write_safetensors_model(a, refs(v, held), dtype, max_shard);
   const auto names = stream_write(b, v, dtype, max_shard);
   EXPECT_EQ(names, ref_names);
   EXPECT_EQ(names.size(), expect_files);
@@ -233,7 +236,8 @@ TEST(SafetensorsStream, InjectedEnospcLeavesNothingBehind) {
   const auto v = sample_tensors();
   const fs::path parent = temp_dir("st-fault");
   const fs::path input = parent / "input.safetensors";
-  write_safetensors(input, refs(v), DType::F32);
+  std::deque<TypedTensor> held;
+  write_safetensors(input, refs(v, held), DType::F32);
   const std::string input_bytes = file_bytes(input);
   const fs::path out = parent / "model";
   int failures = 0;

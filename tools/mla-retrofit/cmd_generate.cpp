@@ -65,6 +65,7 @@ void register_generate(CLI::App& app) {
     GenerateOptions opts;
     opts.max_new_tokens = args->n;
     opts.sampling = SamplerOptions{args->temperature, args->top_p, args->seed};
+    opts.sample_vocab = tok.vocab_size();  // ids past the tokenizer (padding rows) cannot be printed
     size_t printed = 0;
     auto flush = [&](bool final) {
       std::string text = tok.decode(ids);
