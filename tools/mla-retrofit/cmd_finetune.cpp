@@ -171,6 +171,9 @@ void register_finetune(CLI::App& app) {
     Model student = args->model.load();
     std::unique_ptr<Model> teacher;
     if (!args->teacher.empty()) teacher = std::make_unique<Model>(load_model(args->teacher));
+    // The CPU trainer computes on float32 weights (a BF16 checkpoint is widened once).
+    materialize_f32(student.weights);
+    if (teacher) materialize_f32(teacher->weights);
     const Tokenizer& tok = require_tokenizer(student);
     const std::vector<int32_t> train_ids = tok.encode(read_utf8_file(args->text));
     std::vector<int32_t> eval_ids;
