@@ -59,6 +59,7 @@ struct Args {
   double budget = 0.25;
   std::vector<int64_t> contexts{512, 1024, 2048, 4096, 8192, 16384};
   std::vector<DType> kv_dtypes{DType::F32};  // bench_report reads one row per form, eval, context
+  DType weight_dtype = DType::F32;           // the random models' matrices (a --model keeps its own)
   std::vector<std::string> forms{"exact", "compressed", "gqa"};
   int64_t decode = 4, naive_max = 16384;
   int reps = 2, threads = 0;
@@ -68,7 +69,7 @@ const char* kUsage =
     "bench_context [--model PATH [--tokenizer TOK] [--compressed PATH] | --shape H,L,NH,NKV,D,F,V]\n"
     "              [--budget 0.25] [--contexts 512,1024,2048,4096,8192,16384] [--decode 4] [--reps 2]\n"
     "              [--naive-max-context 16384] [--threads N] [--label NAME] [--json FILE]\n"
-    "              [--kv-dtypes f32] [--forms exact,compressed,gqa]\n"
+    "              [--kv-dtypes f32] [--weight-dtype f32|bf16|f16] [--forms exact,compressed,gqa]\n"
     "Decode tokens/s and KV bytes against context for a GQA model (a file, or random weights of\n"
     "--shape, default 1024,16,16,4,64,2816,32000) and its exact and compressed MLA forms.\n";
 
@@ -87,6 +88,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--threads") a.threads = std::stoi(val());
     else if (k == "--label") a.label = val();
     else if (k == "--json") a.json_out = val();
+    else if (k == "--weight-dtype") a.weight_dtype = parse_write_dtype(val(), k);
     else if (k == "--kv-dtypes") {
       a.kv_dtypes.clear();
       for (const auto& s : bench::split_list(val())) a.kv_dtypes.push_back(parse_write_dtype(s, k));
@@ -105,9 +107,10 @@ Args parse(int argc, char** argv) {
 // Bytes a decode step reads from the weights: every parameter but the embedding
 // table (one row of it), which lm_head reads whole when it is tied.
 int64_t weight_bytes_per_step(const Model& m) {
-  int64_t n = parameter_count(m.weights);
-  if (!m.config.tie_word_embeddings) n -= m.weights.embed.numel() - m.config.hidden_size;
-  return n * static_cast<int64_t>(sizeof(float));
+  int64_t n = weight_bytes(m.weights);  // as stored (F32, BF16, ...)
+  const auto& e = m.weights.embed;
+  if (!m.config.tie_word_embeddings) n -= static_cast<int64_t>(e.nbytes()) - e.dim(1) * static_cast<int64_t>(dtype_size(e.dtype));
+  return n;
 }
 
 // The compressed form's MLA config: extend's layout with r + d_r = budget of the GQA cache.
@@ -256,6 +259,7 @@ int main(int argc, char** argv) {
         a.model.empty() ? random_model(bench::parse_shape(a.shape, max_pos), 1)
                         : load_model(a.model, LoadOptions{a.tokenizer}));
     src->config.max_position_embeddings = std::max(src->config.max_position_embeddings, max_pos);
+    if (a.model.empty()) cast_matrices(src->weights, a.weight_dtype);
     if (src->config.mla) fail("{}: bench_context takes a GQA model", a.model);
     const std::string label = !a.label.empty() ? a.label : a.model.empty() ? "random " + a.shape : a.model;
     fmt::print(stderr, "{}: loaded in {:.1f} s, {} threads\n", label, bench::seconds_since(t0), ops::cpu_threads());
@@ -271,6 +275,7 @@ int main(int argc, char** argv) {
                 {"machine", bench::machine_json()},
                 {"read_bandwidth_bytes_per_s", read_bandwidth(ops::cpu_threads())},
                 {"kv_kernel_level", ops::kv_kernel_level()},
+                {"weight_dtype", dtype_name(a.weight_dtype)},
                 {"source", config_json(src->config)}};
     fmt::print(stderr, "read bandwidth: {:.1f} GB/s\n", out["read_bandwidth_bytes_per_s"].get<double>() / 1e9);
     json rows = json::array();
@@ -292,6 +297,7 @@ int main(int argc, char** argv) {
         compressed.model->config.max_position_embeddings = max_pos;
       } else {
         compressed.model = std::make_unique<Model>(random_mla_model(compressed_config(src->config, a.budget), 2));
+        cast_matrices(compressed.model->weights, a.weight_dtype);
       }
       add(compressed);
     }

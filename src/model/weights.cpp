@@ -111,6 +111,22 @@ std::vector<TypedTensor*> layer_tensors(LayerWeights& L) {
           &m.w_uv,      &m.wo};
 }
 
+void cast_matrices(ModelWeights& w, DType dtype) {
+  auto cast = [&](TypedTensor& t) {
+    if (!t.empty() && t.ndim() >= 2 && t.dtype != dtype) t = t.cast(dtype);
+  };
+  for (TypedTensor* t : {&w.embed, &w.lm_head}) cast(*t);
+  for (auto& L : w.layers)
+    for (TypedTensor* t : layer_tensors(L)) cast(*t);
+}
+
+int64_t weight_bytes(const ModelWeights& w) {
+  int64_t n = static_cast<int64_t>(w.embed.nbytes() + w.final_norm.nbytes() + w.lm_head.nbytes());
+  for (auto& L : w.layers)
+    for (TypedTensor* t : layer_tensors(const_cast<LayerWeights&>(L))) n += static_cast<int64_t>(t->nbytes());
+  return n;
+}
+
 void materialize_f32(MlaLayerWeights& m) {
   for (TypedTensor* t : {&m.wq, &m.bq, &m.wq_a, &m.q_a_norm, &m.wq_b, &m.wqr, &m.w_dkv, &m.b_dkv, &m.kv_norm,
                          &m.w_kr, &m.b_kr, &m.w_uk, &m.w_uv, &m.wo})

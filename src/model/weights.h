@@ -53,6 +53,14 @@ void materialize_f32(MlaLayerWeights& w);
 void materialize_f32(LayerWeights& w);
 void materialize_f32(ModelWeights& w);
 
+// Every matrix (2-D or more) stored as `dtype` (F32 | BF16 | F16, rounded to nearest
+// even); vectors (norms, biases) stay F32. For benchmarks and for writing a model in
+// a smaller dtype in memory.
+void cast_matrices(ModelWeights& w, DType dtype);
+
+// Bytes of every tensor as stored.
+int64_t weight_bytes(const ModelWeights& w);
+
 // Every tensor slot of a layer (empty ones included), for code that treats them alike.
 std::vector<TypedTensor*> layer_tensors(LayerWeights& w);
 

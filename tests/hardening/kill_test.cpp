@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/test_data.h"
+#include "fingerprint.h"
 #include "io/hf_model.h"
 #include "io/mla_model.h"
 #include "runtime/random_mla_model.h"
@@ -21,28 +22,6 @@ namespace fs = std::filesystem;
 
 namespace mlar {
 namespace {
-
-// Size and a cheap content hash of every file under `p`.
-std::string fingerprint(const fs::path& p) {
-  std::string out;
-  std::vector<fs::path> files;
-  if (fs::is_directory(p)) {
-    for (auto& e : fs::recursive_directory_iterator(p))
-      if (e.is_regular_file()) files.push_back(e.path());
-  } else {
-    files.push_back(p);
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    uint64_t h = 1469598103934665603ull;
-    char buf[1 << 16];
-    while (in.read(buf, sizeof buf) || in.gcount())
-      for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ull;
-    out += f.filename().string() + ":" + std::to_string(fs::file_size(f)) + ":" + std::to_string(h) + "\n";
-  }
-  return out;
-}
 
 // Bytes written so far under the temporary sibling(s) of `out` (".NAME.tmp-*").
 int64_t temp_bytes(const fs::path& out) {
@@ -121,19 +100,19 @@ TEST(Kill, ConvertKilledMidWriteLeavesNoOutputAndTheInputIntact) {
   const fs::path src = dir / "src", out = dir / "mla";
   fs::create_directory(src);
   write_hf_model(random_model(big_config(), 3), src);
-  const std::string before = fingerprint(src);
+  const std::string before = test::fingerprint(src);
 
   ASSERT_TRUE(kill_mid_write({"convert", src.string(), "--rope-mode", "repeat", "--out", out.string(), "-q"}, out))
       << "convert finished before any partial write was seen";
   EXPECT_FALSE(fs::exists(out)) << "partial output under the output name";
-  EXPECT_EQ(fingerprint(src), before) << "input modified";
+  EXPECT_EQ(test::fingerprint(src), before) << "input modified";
 
   // A complete run, then a second one without --force, which must refuse and keep it.
   const std::string cmd = std::string(MLAR_CLI) + " convert " + src.string() + " --rope-mode repeat -q --out " + out.string();
   ASSERT_EQ(std::system((cmd + " >/dev/null 2>&1").c_str()), 0);
-  const std::string done = fingerprint(out);
+  const std::string done = test::fingerprint(out);
   EXPECT_NE(std::system((cmd + " >/dev/null 2>&1").c_str()), 0);
-  EXPECT_EQ(fingerprint(out), done);
+  EXPECT_EQ(test::fingerprint(out), done);
 }
 
 TEST(Kill, ExportKilledMidWriteLeavesNoOutputAndTheInputIntact) {
@@ -152,14 +131,14 @@ TEST(Kill, ExportKilledMidWriteLeavesNoOutputAndTheInputIntact) {
   c.mla = a;
   fs::create_directory(src);
   write_mla_model(random_mla_model(c, 5), src);
-  const std::string before = fingerprint(src);
+  const std::string before = test::fingerprint(src);
 
   for (const char* format : {"gguf", "deepseek-v3"}) {
     const fs::path out = dir / (std::string(format) == "gguf" ? "model.gguf" : "ds3");
     ASSERT_TRUE(kill_mid_write({"export", src.string(), "--format", format, "--out", out.string()}, out))
         << format << ": export finished before any partial write was seen";
     EXPECT_FALSE(fs::exists(out)) << format << ": partial output under the output name";
-    EXPECT_EQ(fingerprint(src), before) << format << ": input modified";
+    EXPECT_EQ(test::fingerprint(src), before) << format << ": input modified";
   }
 }
 

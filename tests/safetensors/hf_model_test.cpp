@@ -323,3 +323,63 @@ TEST(HfModel, Stories260KFromLlama2cRoundTrips) {
   EXPECT_TRUE(r.config.tie_word_embeddings);
   expect_weights(r.weights, m.weights, true, m.config.head_dim);
 }
+
+namespace {
+
+// The header of a safetensors file and its data region.
+std::pair<nlohmann::json, std::string> split_safetensors(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  return {nlohmann::json::parse(bytes.substr(8, n)), bytes.substr(8 + n)};
+}
+
+TEST(HfModelErrors, DtypeTheKernelsCannotReadIsRefusedNamingTheTensor) {
+  // A float tensor relabelled I32 (same 4 bytes per value): the weights are kept in
+  // their file's dtype, so a dtype no kernel reads must be refused at load.
+  Model m = random_model(small_config(), 11);
+  const fs::path dir = temp_dir("hf-i32");
+  write_hf_llama(m, dir);
+  auto [header, data] = split_safetensors(dir / "model.safetensors");
+  header["model.layers.1.mlp.up_proj.weight"]["dtype"] = "I32";
+  write_bytes(dir / "model.safetensors", safetensors_bytes(header.dump(), data));
+  EXPECT_HAS(error_of([&] { read_hf_model(dir.string()); }),
+             "model.safetensors: tensor model.layers.1.mlp.up_proj.weight has dtype I32; the kernels read F32, F16 "
+             "and BF16 weights only");
+}
+
+TEST(HfModelErrors, IndexEntryPointingAtTheWrongShardIsRefused) {
+  Model m = random_model(small_config(), 12);
+  const fs::path dir = temp_dir("hf-index");
+  HfWriteOptions o;
+  o.max_shard_bytes = 4000;
+  write_hf_llama(m, dir, o);
+  const fs::path index = dir / "model.safetensors.index.json";
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(index));
+  const std::string name = "model.layers.0.self_attn.q_proj.weight";
+  const std::string shard = j["weight_map"][name];
+  std::string other;
+  for (const auto& [k, v] : j["weight_map"].items())
+    if (v != shard) other = v;
+  ASSERT_FALSE(other.empty());
+  j["weight_map"][name] = other;
+  std::ofstream(index) << j.dump();
+  EXPECT_HAS(error_of([&] { read_hf_model(dir.string()); }),
+             other + ": tensor " + name + " is listed in model.safetensors.index.json but absent from this shard");
+}
+
+TEST(HfModel, MatricesStayInTheFileDtypeAsViews) {
+  Model m = random_model(small_config(), 13);
+  const fs::path dir = temp_dir("hf-views");
+  HfWriteOptions o;
+  o.dtype = "BF16";
+  write_hf_llama(m, dir, o);
+  const Model r = read_hf_model(dir.string());
+  EXPECT_EQ(r.weights.layers[0].w_gate.dtype, DType::BF16);
+  EXPECT_TRUE(r.weights.layers[0].w_gate.is_view());   // mapped, not copied
+  EXPECT_EQ(r.weights.layers[0].attn_norm.dtype, DType::F32);  // vectors: owned float32
+  EXPECT_FALSE(r.weights.layers[0].attn_norm.is_view());
+}
+
+}  // namespace

@@ -39,6 +39,7 @@ void register_convert(CLI::App& app) {
     std::string out, rope_mode, dtype;
     bool absorb = false, force = false, json = false, quiet = false;
     int64_t num_kv_heads = 0, head_dim = 0;
+    uint64_t max_shard_bytes = 5ull << 30;
     int threads = 0;
     std::string export_format, export_out;  // --format / --export-out (cmd_export.cpp)
   };
@@ -61,6 +62,7 @@ void register_convert(CLI::App& app) {
                   "latent layout: heads (default: the source's; only the source's split is exact)");
   cmd->add_option("--head-dim", args->head_dim, "latent layout: head size (default: the source's)");
   add_dtype_option(cmd, args->dtype, "dtype on disk");
+  add_shard_option(cmd, args->max_shard_bytes);
   cmd->add_flag("--force", args->force, "replace an existing output");
   cmd->add_option("--threads", args->threads, "compute threads (0 = all cores)");
   cmd->add_flag("--json", args->json, "print the summary as JSON");
@@ -113,6 +115,7 @@ void register_convert(CLI::App& app) {
     MlaWriteOptions wo;
     const std::string dtype = out_dtype(args->dtype, mla);
     wo.dtype = dtype;
+    wo.max_shard_bytes = args->max_shard_bytes;
     wo.converted_from = from;
     write_mla_model(mla, out.tmp_path(), wo);
     out.commit();

@@ -47,6 +47,7 @@ void register_export(CLI::App& app) {
   struct Args {
     ModelArgs model;
     std::string format, out, dtype;
+    uint64_t max_shard_bytes = 5ull << 30;
     bool force = false;
   };
   auto args = std::make_shared<Args>();
@@ -58,6 +59,7 @@ void register_export(CLI::App& app) {
   cmd->add_option("--out", args->out, "output directory (deepseek-v3) or .gguf file (must not exist unless --force)")
       ->required();
   add_dtype_option(cmd, args->dtype, "dtype on disk (gguf: vectors stay F32)");
+  add_shard_option(cmd, args->max_shard_bytes);
   cmd->add_flag("--force", args->force, "replace an existing output");
   cmd->callback([args] {
     const DeepseekFormat f = parse_deepseek_format(args->format);
@@ -65,6 +67,7 @@ void register_export(CLI::App& app) {
     Model m = args->model.load();
     DeepseekExportOptions o;
     o.dtype = out_dtype(args->dtype, m);
+    o.max_shard_bytes = args->max_shard_bytes;
     const auto notes = export_deepseek(std::move(m), f, args->out, o, args->force);
     fmt::print("wrote {} ({})\n", args->out, deepseek_format_name(f));
     print_notes(notes);

@@ -38,6 +38,10 @@ const Tokenizer& require_tokenizer(const Model& m);
 void add_dtype_option(CLI::App* cmd, std::string& dtype, const std::string& what);
 std::string out_dtype(const std::string& flag, const Model& source);
 
+// --max-shard-bytes N: safetensors outputs are split into shards of at most N bytes
+// (default 5 GiB; a larger tensor gets a shard of its own).
+void add_shard_option(CLI::App* cmd, uint64_t& max_shard_bytes);
+
 // Sets the number of compute threads (0 = all cores).
 void set_threads(int threads);
 

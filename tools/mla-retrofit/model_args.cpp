@@ -63,4 +63,12 @@ void add_kv_dtype_option(CLI::App* cmd, std::string& kv_dtype) {
 
 DType kv_dtype_of(const std::string& kv_dtype) { return parse_write_dtype(kv_dtype, "--kv-dtype"); }
 
+void add_shard_option(CLI::App* cmd, uint64_t& max_shard_bytes) {
+  cmd->add_option("--max-shard-bytes", max_shard_bytes,
+                  "split safetensors weights into shards of at most this many bytes "
+                  "(model-0000i-of-0000N.safetensors + index), as transformers does")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
 }  // namespace mlar::cli
