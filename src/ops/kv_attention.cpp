@@ -13,6 +13,7 @@
 #include "ops/exp.h"
 #include "ops/parallel.h"
 #include "ops/threads.h"
+#include "tensor/typed_tensor.h"
 #include "util/error.h"
 #include "util/half.h"
 
@@ -28,16 +29,7 @@ void check_dtype(DType t, const char* what) {
 
 // Scalar conversion of the tail of a row (and the whole row at the scalar level).
 inline void widen_scalar(const void* src, DType t, int64_t n, float* dst) {
-  if (t == DType::F32) {
-    std::memcpy(dst, src, static_cast<size_t>(n) * 4);
-    return;
-  }
-  const auto* h = static_cast<const uint16_t*>(src);
-  if (t == DType::BF16) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(h[i]);
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(h[i]);
-  }
+  convert_values(src, t, dst, DType::F32, n);
 }
 
 }  // namespace

@@ -11,25 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "safetensors/helpers.h"  // EXPECT_HAS, random_tensor
 #include "tensor/tensor.h"
 #include "util/write_fault.h"
 
-#define EXPECT_HAS(msg, sub)                                             \
-  do {                                                                   \
-    const std::string msg_ = (msg);                                      \
-    EXPECT_NE(msg_.find(sub), std::string::npos)                         \
-        << "message: " << msg_ << "\nexpected it to contain: " << (sub); \
-  } while (0)
-
 namespace mlar::test {
-
-inline Tensor random_tensor(Shape s, uint32_t seed, float scale = 1.0f) {
-  Tensor t(std::move(s));
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  for (float& x : t.data) x = nd(rng);
-  return t;
-}
 
 inline std::string file_bytes(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
