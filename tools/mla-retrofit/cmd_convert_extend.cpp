@@ -100,18 +100,25 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
           ->check(CLI::NonNegativeNumber));
   add(cmd->add_option("--calib-len", a->calib_len, "calibration window length including BOS")->capture_default_str());
   add(cmd->add_option("--calib-mode", a->calib_mode,
-                      "sequential: layer l calibrated through the converted layers < l (one pass per layer); "
-                      "parallel: all layers from the source in one pass")
+                      "sequential: layer l calibrated through the converted layers < l (one pass over the layers, "
+                      "carrying the calibration residual stream: N x hidden floats); parallel: all layers from the "
+                      "source in one pass (holds every layer's statistics at once: (hidden+1)^2 doubles per layer, "
+                      "134 MB at hidden 4096). Auto choices (--qk-rope-dim, --freqfold, --attn-key-balance), "
+                      "--rank-alloc energy and --rope-strategy 2norm also need that parallel pass, and score each "
+                      "candidate by converting every layer: give them explicitly for large models")
           ->capture_default_str());
   add(cmd->add_option("--qk-rope-dim", a->qk_rope_dim,
                       "d_r, the shared rope key size (even, <= head size), or auto: chosen by held-out perplexity "
-                      "with --kv-budget (d/2 with --kv-lora-rank)")
+                      "with --kv-budget (d/2 with --kv-lora-rank); auto needs the all-layer parallel pass (see "
+                      "--calib-mode)")
           ->capture_default_str());
   add(cmd->add_option("--rope-strategy", a->rope_strategy,
                       "rope frequencies kept: rorope (TransMLA, with --freqfold), high, low, uniform, 2norm "
                       "(MHA2MLA partial RoPE, PCA across kv heads), attn (pairs where the scores need rotation)")
           ->capture_default_str());
-  add(cmd->add_option("--freqfold", a->freqfold, "rorope FreqFold F (a multiple of d/d_r dividing d/2) or auto")
+  add(cmd->add_option("--freqfold", a->freqfold,
+                      "rorope FreqFold F (a multiple of d/d_r dividing d/2) or auto (held-out perplexity; the "
+                      "parallel pass)")
           ->capture_default_str());
   add(cmd->add_option("--nope-rotation", a->nope_rotation,
                       "what NoPE queries do about the rotation their keys lost: none (score q.k), or mean (score "
@@ -145,7 +152,7 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
           ->capture_default_str());
   add(cmd->add_option("--attn-key-balance", a->key_balance,
                       "attn: multiplier of the key part of the metric, or auto (1, 0.3, 0.1, 0.03, 0.01 by held-out "
-                      "perplexity)")
+                      "perplexity; needs the all-layer parallel pass, see --calib-mode)")
           ->capture_default_str());
   add(cmd->add_option("--reservoir", a->reservoir, "calibration samples per layer for the RMSNorm fits")
           ->capture_default_str());
