@@ -390,12 +390,12 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
       layers.push_back(convert_layer(gqa, l, st, fin, ranks[static_cast<size_t>(l)], o, keep_stages));
       st = LayerStats{};
       lt.convert = since(ts);
-      ts = Clock::now();
-      if (l + 1 < L) {
+      if (l + 1 < L) {  // the last layer's output is not needed
+        ts = Clock::now();
         const MlaAttention attn(cfg, l, layers.back().final);
         states.advance(c, src_layer, attn);
+        lt.advance = since(ts);
       }
-      lt.advance = since(ts);
       store_as(layers.back(), store_dtype);
       rep.layer_times.push_back(lt);
       t_stats += lt.stats;
