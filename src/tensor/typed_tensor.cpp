@@ -42,6 +42,9 @@ void narrow(const float* src, DType t, void* dst, int64_t n) {
 
 size_t floats_for(size_t bytes) { return (bytes + 3) / 4; }
 
+// Bytes of numel(shape) values of `t` (before the storage exists, when numel() is 0).
+size_t bytes_of(const Shape& shape, DType t) { return static_cast<size_t>(shape_numel(shape)) * dtype_size(t); }
+
 }  // namespace
 
 TypedTensor::TypedTensor(Tensor t) : shape(std::move(t.shape)), dtype(DType::F32), own_(std::move(t.data)) {
@@ -53,7 +56,8 @@ TypedTensor TypedTensor::from_f32(const Tensor& t, DType dtype) {
   TypedTensor out;
   out.shape = t.shape;
   out.dtype = dtype;
-  out.own_.resize(floats_for(out.nbytes()));
+  if (t.empty()) return out;  // stays empty (Tensor{} has shape {}, i.e. one element by shape)
+  out.own_.resize(floats_for(bytes_of(out.shape, out.dtype)));
   out.data_ = out.own_.empty() ? nullptr : out.own_.data();
   if (out.data_) narrow(t.ptr(), dtype, out.own_.data(), t.numel());
   return out;
@@ -63,7 +67,7 @@ TypedTensor TypedTensor::copy_of(DType dtype, Shape shape, const void* src) {
   TypedTensor out;
   out.shape = std::move(shape);
   out.dtype = dtype;
-  out.own_.resize(floats_for(out.nbytes()));
+  out.own_.resize(floats_for(bytes_of(out.shape, out.dtype)));
   out.data_ = out.own_.empty() ? nullptr : out.own_.data();
   if (out.data_) std::memcpy(out.own_.data(), src, out.nbytes());
   return out;
@@ -75,7 +79,7 @@ TypedTensor TypedTensor::view(DType dtype, Shape shape, const void* data, std::s
   out.shape = std::move(shape);
   out.dtype = dtype;
   out.keep_ = std::move(keep_alive);
-  out.data_ = out.numel() == 0 ? nullptr : data;
+  out.data_ = shape_numel(out.shape) == 0 ? nullptr : data;
   return out;
 }
 
@@ -107,6 +111,9 @@ const float* TypedTensor::ptr() const {
 
 Tensor TypedTensor::to_f32() const {
   check_float(dtype, "TypedTensor::to_f32");
+  // An empty tensor stays empty (a default one has shape {}, which Tensor(shape)
+  // would read as one element).
+  if (!data_) return shape_numel(shape) == 0 ? Tensor(shape) : Tensor{};
   Tensor out(shape);
   if (data_) widen(data_, dtype, out.ptr(), numel());
   return out;
@@ -119,13 +126,19 @@ float* TypedTensor::mutable_f32() {
 
 TypedTensor TypedTensor::cast(DType to) const {
   check_float(to, "TypedTensor::cast");
+  if (!data_) {  // empty stays empty
+    TypedTensor out;
+    out.shape = shape;
+    out.dtype = to;
+    return out;
+  }
   if (to == dtype && !keep_) return *this;
   if (to == dtype) return copy_of(dtype, shape, data_);
   if (dtype == DType::F32 && reinterpret_cast<uintptr_t>(data_) % alignof(float) == 0) {
     TypedTensor out;
     out.shape = shape;
     out.dtype = to;
-    out.own_.resize(floats_for(out.nbytes()));
+    out.own_.resize(floats_for(bytes_of(out.shape, out.dtype)));
     out.data_ = out.own_.empty() ? nullptr : out.own_.data();
     if (out.data_) narrow(static_cast<const float*>(data_), to, out.own_.data(), numel());
     return out;

@@ -40,7 +40,8 @@ class TypedTensor {
   TypedTensor(TypedTensor&&) noexcept = default;
   TypedTensor& operator=(TypedTensor&&) noexcept = default;
 
-  int64_t numel() const { return shape_numel(shape); }
+  // 0 without storage, like Tensor (a default tensor's shape {} alone would give 1).
+  int64_t numel() const { return data_ ? shape_numel(shape) : 0; }
   int64_t dim(size_t i) const { return shape.at(i); }
   int ndim() const { return static_cast<int>(shape.size()); }
   bool empty() const { return numel() == 0 || data_ == nullptr; }

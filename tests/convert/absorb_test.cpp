@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "common/typed_values.h"
 #include "convert/absorb.h"
 #include "convert/repeat.h"
 #include "convert_sources.h"
@@ -70,16 +71,16 @@ TEST(Absorb, FoldsAsTheFormulasSay) {
     for (int64_t o = 0; o < R; ++o)
       for (int64_t k = 0; k < D; k += 5) {
         double want = 0;
-        for (int64_t i = 0; i < d; ++i) want += double(w.wqr.data[size_t((h * R + o) * d + i)]) * w.wq.data[size_t((h * d + i) * D + k)];
-        EXPECT_NEAR(x.wq.data[size_t((h * (r + R) + r + o) * D + k)], want, 1e-5);
-        EXPECT_EQ(x.wq.data[size_t((h * (r + R) + o) * D + k)], 0.0f);  // d_n = 0: no NoPE query
+        for (int64_t i = 0; i < d; ++i) want += double(w.wqr.ptr()[size_t((h * R + o) * d + i)]) * w.wq.ptr()[size_t((h * d + i) * D + k)];
+        EXPECT_NEAR(x.wq.ptr()[size_t((h * (r + R) + r + o) * D + k)], want, 1e-5);
+        EXPECT_EQ(x.wq.ptr()[size_t((h * (r + R) + o) * D + k)], 0.0f);  // d_n = 0: no NoPE query
       }
   for (int64_t o = 0; o < D; o += 3)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t cc = 0; cc < r; ++cc) {
         double want = 0;
-        for (int64_t i = 0; i < d; ++i) want += double(w.wo.data[size_t(o * H * d + h * d + i)]) * w.w_uv.data[size_t((h * d + i) * r + cc)];
-        EXPECT_NEAR(x.wo.data[size_t(o * H * r + h * r + cc)], want, 1e-5);
+        for (int64_t i = 0; i < d; ++i) want += double(w.wo.ptr()[size_t(o * H * d + h * d + i)]) * w.w_uv.ptr()[size_t((h * d + i) * r + cc)];
+        EXPECT_NEAR(x.wo.ptr()[size_t(o * H * r + h * r + cc)], want, 1e-5);
       }
   ASSERT_EQ(x.bq.shape, (Shape{H * (r + R)}));
 }
@@ -89,8 +90,8 @@ TEST(Absorb, AbsorbedModelIsLeftAsItIs) {
   absorb(a);
   const Model once = a;
   absorb(a);
-  EXPECT_EQ(a.weights.layers[0].mla.wq.data, once.weights.layers[0].mla.wq.data);
-  EXPECT_EQ(a.weights.layers[0].mla.wo.data, once.weights.layers[0].mla.wo.data);
+  test::expect_identical(a.weights.layers[0].mla.wq, once.weights.layers[0].mla.wq, "wq");
+  test::expect_identical(a.weights.layers[0].mla.wo, once.weights.layers[0].mla.wo, "wo");
 }
 
 TEST(Absorb, GqaModelIsRefused) {

@@ -51,7 +51,8 @@ TEST(Compare, ModelAgainstItself) {
 TEST(Compare, PerturbedCopyDiffers) {
   const Model& m = test::convert_source("llama");
   Model p = m;
-  for (float& x : p.weights.layers[0].wv.data) x *= 1.5f;
+  float* wv = p.weights.layers[0].wv.ptr();  // [kv_dim, D]
+  for (int64_t i = 0; i < p.weights.layers[0].wv.numel(); ++i) wv[i] *= 1.5f;
   std::vector<int32_t> ids(120);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(3 + (i * 31) % 90);
   CompareOptions o;

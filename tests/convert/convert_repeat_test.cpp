@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "common/typed_values.h"
 #include "convert/absorb.h"
 #include "convert/convert.h"
 #include "convert/repeat.h"
@@ -57,13 +58,13 @@ TEST(ConvertRepeat, TensorsAreTheIdentityFactorisation) {
       const LayerWeights& G = g.weights.layers[l];
       const LayerWeights& L = m.weights.layers[l];
       EXPECT_TRUE(L.wq.empty() && L.wk.empty() && L.wv.empty() && L.wo.empty());
-      EXPECT_EQ(L.mla.wq.data, G.wq.data);     // q = W_q x
-      EXPECT_EQ(L.mla.bq.data, G.bq.data);
-      EXPECT_EQ(L.mla.w_kr.data, G.wk.data);   // k_pe = W_k x
-      EXPECT_EQ(L.mla.b_kr.data, G.bk.data);
-      EXPECT_EQ(L.mla.w_dkv.data, G.wv.data);  // c = W_v x
-      EXPECT_EQ(L.mla.b_dkv.data, G.bv.data);
-      EXPECT_EQ(L.mla.wo.data, G.wo.data);
+      test::expect_identical(L.mla.wq, G.wq, "wq");      // q = W_q x
+      test::expect_identical(L.mla.bq, G.bq, "bq");
+      test::expect_identical(L.mla.w_kr, G.wk, "w_kr");  // k_pe = W_k x
+      test::expect_identical(L.mla.b_kr, G.bk, "b_kr");
+      test::expect_identical(L.mla.w_dkv, G.wv, "w_dkv");  // c = W_v x
+      test::expect_identical(L.mla.b_dkv, G.bv, "b_dkv");
+      test::expect_identical(L.mla.wo, G.wo, "wo");
       EXPECT_TRUE(L.mla.w_uk.empty());
       EXPECT_TRUE(L.mla.kv_norm.empty());
       ASSERT_EQ(L.mla.wqr.shape, (Shape{H, R, d}));
@@ -72,8 +73,8 @@ TEST(ConvertRepeat, TensorsAreTheIdentityFactorisation) {
         for (int64_t o = 0; o < R; ++o)
           for (int64_t i = 0; i < d; ++i) {
             const float sel = (o == (h / grp) * d + i) ? 1.0f : 0.0f;  // block j(h) = h / g
-            EXPECT_EQ(L.mla.wqr.data[size_t((h * R + o) * d + i)], sel);
-            EXPECT_EQ(L.mla.w_uv.data[size_t((h * d + i) * R + o)], sel);
+            EXPECT_EQ(L.mla.wqr.ptr()[size_t((h * R + o) * d + i)], sel);
+            EXPECT_EQ(L.mla.w_uv.ptr()[size_t((h * d + i) * R + o)], sel);
           }
     }
   }

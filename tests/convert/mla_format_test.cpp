@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/test_data.h"
+#include "common/typed_values.h"
 #include "convert/absorb.h"
 #include "convert/repeat.h"
 #include "convert_sources.h"
@@ -45,18 +46,18 @@ void write_json(const std::string& path, const nlohmann::json& j) { std::ofstrea
 void expect_same_model(const Model& a, const Model& b) {
   EXPECT_EQ(config_to_json(a.config), config_to_json(b.config));
   ASSERT_EQ(a.weights.layers.size(), b.weights.layers.size());
-  EXPECT_EQ(a.weights.embed.data, b.weights.embed.data);
-  EXPECT_EQ(a.weights.final_norm.data, b.weights.final_norm.data);
-  EXPECT_EQ(a.weights.lm_head.data, b.weights.lm_head.data);
+  EXPECT_EQ(test::f32_values(a.weights.embed), test::f32_values(b.weights.embed));
+  EXPECT_EQ(test::f32_values(a.weights.final_norm), test::f32_values(b.weights.final_norm));
+  EXPECT_EQ(test::f32_values(a.weights.lm_head), test::f32_values(b.weights.lm_head));
   for (size_t l = 0; l < a.weights.layers.size(); ++l) {
     SCOPED_TRACE("layer " + std::to_string(l));
     const LayerWeights &x = a.weights.layers[l], &y = b.weights.layers[l];
     for (const MlaTensorSlot& s : mla_layer_slots(a.config, int64_t(l))) {
       EXPECT_EQ((x.mla.*s.member).shape, (y.mla.*s.member).shape) << s.name;
-      EXPECT_EQ((x.mla.*s.member).data, (y.mla.*s.member).data) << s.name;
+      EXPECT_EQ(test::f32_values(x.mla.*s.member), test::f32_values(y.mla.*s.member)) << s.name;
     }
-    EXPECT_EQ(x.attn_norm.data, y.attn_norm.data);
-    EXPECT_EQ(x.w_down.data, y.w_down.data);
+    EXPECT_EQ(test::f32_values(x.attn_norm), test::f32_values(y.attn_norm));
+    EXPECT_EQ(test::f32_values(x.w_down), test::f32_values(y.w_down));
     EXPECT_TRUE(y.wq.empty() && y.wk.empty() && y.wv.empty() && y.wo.empty());
   }
 }
@@ -158,7 +159,7 @@ TEST(MlaFormat, Bf16OnDisk) {
   const std::string dir = write_dir(m, "bf16", o);
   EXPECT_EQ(read_json(dir + "/config.json")["torch_dtype"], "bfloat16");
   const Model back = load_model(dir);
-  EXPECT_EQ(back.weights.layers[0].mla.wqr.data, m.weights.layers[0].mla.wqr.data);  // 0 and 1 are exact
+  EXPECT_EQ(test::f32_values(back.weights.layers[0].mla.wqr), test::f32_values(m.weights.layers[0].mla.wqr));  // 0 and 1 are exact
 }
 
 TEST(MlaFormat, WriterRefusesAGqaModel) {
@@ -211,7 +212,7 @@ TEST(MlaFormat, MissingAndUnexpectedTensors) {
   const std::string dir = write_dir(m, "extra");
   {
     SafetensorsStore store(dir);
-    std::vector<Tensor> keep;
+    std::vector<TypedTensor> keep;
     keep.reserve(store.names().size() + 1);
     std::vector<NamedTensor> ts;
     for (const auto& n : store.names()) {

@@ -31,6 +31,8 @@ inline std::vector<std::vector<double>> mla_reference_attention(const ModelConfi
   rope_cfg.head_dim = dr;
   const auto inv_freq = naive_inv_freq(rope_cfg);
 
+  Tensor wqr_scratch;
+  const float* wqr = w.wqr.empty() ? nullptr : f32_or_convert(w.wqr, wqr_scratch);  // [H, R, qr]
   std::vector<std::vector<double>> lat(n), kpe(n), qnope(n), qpe(n);  // per token
   for (int64_t t = 0; t < n; ++t) {
     const auto& x = xs[t];
@@ -52,10 +54,10 @@ inline std::vector<std::vector<double>> mla_reference_attention(const ModelConfi
       for (int64_t i = 0; i < qn; ++i) qnope[t][h * qn + i] = qh[i];
       for (int64_t o = 0; o < R; ++o) {
         double s = 0;
-        if (w.wqr.empty()) {
+        if (!wqr) {
           s = qh[qn + o];
         } else {
-          for (int64_t i = 0; i < qr; ++i) s += double(w.wqr.data[(h * R + o) * qr + i]) * qh[qn + i];
+          for (int64_t i = 0; i < qr; ++i) s += double(wqr[(h * R + o) * qr + i]) * qh[qn + i];
         }
         qpe[t][h * R + o] = s;
       }
@@ -103,9 +105,11 @@ inline std::vector<std::vector<double>> mla_reference_forward(const Model& m, co
   const ModelConfig& c = m.config;
   const ModelWeights& W = m.weights;
   const int64_t n = int64_t(tokens.size()), D = c.hidden_size;
+  Tensor embed_scratch;
+  const float* embed = f32_or_convert(W.embed, embed_scratch);
   std::vector<std::vector<double>> h(n, std::vector<double>(D));
   for (int64_t t = 0; t < n; ++t)
-    for (int64_t i = 0; i < D; ++i) h[t][i] = W.embed.data[int64_t(tokens[t]) * D + i];
+    for (int64_t i = 0; i < D; ++i) h[t][i] = embed[int64_t(tokens[t]) * D + i];
   for (size_t l = 0; l < W.layers.size(); ++l) {
     const auto& L = W.layers[l];
     std::vector<std::vector<double>> xs(n);

@@ -2,6 +2,7 @@
 // the layout the writers need, and explicit rope frequencies map to standard RoPE.
 #include <gtest/gtest.h>
 
+#include "common/typed_values.h"
 #include "export_models.h"
 #include "io/deepseek_export.h"
 #include "model/weights.h"
@@ -108,9 +109,9 @@ TEST(DeepseekLayout, HalfRopeRowsBecomeInterleaved) {
   k.eps = 1e-6;
   const Model m = test::deepseek_like(k);
   const Model d = deepseek_layout(m, DeepseekFormat::GgufDeepseek2);
-  const Tensor expect = permute_rope_rows(m.weights.layers[0].mla.w_kr, 8, /*to_half=*/false);
-  EXPECT_EQ(d.weights.layers[0].mla.w_kr.data, expect.data);
-  EXPECT_EQ(permute_rope_rows(expect, 8, true).data, m.weights.layers[0].mla.w_kr.data);
+  const TypedTensor expect = permute_rope_rows(m.weights.layers[0].mla.w_kr, 8, /*to_half=*/false);
+  test::expect_identical(d.weights.layers[0].mla.w_kr, expect, "w_kr");
+  test::expect_identical(permute_rope_rows(expect, 8, true), m.weights.layers[0].mla.w_kr, "w_kr back");
 }
 
 // A single rope head read through W_qr (as a repeat conversion of an MQA source has,

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/typed_values.h"
 #include "export_models.h"
 #include "io/deepseek_export.h"
 #include "io/deepseek_read.h"
@@ -141,8 +142,8 @@ TEST(DeepseekV3Export, TensorsAndRows) {
   // kv_a rows [latent | k_pe], k_pe rows interleaved; kv_b per head [k_nope | v].
   const MlaLayerWeights& w = m.weights.layers[1].mla;
   const Tensor kv_a = st.to_float(p + "kv_a_proj_with_mqa.weight");
-  const Tensor kr = permute_rope_rows(w.w_kr, 8, false);
-  EXPECT_TRUE(std::equal(w.w_dkv.data.begin(), w.w_dkv.data.end(), kv_a.data.begin()));
+  const Tensor kr = permute_rope_rows(w.w_kr, 8, false).to_f32();
+  EXPECT_TRUE(std::equal(w.w_dkv.ptr(), w.w_dkv.ptr() + w.w_dkv.numel(), kv_a.data.begin()));
   EXPECT_TRUE(std::equal(kr.data.begin(), kr.data.end(), kv_a.data.begin() + 24 * 64));
   const Tensor kv_b = st.to_float(p + "kv_b_proj.weight");
   for (int64_t h = 0; h < 4; ++h) {
@@ -202,11 +203,11 @@ TEST(DeepseekV3Read, LatentNormsAtTransformersEps) {
   write_json(dir + "/config.json", j);
   const Model a = load_model(dir);
   const double beta = std::sqrt(10.0);
-  const Tensor& w0 = m.weights.layers[0].mla.w_dkv;
-  const Tensor& w1 = a.weights.layers[0].mla.w_dkv;
+  const Tensor w0 = m.weights.layers[0].mla.w_dkv.to_f32();
+  const Tensor w1 = a.weights.layers[0].mla.w_dkv.to_f32();
   for (size_t i = 0; i < w0.data.size(); i += 97) EXPECT_NEAR(w1.data[i], w0.data[i] * beta, 1e-6);
-  EXPECT_NEAR(a.weights.layers[0].mla.wq_a.data[5], m.weights.layers[0].mla.wq_a.data[5] * beta, 1e-6);
-  EXPECT_EQ(a.weights.layers[0].mla.kv_norm.data, m.weights.layers[0].mla.kv_norm.data);
+  EXPECT_NEAR(a.weights.layers[0].mla.wq_a.to_f32().data[5], m.weights.layers[0].mla.wq_a.to_f32().data[5] * beta, 1e-6);
+  EXPECT_EQ(test::f32_values(a.weights.layers[0].mla.kv_norm), test::f32_values(m.weights.layers[0].mla.kv_norm));
 }
 
 TEST(DeepseekV3Read, RefusesWhatItCannotRun) {

@@ -69,7 +69,8 @@ inline Model deepseek_like(const DsKnobs& k = {}) {
   Model m = random_mla_model(c, k.seed);
   // Embeddings ~ N(0, 1/16): a tied head then gives logits of a few units, like the
   // untied one, so 1e-5 compares to rounding at the scale of real logits.
-  for (float& x : m.weights.embed.data) x *= 0.25f;
+  float* embed = m.weights.embed.ptr();  // [V, D]
+  for (int64_t i = 0; i < m.weights.embed.numel(); ++i) embed[i] *= 0.25f;
   for (auto& L : m.weights.layers)
     if (!k.q_bias) L.mla.bq = Tensor{};
     else if (!k.kv_bias) L.mla.b_dkv = L.mla.b_kr = Tensor{};

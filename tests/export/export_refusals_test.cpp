@@ -79,7 +79,10 @@ TEST(ExportRefusals, QueryBias) {
   for (auto f : kBoth) EXPECT_HAS(refusal(m, f), "query bias");
   // An all-zero one is dropped.
   Model z = m;
-  for (auto& L : z.weights.layers) std::fill(L.mla.bq.data.begin(), L.mla.bq.data.end(), 0.0f);
+  for (auto& L : z.weights.layers) {
+    ASSERT_FALSE(L.mla.bq.empty());
+    std::fill(L.mla.bq.ptr(), L.mla.bq.ptr() + L.mla.bq.numel(), 0.0f);
+  }
   EXPECT_NO_THROW(deepseek_layout(z, DeepseekFormat::GgufDeepseek2));
 }
 

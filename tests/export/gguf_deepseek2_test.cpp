@@ -121,8 +121,8 @@ TEST(GgufDeepseek2Export, MetadataAndTensorsAsLlamaCppReadsThem) {
   const MlaLayerWeights& w = d.weights.layers[1].mla;
   for (int64_t h : {0, 3})
     for (int64_t n : {0, 5, 15})
-      for (int64_t j : {0, 7, 23}) EXPECT_EQ(kb.data[(h * 24 + j) * 16 + n], w.w_uk.data[(h * 16 + n) * 24 + j]);
-  EXPECT_EQ(vb.data, w.w_uv.data);
+      for (int64_t j : {0, 7, 23}) EXPECT_EQ(kb.data[(h * 24 + j) * 16 + n], w.w_uk.to_f32().data[(h * 16 + n) * 24 + j]);
+  EXPECT_EQ(vb.data, w.w_uv.to_f32().data);
 
   // Full-rank q, tied head.
   DsKnobs k;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "common/typed_values.h"
 #include "convert/extend_calib.h"
 #include "convert/extend_layer.h"
 #include "convert/norm_fit.h"
@@ -84,8 +85,8 @@ TEST(CalibRun, SequentialSeesTheConvertedLayers) {
   const Model par = convert_extend(src, o, calib, &par_rep);
   EXPECT_EQ(seq_rep.calib_passes, 2);  // one per layer
   EXPECT_EQ(par_rep.calib_passes, 1);
-  EXPECT_EQ(seq.weights.layers[0].mla.w_dkv.data, par.weights.layers[0].mla.w_dkv.data);
-  EXPECT_NE(seq.weights.layers[1].mla.w_dkv.data, par.weights.layers[1].mla.w_dkv.data);
+  test::expect_identical(seq.weights.layers[0].mla.w_dkv, par.weights.layers[0].mla.w_dkv, "layer 0 w_dkv");
+  EXPECT_NE(test::f32_values(seq.weights.layers[1].mla.w_dkv), test::f32_values(par.weights.layers[1].mla.w_dkv));
 }
 
 TEST(AttentionStats, HistogramAndMeanRotation) {
@@ -177,13 +178,13 @@ TEST(NormFit, LatentRescaleIsExactAndHelpsTheNorm) {
       std::vector<double> c(3);
       double ss = 0;
       for (int64_t i = 0; i < 3; ++i) {
-        c[i] = l.b_dkv.data[i];
+        c[i] = l.b_dkv.ptr()[i];
         for (int64_t j = 0; j < 3; ++j) c[i] += double(l.w_dkv.row(i)[j]) * x[3 * t + j];
         ss += c[i] * c[i];
       }
       if (norm)
         for (int64_t i = 0; i < 3; ++i) c[i] *= norm->data[i] / std::sqrt(ss / 3 + eps);
-      for (const Tensor* up : {&l.w_uk, &l.w_uv})
+      for (const TypedTensor* up : {&l.w_uk, &l.w_uv})
         for (int64_t o = 0; o < 2; ++o) {
           double y = 0;
           for (int64_t i = 0; i < 3; ++i) y += double(up->row(o)[i]) * c[i];

@@ -122,9 +122,11 @@ inline std::vector<std::vector<double>> rope_removed_forward(const Model& m, con
     return c.rope_layout == RopeLayout::Half ? std::pair<int64_t, int64_t>{i, i + d / 2}
                                              : std::pair<int64_t, int64_t>{2 * i, 2 * i + 1};
   };
+  Tensor embed_scratch;
+  const float* embed = f32_or_convert(W.embed, embed_scratch);
   std::vector<std::vector<double>> h(n, std::vector<double>(D));
   for (int64_t t = 0; t < n; ++t)
-    for (int64_t i = 0; i < D; ++i) h[t][i] = W.embed.data[int64_t(tokens[t]) * D + i];
+    for (int64_t i = 0; i < D; ++i) h[t][i] = embed[int64_t(tokens[t]) * D + i];
 
   for (size_t l = 0; l < W.layers.size(); ++l) {
     const auto& L = W.layers[l];

@@ -125,7 +125,7 @@ inline void write_llama_gguf(const Model& m, const std::string& path, const Llam
     w.set("tokenizer.ggml.eos_token_id", uint32_t{2});
     w.set("tokenizer.ggml.unknown_token_id", uint32_t{0});
   }
-  auto add = [&](const std::string& name, const Tensor& t) {
+  auto add = [&](const std::string& name, const TypedTensor& t) {
     if (o.skip.count(name)) return;
     if (name == o.q4_tensor) {
       std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());

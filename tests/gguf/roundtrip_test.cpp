@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "common/test_data.h"
+#include "common/typed_values.h"
 #include "gguf_test_util.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
@@ -124,8 +125,9 @@ TEST(GgufRoundTrip, TensorsF32F16Bf16) {
   w.add_tensor("a.f32", a);
   w.add_tensor("b.f16", b, GgmlType::F16);
   w.add_tensor("c.bf16", c, GgmlType::BF16);
-  w.add_tensor_ref("d.f16.ref", d, GgmlType::F16);
-  w.add_tensor_ref("a.bf16.ref", a, GgmlType::BF16);
+  const TypedTensor d_ref = d, a_ref = a;  // add_tensor_ref keeps references until write
+  w.add_tensor_ref("d.f16.ref", d_ref, GgmlType::F16);
+  w.add_tensor_ref("a.bf16.ref", a_ref, GgmlType::BF16);
   std::vector<uint8_t> q(2 * 18);
   for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<uint8_t>(i * 7);
   w.add_raw_tensor("q.q4_0", {64}, static_cast<uint32_t>(GgmlType::Q4_0), q);
@@ -203,8 +205,8 @@ TEST(GgufRoundTrip, LlamaModelF32TiedAndHalf) {
   // F32 with output.weight: identical weights.
   test::write_llama_gguf(src, dir + "/f32.gguf");
   Model m = read_gguf_model(dir + "/f32.gguf", {.tokenizer = false});
-  EXPECT_EQ(m.weights.layers[3].wk.data, src.weights.layers[3].wk.data);
-  EXPECT_EQ(m.weights.output().data, src.weights.output().data);
+  EXPECT_EQ(test::f32_values(m.weights.layers[3].wk), test::f32_values(src.weights.layers[3].wk));
+  EXPECT_EQ(test::f32_values(m.weights.output()), test::f32_values(src.weights.output()));
   EXPECT_EQ(m.config.max_position_embeddings, 512);
 
   // Tied: no output.weight.
@@ -212,14 +214,14 @@ TEST(GgufRoundTrip, LlamaModelF32TiedAndHalf) {
   Model t = read_gguf_model(dir + "/tied.gguf", {.tokenizer = false});
   EXPECT_TRUE(t.config.tie_word_embeddings);
   EXPECT_TRUE(t.weights.lm_head.empty());
-  EXPECT_EQ(t.weights.output().data, src.weights.embed.data);
+  EXPECT_EQ(test::f32_values(t.weights.output()), test::f32_values(src.weights.embed));
 
   // F16 and BF16: the rounded values.
   for (GgmlType type : {GgmlType::F16, GgmlType::BF16}) {
     test::write_llama_gguf(src, dir + "/half.gguf", {.type = type});
     Model h = read_gguf_model(dir + "/half.gguf", {.tokenizer = false});
-    const Tensor& x = h.weights.layers[1].w_down;
-    const Tensor& y = src.weights.layers[1].w_down;
+    const Tensor x = h.weights.layers[1].w_down.to_f32();
+    const Tensor y = src.weights.layers[1].w_down.to_f32();
     ASSERT_EQ(x.shape, y.shape);
     for (int64_t i = 0; i < x.numel(); ++i) {
       float want = type == GgmlType::F16 ? f16_to_f32(f32_to_f16(y.data[i])) : bf16_to_f32(f32_to_bf16(y.data[i]));
@@ -241,7 +243,7 @@ TEST(GgufRoundTrip, AttentionBiasesAndVocab) {
                                     }});
   Model m = read_gguf_model(path, {.tokenizer = false});
   EXPECT_TRUE(m.config.attention_bias);
-  EXPECT_EQ(m.weights.layers[4].bk.data, ramp({src.config.kv_dim()}).data);
+  EXPECT_EQ(test::f32_values(m.weights.layers[4].bk), ramp({src.config.kv_dim()}).data);
 
   GgufFile f(path);
   auto v = read_gguf_spm_vocab(f);

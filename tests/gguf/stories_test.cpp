@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "common/test_data.h"
+#include "common/typed_values.h"
 #include "gguf_test_util.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
@@ -16,9 +17,9 @@ namespace {
 const std::string kGguf = "models/stories260K/stories260K.gguf";
 const std::string kBin = "models/stories260K/stories260K.bin";
 
-void expect_same(const Tensor& a, const Tensor& b, const std::string& what) {
+void expect_same(const TypedTensor& a, const TypedTensor& b, const std::string& what) {
   ASSERT_EQ(a.shape, b.shape) << what;
-  ASSERT_EQ(a.data, b.data) << what;  // bit-exact
+  ASSERT_EQ(test::f32_values(a), test::f32_values(b)) << what;  // bit-exact
 }
 
 TEST(StoriesGguf, HeaderAndMetadata) {

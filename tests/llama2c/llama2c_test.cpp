@@ -82,10 +82,10 @@ TEST(Llama2c, StoriesHeader) {
   float first, last;
   std::memcpy(&first, bytes.data() + 28, 4);
   std::memcpy(&last, bytes.data() + bytes.size() - 4, 4);
-  EXPECT_EQ(m.weights.embed.data.front(), first);
+  EXPECT_EQ(m.weights.embed.to_f32().data.front(), first);
   EXPECT_EQ(parameter_count(m.weights), static_cast<int64_t>((bytes.size() - 28) / 4 - 512 * 8));  // less freq_cis
   (void)last;  // freq_cis_imag, unused by the reader
-  EXPECT_EQ(m.weights.final_norm.data.back(),
+  EXPECT_EQ(m.weights.final_norm.to_f32().data.back(),
             [&] {
               float x;
               std::memcpy(&x, bytes.data() + bytes.size() - 4 * (512 * 8 + 1), 4);
@@ -106,7 +106,7 @@ TEST(Llama2c, SeparateClassifier) {
   const Model m = read_llama2c(spit(bytes + cls));
   EXPECT_FALSE(m.config.tie_word_embeddings);
   ASSERT_EQ(m.weights.lm_head.shape, (Shape{512, 64}));
-  EXPECT_EQ(m.weights.lm_head.data[3], 12e-6f);
+  EXPECT_EQ(m.weights.lm_head.to_f32().data[3], 12e-6f);
   EXPECT_EQ(m.config.vocab_size, 512);
 }
 

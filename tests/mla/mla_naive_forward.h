@@ -21,11 +21,13 @@ inline std::vector<double> naive_rope_freq(const ModelConfig& c) {
 }
 
 // Rows [row0, row0 + rows) of W (HF [out, in]) applied to x.
-inline std::vector<double> naive_rows(const Tensor& W, int64_t row0, int64_t rows, const std::vector<double>& x) {
+inline std::vector<double> naive_rows(const TypedTensor& W, int64_t row0, int64_t rows, const std::vector<double>& x) {
   const int64_t in = W.dim(W.ndim() - 1);
+  Tensor scratch;
+  const float* w = f32_or_convert(W, scratch);
   std::vector<double> y(static_cast<size_t>(rows), 0.0);
   for (int64_t o = 0; o < rows; ++o)
-    for (int64_t i = 0; i < in; ++i) y[o] += double(W.data[(row0 + o) * in + i]) * x[i];
+    for (int64_t i = 0; i < in; ++i) y[o] += double(w[(row0 + o) * in + i]) * x[i];
   return y;
 }
 
@@ -39,9 +41,11 @@ inline std::vector<std::vector<double>> naive_mla_forward(const Model& m, const 
                 dv = a.v_head_dim;
   const auto freq = naive_rope_freq(c);
 
+  Tensor embed_scratch;
+  const float* embed = f32_or_convert(W.embed, embed_scratch);
   std::vector<std::vector<double>> h(n, std::vector<double>(D));
   for (int64_t t = 0; t < n; ++t)
-    for (int64_t i = 0; i < D; ++i) h[t][i] = W.embed.data[int64_t(tokens[t]) * D + i];
+    for (int64_t i = 0; i < D; ++i) h[t][i] = embed[int64_t(tokens[t]) * D + i];
 
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = W.layers[l];

@@ -87,7 +87,10 @@ inline Model absorb_by_hand(const Model& src) {
     MlaLayerWeights& w = m.weights.layers[size_t(l)].mla;
     const MlaLayerWeights& s = src.weights.layers[size_t(l)].mla;
     const int64_t r = a.rank(l);
-    const Tensor& wq = a.q_lora_rank > 0 ? s.wq_b : s.wq;
+    // float32 values of the source tensors read below
+    const Tensor wq = (a.q_lora_rank > 0 ? s.wq_b : s.wq).to_f32();
+    const Tensor w_uk = s.w_uk.to_f32(), wqr = s.wqr.to_f32(), bq = s.bq.to_f32();
+    const Tensor s_wo = s.wo.to_f32(), w_uv = s.w_uv.to_f32();
     const int64_t in = wq.dim(1), qw2 = r + R;
     // Folds W_uk / W_qr into the rows of a query projection (bias: b != null, one column).
     auto fold = [&](const Tensor* b) {
@@ -101,7 +104,7 @@ inline Model absorb_by_hand(const Model& src) {
           for (int64_t k = 0; k < r; ++k) {  // (W_uk[h]^T q_nope)[k] = sum_i W_uk[h][i, k] q_nope[i]
             double acc = 0;
             for (int64_t i = 0; i < dn; ++i)
-              acc += double(s.w_uk.data[size_t((h * dn + i) * r + k)]) * at(h * qw + i, j);
+              acc += double(w_uk.data[size_t((h * dn + i) * r + k)]) * at(h * qw + i, j);
             out.data[size_t((h * qw2 + k) * width + j)] = float(acc);
           }
           for (int64_t k = 0; k < R; ++k) {  // (W_qr[h] q_rope_in)[k]
@@ -110,21 +113,21 @@ inline Model absorb_by_hand(const Model& src) {
               acc = at(h * qw + dn + k, j);
             else
               for (int64_t i = 0; i < qin; ++i)
-                acc += double(s.wqr.data[size_t((h * R + k) * qin + i)]) * at(h * qw + dn + i, j);
+                acc += double(wqr.data[size_t((h * R + k) * qin + i)]) * at(h * qw + dn + i, j);
             out.data[size_t((h * qw2 + r + k) * width + j)] = float(acc);
           }
         }
       return out;
     };
     (a.q_lora_rank > 0 ? w.wq_b : w.wq) = fold(nullptr);
-    if (!s.bq.empty()) w.bq = fold(&s.bq);
+    if (!s.bq.empty()) w.bq = fold(&bq);
     Tensor wo({D, H * r});
     for (int64_t o = 0; o < D; ++o)
       for (int64_t h = 0; h < H; ++h)
         for (int64_t k = 0; k < r; ++k) {
           double acc = 0;
           for (int64_t i = 0; i < dv; ++i)
-            acc += double(s.wo.data[size_t(o * H * dv + h * dv + i)]) * s.w_uv.data[size_t((h * dv + i) * r + k)];
+            acc += double(s_wo.data[size_t(o * H * dv + h * dv + i)]) * w_uv.data[size_t((h * dv + i) * r + k)];
           wo.data[size_t(o * H * r + h * r + k)] = float(acc);
         }
     w.wo = std::move(wo);

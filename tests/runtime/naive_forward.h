@@ -35,24 +35,31 @@ inline std::vector<double> naive_inv_freq(const ModelConfig& c) {
   return f;
 }
 
-// y[o] = sum_i W[o, i] x[i] (+ b[o])
-inline std::vector<double> naive_linear(const Tensor& W, const std::vector<double>& x, const Tensor* b = nullptr) {
+// y[o] = sum_i W[o, i] x[i] (+ b[o]); weights of any float dtype, read as their
+// exact float32 values.
+inline std::vector<double> naive_linear(const TypedTensor& W, const std::vector<double>& x,
+                                        const TypedTensor* b = nullptr) {
   const int64_t out = W.dim(0), in = W.dim(1);
+  Tensor w_scratch, b_scratch;
+  const float* w = f32_or_convert(W, w_scratch);
+  const float* bias = (b && !b->empty()) ? f32_or_convert(*b, b_scratch) : nullptr;
   std::vector<double> y(out);
   for (int64_t o = 0; o < out; ++o) {
-    double s = (b && !b->empty()) ? b->data[o] : 0.0;
-    for (int64_t i = 0; i < in; ++i) s += double(W.data[o * in + i]) * x[i];
+    double s = bias ? bias[o] : 0.0;
+    for (int64_t i = 0; i < in; ++i) s += double(w[o * in + i]) * x[i];
     y[o] = s;
   }
   return y;
 }
 
-inline std::vector<double> naive_rmsnorm(const std::vector<double>& x, const Tensor& w, double eps) {
+inline std::vector<double> naive_rmsnorm(const std::vector<double>& x, const TypedTensor& weight, double eps) {
+  Tensor scratch;
+  const float* w = f32_or_convert(weight, scratch);
   double ss = 0;
   for (double v : x) ss += v * v;
   const double inv = 1.0 / std::sqrt(ss / double(x.size()) + eps);
   std::vector<double> y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * inv * w.data[i];
+  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * inv * w[i];
   return y;
 }
 
@@ -89,7 +96,7 @@ inline void naive_ffn_residual(const ModelConfig& c, const LayerWeights& L, std:
 inline std::vector<std::vector<double>> naive_logits(const ModelConfig& c, const ModelWeights& W,
                                                      const std::vector<std::vector<double>>& h) {
   std::vector<std::vector<double>> logits(h.size());
-  const Tensor& head = W.lm_head.empty() ? W.embed : W.lm_head;
+  const TypedTensor& head = W.output();
   for (size_t t = 0; t < h.size(); ++t) logits[t] = naive_linear(head, naive_rmsnorm(h[t], W.final_norm, c.rms_norm_eps));
   return logits;
 }
@@ -102,9 +109,11 @@ inline std::vector<std::vector<double>> naive_forward(const Model& m, const std:
   const int64_t H = c.num_heads, J = c.num_kv_heads, g = H / J;
   const auto inv_freq = naive_inv_freq(c);
 
+  Tensor embed_scratch;
+  const float* embed = f32_or_convert(W.embed, embed_scratch);
   std::vector<std::vector<double>> h(n, std::vector<double>(D));
   for (int64_t t = 0; t < n; ++t)
-    for (int64_t i = 0; i < D; ++i) h[t][i] = W.embed.data[int64_t(tokens[t]) * D + i];
+    for (int64_t i = 0; i < D; ++i) h[t][i] = embed[int64_t(tokens[t]) * D + i];
 
   for (const auto& L : W.layers) {
     std::vector<std::vector<double>> q(n), k(n), v(n);

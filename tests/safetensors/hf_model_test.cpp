@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/test_data.h"
+#include "common/typed_values.h"
 #include "helpers.h"
 #include "io/hf_model.h"
 #include "io/llama2c.h"
@@ -20,14 +21,14 @@ using namespace mlar::test;
 
 namespace {
 
-void expect_same(const Tensor& a, const Tensor& b, const std::string& what) {
+void expect_same(const TypedTensor& a, const TypedTensor& b, const std::string& what) {
   EXPECT_EQ(a.shape, b.shape) << what;
-  EXPECT_EQ(a.data, b.data) << what;
+  EXPECT_EQ(f32_values(a), f32_values(b)) << what;
 }
 
 // `got` equals `want`, with q/k rows (and biases) of `want` permuted to half if `permuted`.
 void expect_weights(const ModelWeights& got, const ModelWeights& want, bool permuted, int64_t head_dim) {
-  auto qk = [&](const Tensor& t) { return permuted ? permute_rope_rows(t, head_dim, true) : t; };
+  auto qk = [&](const TypedTensor& t) { return permuted ? permute_rope_rows(t, head_dim, true) : t; };
   expect_same(got.embed, want.embed, "embed");
   expect_same(got.final_norm, want.final_norm, "final_norm");
   expect_same(got.lm_head, want.lm_head, "lm_head");
@@ -59,7 +60,7 @@ json read_json(const fs::path& p) {
 void rewrite_weights(const fs::path& dir, const std::string& drop, const std::string& replace = "",
                      const Tensor* with = nullptr) {
   SafetensorsStore s(dir.string());
-  std::vector<Tensor> ts;
+  std::vector<TypedTensor> ts;
   std::vector<std::string> names;
   for (const auto& n : s.names())
     if (n != drop) {
@@ -139,10 +140,10 @@ TEST(HfModel, TiedEmbeddings) {
   expect_weights(r.weights, m.weights, false, c.head_dim);
 
   // A tied checkpoint that still carries lm_head.weight: ignored.
-  Tensor extra = random_tensor({c.vocab_size, c.hidden_size}, 77);
+  const TypedTensor extra = random_tensor({c.vocab_size, c.hidden_size}, 77);
   {
     SafetensorsStore s(dir.string());
-    std::vector<Tensor> ts;
+    std::vector<TypedTensor> ts;
     std::vector<NamedTensor> named;
     for (const auto& n : s.names()) ts.push_back(s.to_float(n));
     auto names = s.names();
@@ -167,14 +168,15 @@ TEST(HfModel, BF16AndSharded) {
   EXPECT_EQ(read_json(dir / "config.json")["torch_dtype"], "bfloat16");
   Model r = read_hf_model(dir.string());
   Model want = m;
-  auto round = [](Tensor& t) {
-    for (float& x : t.data) x = bf16_to_f32(f32_to_bf16(x));
+  auto round = [](TypedTensor& t) {
+    float* x = t.ptr();
+    for (int64_t i = 0; i < t.numel(); ++i) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
   };
   round(want.weights.embed);
   round(want.weights.final_norm);
   round(want.weights.lm_head);
   for (auto& L : want.weights.layers)
-    for (Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
+    for (TypedTensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
       round(*t);
   expect_weights(r.weights, want.weights, false, c.head_dim);
 }
@@ -187,8 +189,8 @@ TEST(HfModel, F16) {
   write_hf_llama(m, dir, o);
   Model r = read_hf_model(dir.string());
   EXPECT_EQ(SafetensorsStore(dir.string()).get("model.norm.weight").dtype, DType::F16);
-  const auto& a = r.weights.layers[1].w_down.data;
-  const auto& b = m.weights.layers[1].w_down.data;
+  const std::vector<float> a = f32_values(r.weights.layers[1].w_down);
+  const std::vector<float> b = f32_values(m.weights.layers[1].w_down);
   for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], f16_to_f32(f32_to_f16(b[i])));
 }
 

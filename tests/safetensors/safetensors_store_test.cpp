@@ -17,11 +17,13 @@ namespace {
 
 struct Fixture {
   std::vector<Tensor> ts;
+  std::vector<TypedTensor> typed;  // the same, as the writer takes them
   std::vector<NamedTensor> named;
   Fixture() {
     // 6 tensors of 40..240 bytes as F32.
     for (int i = 0; i < 6; ++i) ts.push_back(random_tensor({i + 1, 10}, 100 + i));
-    for (int i = 0; i < 6; ++i) named.push_back({fmt::format("t{}", i), &ts[i]});
+    typed.assign(ts.begin(), ts.end());
+    for (int i = 0; i < 6; ++i) named.push_back({fmt::format("t{}", i), &typed[i]});
   }
 };
 
@@ -91,7 +93,7 @@ TEST(SafetensorsStoreErrors, ShardNameEscapingTheDirectory) {
   const fs::path root = temp_dir("escape");
   const fs::path dir = root / "model";
   fs::create_directories(dir);
-  Tensor t(Shape{1}, {1});
+  const TypedTensor t = Tensor(Shape{1}, {1});
   write_safetensors(root / "x.safetensors", {{"w", &t}}, DType::F32);
   const std::string index = (dir / "model.safetensors.index.json").string();
 
@@ -117,7 +119,7 @@ TEST(SafetensorsStoreErrors, MissingShardFile) {
 
 TEST(SafetensorsStoreErrors, TensorListedButAbsentFromShard) {
   const fs::path dir = temp_dir("absent");
-  Tensor t(Shape{1}, {1});
+  const TypedTensor t = Tensor(Shape{1}, {1});
   write_safetensors(dir / "a.safetensors", {{"w", &t}}, DType::F32);
   write_index(dir, {{"w", "a.safetensors"}, {"v", "a.safetensors"}});
   EXPECT_HAS(error_of([&] { SafetensorsStore s(dir.string()); }),

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "common/test_data.h"
+#include "common/typed_values.h"
 #include "convert/repeat.h"
 #include "ops/threads.h"
 #include "train/finetune.h"
@@ -63,7 +64,7 @@ bool same_weights(const Model& a, const Model& b) {
   auto wb = const_cast<ModelWeights&>(b.weights);
   auto sa = train::tensor_slots(wa), sb = train::tensor_slots(wb);
   for (size_t i = 0; i < sa.size(); ++i)
-    if (sa[i].tensor->data != sb[i].tensor->data) return false;
+    if (f32_values(*sa[i].tensor) != f32_values(*sb[i].tensor)) return false;
   return true;
 }
 
@@ -228,7 +229,7 @@ TEST(Finetune, TrainingLowersTheLoss) {
   auto slots0 = train::tensor_slots(w0), slots1 = train::tensor_slots(s2.weights);
   for (size_t i = 0; i < slots0.size(); ++i)
     if (!slots0[i].attention) {
-      EXPECT_EQ(slots0[i].tensor->data, slots1[i].tensor->data) << slots0[i].name;
+      EXPECT_EQ(f32_values(*slots0[i].tensor), f32_values(*slots1[i].tensor)) << slots0[i].name;
     }
 }
 

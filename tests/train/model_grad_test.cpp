@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "common/typed_values.h"
 #include "mla/mla_naive_forward.h"
 #include "runtime/naive_forward.h"
 #include "train/grad_check.h"
@@ -112,11 +113,11 @@ TEST_P(ModelGrad, SampledParametersMatchFiniteDifferences) {
   int checked = 0;
   for (auto& prm : params) {
     double G = 0;
-    for (float g : prm.grad->data) G = std::max(G, double(std::abs(g)));
+    for (float g : f32_values(*prm.grad)) G = std::max(G, double(std::abs(g)));
     double tensor_worst = 0;
     for (int k = 0; k < 4; ++k) {
       const size_t i = static_cast<size_t>(rng() % static_cast<uint64_t>(prm.value->numel()));
-      float& w = prm.value->data[i];
+      float& w = prm.value->ptr()[i];
       const float w0 = w;
       const float wp = static_cast<float>(double(w0) + 1e-4), wm = static_cast<float>(double(w0) - 1e-4);
       w = wp;
@@ -125,7 +126,7 @@ TEST_P(ModelGrad, SampledParametersMatchFiniteDifferences) {
       const double lm = reference_loss(m, p);
       w = w0;
       const double fd = (lp - lm) / (double(wp) - double(wm));
-      const double an = prm.grad->data[i];
+      const double an = prm.grad->ptr()[i];
       const double err = std::abs(an - fd);
       EXPECT_LE(err, 2e-3 * std::abs(fd) + 2e-5 * G) << prm.name << "[" << i << "]: analytic " << an << ", fd " << fd;
       tensor_worst = std::max(tensor_worst, err / std::max(std::abs(fd), 1e-4 * G + 1e-30));
@@ -153,7 +154,7 @@ TEST_P(ModelGrad, AttentionScopeGivesTheSameAttentionGradients) {
     }
     if (sb[i].tensor->empty()) continue;
     ++n_attn;
-    EXPECT_EQ(sa[i].tensor->data, sb[i].tensor->data) << sb[i].name;
+    EXPECT_EQ(f32_values(*sa[i].tensor), f32_values(*sb[i].tensor)) << sb[i].name;
   }
   EXPECT_GT(n_attn, 0);
 }

@@ -2,11 +2,13 @@
 // rate schedule, and the seeded data order of TokenBatcher.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <numeric>
 #include <set>
 
+#include "common/typed_values.h"
 #include "train/adamw.h"
 #include "train/grad_check.h"
 #include "train/token_batcher.h"
@@ -16,8 +18,8 @@ namespace mlar::test {
 namespace {
 
 TEST(AdamW, MatchesTheUpdateByHand) {
-  Tensor w({3, 4}, rand_floats(12, 1)), b({4}, rand_floats(4, 2));
-  Tensor gw({3, 4}), gb({4});
+  TypedTensor w = Tensor({3, 4}, rand_floats(12, 1)), b = Tensor({4}, rand_floats(4, 2));
+  TypedTensor gw = Tensor({3, 4}), gb = Tensor({4});
   std::vector<train::Param> params = {{"w", &w, &gw, true}, {"b", &b, &gb, false}};
   train::AdamWOptions o;
   o.beta1 = 0.8;
@@ -26,10 +28,11 @@ TEST(AdamW, MatchesTheUpdateByHand) {
   o.weight_decay = 0.1;
   train::AdamW opt(params, o);
   // The same in double: p -= lr (mhat / (sqrt(vhat) + eps) + wd p), wd only on w.
-  Vec pw = to_double(w.data), pb = to_double(b.data), mw(12, 0), vw(12, 0), mb(4, 0), vb(4, 0);
+  Vec pw = to_double(f32_values(w)), pb = to_double(f32_values(b)), mw(12, 0), vw(12, 0), mb(4, 0), vb(4, 0);
   for (int t = 1; t <= 3; ++t) {
-    gw.data = rand_floats(12, 10 + t);
-    gb.data = rand_floats(4, 20 + t);
+    const std::vector<float> new_gw = rand_floats(12, 10 + t), new_gb = rand_floats(4, 20 + t);
+    std::copy(new_gw.begin(), new_gw.end(), gw.ptr());
+    std::copy(new_gb.begin(), new_gb.end(), gb.ptr());
     const double lr = 0.01 * t;
     opt.step(lr);
     auto upd = [&](Vec& p, Vec& m, Vec& v, const std::vector<float>& g, double wd) {
@@ -40,27 +43,27 @@ TEST(AdamW, MatchesTheUpdateByHand) {
         p[i] -= lr * (mh / (std::sqrt(vh) + o.eps) + wd * p[i]);
       }
     };
-    upd(pw, mw, vw, gw.data, o.weight_decay);
-    upd(pb, mb, vb, gb.data, 0.0);
+    upd(pw, mw, vw, f32_values(gw), o.weight_decay);
+    upd(pb, mb, vb, f32_values(gb), 0.0);
   }
   EXPECT_EQ(opt.steps(), 3);
-  EXPECT_LT(grad_rel_err(w.data, pw), 1e-6);
-  EXPECT_LT(grad_rel_err(b.data, pb), 1e-6);
+  EXPECT_LT(grad_rel_err(f32_values(w), pw), 1e-6);
+  EXPECT_LT(grad_rel_err(f32_values(b), pb), 1e-6);
   EXPECT_LT(grad_rel_err(opt.first_moments()[0].data, mw), 1e-6);
   EXPECT_LT(grad_rel_err(opt.second_moments()[1].data, vb), 1e-6);
 }
 
 TEST(AdamW, ClipGlobalNorm) {
-  Tensor a({2}, {3.0f, 0.0f}), b({1}, {4.0f});
-  Tensor ga({2}, {3.0f, 0.0f}), gb({1}, {4.0f});
+  TypedTensor a = Tensor({2}, {3.0f, 0.0f}), b = Tensor({1}, {4.0f});
+  TypedTensor ga = Tensor({2}, {3.0f, 0.0f}), gb = Tensor({1}, {4.0f});
   std::vector<train::Param> p = {{"a", &a, &ga, false}, {"b", &b, &gb, false}};
   EXPECT_DOUBLE_EQ(train::clip_grad_norm(p, 0.0), 5.0);  // 0: report only
-  EXPECT_EQ(ga.data[0], 3.0f);
+  EXPECT_EQ(ga.ptr()[0], 3.0f);
   EXPECT_DOUBLE_EQ(train::clip_grad_norm(p, 10.0), 5.0);  // below the limit: unchanged
-  EXPECT_EQ(gb.data[0], 4.0f);
+  EXPECT_EQ(gb.ptr()[0], 4.0f);
   EXPECT_DOUBLE_EQ(train::clip_grad_norm(p, 1.0), 5.0);
-  EXPECT_NEAR(ga.data[0], 0.6f, 1e-7);
-  EXPECT_NEAR(gb.data[0], 0.8f, 1e-7);
+  EXPECT_NEAR(ga.ptr()[0], 0.6f, 1e-7);
+  EXPECT_NEAR(gb.ptr()[0], 0.8f, 1e-7);
 }
 
 TEST(LrSchedule, WarmupThenCosine) {
