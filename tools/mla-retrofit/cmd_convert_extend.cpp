@@ -1,5 +1,6 @@
 #include "cmd_convert_extend.h"
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -177,12 +178,15 @@ Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb_
   check_extend_options(gqa.config, o);  // before reading and tokenizing anything
   if (!a.report.empty()) check_output_free(a.report, true);
   const Tokenizer& tok = require_tokenizer(gqa);
+  const auto t_tok = std::chrono::steady_clock::now();
   const std::vector<int32_t> calib = tok.encode(read_utf8_file(a.calib));
   if (calib.empty()) fail("{}: calibration text has no tokens", a.calib);
   if (!a.eval_text.empty()) {
     o.eval_ids = tok.encode(read_utf8_file(a.eval_text));
     if (o.eval_ids.empty()) fail("{}: evaluation text has no tokens", a.eval_text);
   }
+  const double tokenize_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_tok).count();
+  if (!quiet) fmt::print(stderr, "extend: tokenized the calibration (and evaluation) text in {:.1f}s\n", tokenize_s);
   ExtendReport rep;
   Model m = convert_extend(gqa, o, calib, &rep);
   if (absorb_after) {
@@ -191,6 +195,7 @@ Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb_
   }
   if (!a.report.empty()) {
     nlohmann::json j = rep.to_json();
+    j["timings"]["tokenize"] = tokenize_s;
     j["model"] = gqa.source;
     j["calib_text"] = a.calib;
     j["eval_text"] = a.eval_text.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.eval_text);
