@@ -264,7 +264,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     StatsWanted w = want;
     w.samples = want.samples && o.calib_mode == CalibMode::Parallel;
     say(o, fmt::format("source statistics of all {} layers in one pass: about {:.1f} MB", L,
-                       static_cast<double>(L * (2 * rep.memory.second_moment + rep.memory.histogram +
+                       static_cast<double>(L * (rep.memory.second_moment + rep.memory.histogram +
                                                 (w.samples ? rep.memory.reservoir : 0))) / 1e6));
     src_stats = source_pass(gqa, win, w, o.progress);
     rep.memory.source_pass = L * (rep.memory.second_moment + rep.memory.histogram + (w.samples ? rep.memory.reservoir : 0));
@@ -369,7 +369,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     rep.memory.carried_file_backed = states.file_backed();
     say(o, fmt::format("sequential calibration: {} layers, carried states {:.1f} MB{}, statistics {:.1f} MB per layer",
                        L, static_cast<double>(states.bytes()) / 1e6, states.file_backed() ? " (file-backed)" : "",
-                       static_cast<double>(2 * rep.memory.second_moment + rep.memory.reservoir + rep.memory.histogram) /
+                       static_cast<double>(rep.memory.second_moment + rep.memory.reservoir + rep.memory.histogram) /
                            1e6));
     rep.timings.push_back({"calibration_embed", since(tinit)});
     double t_stats = 0, t_convert = 0, t_advance = 0;
@@ -381,7 +381,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
       {
         LayerStatsBuilder b(gqa, l, win.len, want);
         states.attention_inputs(c, src_layer, [&](int64_t, const float* x, int64_t n) { b.add(x, n); });
-        st = b.finish();
+        st = b.take();
       }
       ++rep.calib_passes;
       lt.stats = since(ts);

@@ -123,7 +123,7 @@ struct ExtendLayerTime {
 
 // Bytes the calibration holds (0: not held).
 struct ExtendCalibMemory {
-  int64_t second_moment = 0;   // one layer's S ((D+1)^2 doubles; the accumulator holds as much again)
+  int64_t second_moment = 0;   // one layer's S ((D+1)^2 doubles, accumulated in place)
   int64_t reservoir = 0;       // one layer's RMSNorm-fit samples (reservoir x D floats)
   int64_t histogram = 0;       // one layer's attention statistics
   int64_t carried_states = 0;  // sequential: the residual stream of every window (N x D floats)

@@ -224,5 +224,22 @@ TEST(AttentionStats, ValueSpreadIsTheDefinition) {
   }
 }
 
+// take_mean: the mean computed in place of the sum, identical to mean(); spent after.
+TEST(CalibStats, TakeMeanIsTheMeanInPlace) {
+  std::mt19937_64 rng(33);
+  std::normal_distribution<float> nd;
+  std::vector<float> x(7 * 5);
+  for (auto& v : x) v = nd(rng);
+  SecondMoment m(5);
+  m.add(x.data(), 4);
+  m.add(x.data() + 20, 3);
+  const la::Mat want = m.mean();
+  const la::Mat got = m.take_mean();
+  EXPECT_EQ(got.a, want.a);
+  EXPECT_EQ(got.rows, 6);
+  EXPECT_NE(test::error_message([&] { m.add(x.data(), 1); }), "");
+  EXPECT_NE(test::error_message([&] { (void)m.mean(); }), "");
+}
+
 }  // namespace
 }  // namespace mlar
