@@ -12,6 +12,7 @@ SecondMoment::SecondMoment(int64_t dim) : dim_(dim), sum_(dim + 1, dim + 1) {}
 
 void SecondMoment::add(const float* x, int64_t n) {
   if (n <= 0) return;
+  if (sum_.rows != dim_ + 1) fail("calibration: statistics added after they were taken");
   const int64_t w = dim_ + 1;
   chunk_.resize(static_cast<size_t>(n * w));
   for (int64_t t = 0; t < n; ++t) {
@@ -32,6 +33,18 @@ la::Mat SecondMoment::mean() const {
   const double inv = 1.0 / static_cast<double>(count_);
   for (int64_t i = 0; i < S.rows; ++i)
     for (int64_t j = i; j < S.cols; ++j) S(i, j) = S(j, i) = sum_(i, j) * inv;
+  return S;
+}
+
+la::Mat SecondMoment::take_mean() {
+  if (count_ == 0) fail("calibration: no tokens were seen for a layer's statistics");
+  la::Mat S = std::move(sum_);
+  sum_ = la::Mat();
+  chunk_ = std::vector<double>();
+  const double inv = 1.0 / static_cast<double>(count_);
+  count_ = 0;
+  for (int64_t i = 0; i < S.rows; ++i)
+    for (int64_t j = i; j < S.cols; ++j) S(i, j) = S(j, i) = S(i, j) * inv;
   return S;
 }
 

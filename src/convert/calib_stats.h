@@ -25,6 +25,9 @@ class SecondMoment {
   int64_t dim() const { return dim_; }
   // S = sum / count (symmetric, [(D+1), (D+1)]); throws when nothing was added.
   la::Mat mean() const;
+  // The same, computed in place of the sum (no second (D+1)^2 copy); the moment is
+  // spent afterwards (add and mean throw).
+  la::Mat take_mean();
 
  private:
   int64_t dim_, count_ = 0;

@@ -6,11 +6,13 @@
 
 #include <fmt/format.h>
 
+#include "convert/calib_states.h"
 #include "convert/extend_calib.h"
 #include "convert/extend_layer.h"
 #include "convert/norm_fit.h"
 #include "convert/rank_alloc.h"
 #include "ops/threads.h"
+#include "runtime/mla_attention.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -36,6 +38,21 @@ struct LayerOut {
   RopePlan plan;
   double latent_captured = 0;
 };
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The new 2-D tensors of a converted layer in `dtype` (the source's weight dtype);
+// views (W_o, shared with the source) and vectors stay as they are.
+void store_as(MlaLayerWeights& w, DType dtype) {
+  for (TypedTensor* t : {&w.wq, &w.wq_a, &w.wq_b, &w.wqr, &w.w_dkv, &w.w_kr, &w.w_uk, &w.w_uv, &w.wo})
+    if (!t->empty() && !t->is_view() && t->ndim() >= 2 && t->dtype != dtype) *t = t->cast(dtype);
+}
+
+void store_as(LayerOut& l, DType dtype) {
+  store_as(l.final, dtype);
+  store_as(l.rope_only, dtype);
+  store_as(l.low_rank, dtype);
+}
 
 void say(const ExtendOptions& o, const std::string& s) {
   if (o.progress) fmt::print(stderr, "extend: {}\n", s);
@@ -237,12 +254,22 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   // Source statistics when something reads every layer's.
   const bool need_source = choosing || o.calib_mode == CalibMode::Parallel || o.rank_alloc == RankAlloc::Energy ||
                            o.rope_strategy == RopeStrategy::TwoNorm;
+  const int64_t D = c.hidden_size;
+  rep.memory.second_moment = (D + 1) * (D + 1) * static_cast<int64_t>(sizeof(double));
+  if (want.samples) rep.memory.reservoir = o.reservoir * D * static_cast<int64_t>(sizeof(float));
+  if (want.attention) rep.memory.histogram = (c.num_heads * win.len + c.num_heads) * static_cast<int64_t>(sizeof(double));
   std::vector<LayerStats> src_stats;
   if (need_source) {
+    const auto ts = Clock::now();
     StatsWanted w = want;
     w.samples = want.samples && o.calib_mode == CalibMode::Parallel;
+    say(o, fmt::format("source statistics of all {} layers in one pass: about {:.1f} MB", L,
+                       static_cast<double>(L * (rep.memory.second_moment + rep.memory.histogram +
+                                                (w.samples ? rep.memory.reservoir : 0))) / 1e6));
     src_stats = source_pass(gqa, win, w, o.progress);
+    rep.memory.source_pass = L * (rep.memory.second_moment + rep.memory.histogram + (w.samples ? rep.memory.reservoir : 0));
     ++rep.calib_passes;
+    rep.timings.push_back({"source_statistics", since(ts)});
   }
   const std::vector<LayerStats>* src_ptr = need_source ? &src_stats : nullptr;
 
@@ -275,6 +302,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   std::pair<int64_t, int64_t> chosen = cands.front();
   double balance = auto_balance ? kKeyBalances[kKeyBalances.size() / 2] : o.attn_key_balance;
   if (choosing) {
+    const auto ts = Clock::now();
     ops::set_blas_threads(ops::cpu_threads());
     ExtendOptions plain = o;  // candidates are compared without the RMSNorm fits
     plain.latent_norm = LatentNorm::None;
@@ -304,6 +332,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     }
     say(o, fmt::format("chose qk_rope_dim {} freqfold {}{}", chosen.first, chosen.second,
                        o.kv_method == KvMethod::Attn ? fmt::format(" key balance {}", balance) : std::string()));
+    rep.timings.push_back({"selection", since(ts)});
   }
   Setup fin = setup_for(chosen.first, chosen.second);
   fin.key_balance = balance;
@@ -315,27 +344,69 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   const MlaConfig final_cfg =
       mla_config_for(c, fin, ranks, o.latent_norm == LatentNorm::Calibrated, o.q_lora_rank);
 
-  // Final conversion.
+  // Final conversion; converted layers are kept in the source's weight dtype.
+  const DType store_dtype = gqa.weights.layers.front().wq.dtype;
   std::vector<LayerOut> layers;
+  layers.reserve(static_cast<size_t>(L));
+  const auto tconv = Clock::now();
   ops::set_blas_threads(ops::cpu_threads());
   if (o.calib_mode == CalibMode::Parallel) {
-    layers = from_source(fin, ranks, o, keep_stages);
-  } else {
-    // Sequential: layer l's statistics through the converted layers < l.
-    const ModelConfig cfg = with_mla(c, final_cfg);
-    std::vector<MlaLayerWeights> done;
-    done.reserve(static_cast<size_t>(L));
-    Progress prog("extend: sequential calibration (windows x layers)", win.count() * L, o.progress);
     for (int64_t l = 0; l < L; ++l) {
-      const LayerStats st = hybrid_pass(gqa, cfg, done, l, win, want, [&](int64_t k, int64_t) {
-        prog.update(l * win.count() + k, fmt::format("layer {}/{}", l + 1, L));
-      });
+      layers.push_back(convert_layer(gqa, l, src_stats[static_cast<size_t>(l)], fin, ranks[static_cast<size_t>(l)], o,
+                                     keep_stages));
+      store_as(layers.back(), store_dtype);
+      src_stats[static_cast<size_t>(l)] = LayerStats{};  // no longer needed
+      say(o, fmt::format("layer {}/{} converted ({:.1f}s)", l + 1, L, since(t0)));
+    }
+    rep.timings.push_back({"convert", since(tconv)});
+  } else {
+    // Sequential: layer l's statistics through the converted layers < l, from the
+    // residual stream carried from layer to layer.
+    const ModelConfig cfg = with_mla(c, final_cfg);
+    const auto tinit = Clock::now();
+    CalibStates states(gqa, win, o.carried_max_in_memory);
+    rep.memory.carried_states = states.bytes();
+    rep.memory.carried_file_backed = states.file_backed();
+    say(o, fmt::format("sequential calibration: {} layers, carried states {:.1f} MB{}, statistics {:.1f} MB per layer",
+                       L, static_cast<double>(states.bytes()) / 1e6, states.file_backed() ? " (file-backed)" : "",
+                       static_cast<double>(rep.memory.second_moment + rep.memory.reservoir + rep.memory.histogram) /
+                           1e6));
+    rep.timings.push_back({"calibration_embed", since(tinit)});
+    double t_stats = 0, t_convert = 0, t_advance = 0;
+    for (int64_t l = 0; l < L; ++l) {
+      const LayerWeights& src_layer = gqa.weights.layers[static_cast<size_t>(l)];
+      ExtendLayerTime lt;
+      auto ts = Clock::now();
+      LayerStats st;
+      {
+        LayerStatsBuilder b(gqa, l, win.len, want);
+        states.attention_inputs(c, src_layer, [&](int64_t, const float* x, int64_t n) { b.add(x, n); });
+        st = b.take();
+      }
       ++rep.calib_passes;
+      lt.stats = since(ts);
+      ts = Clock::now();
       ops::set_blas_threads(ops::cpu_threads());
       layers.push_back(convert_layer(gqa, l, st, fin, ranks[static_cast<size_t>(l)], o, keep_stages));
-      done.push_back(layers.back().final);
+      st = LayerStats{};
+      lt.convert = since(ts);
+      if (l + 1 < L) {  // the last layer's output is not needed
+        ts = Clock::now();
+        const MlaAttention attn(cfg, l, layers.back().final);
+        states.advance(c, src_layer, attn);
+        lt.advance = since(ts);
+      }
+      store_as(layers.back(), store_dtype);
+      rep.layer_times.push_back(lt);
+      t_stats += lt.stats;
+      t_convert += lt.convert;
+      t_advance += lt.advance;
+      say(o, fmt::format("layer {}/{}: statistics {:.1f}s, conversion {:.1f}s, advance {:.1f}s (elapsed {:.1f}s)", l + 1,
+                         L, lt.stats, lt.convert, lt.advance, since(t0)));
     }
-    prog.finish();
+    rep.timings.push_back({"layer_statistics", t_stats});
+    rep.timings.push_back({"layer_conversion", t_convert});
+    rep.timings.push_back({"advance_states", t_advance});
   }
   for (const auto& l : layers)
     if (l.plan.slot_freq != layers.front().plan.slot_freq)
@@ -361,6 +432,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     }
     rep.stages.push_back(st);
   };
+  const auto teval = Clock::now();
   stage("source", c, {});
   const MlaConfig rope_cfg = mla_config_for(c, fin, std::vector<int64_t>(static_cast<size_t>(L), Z), false, 0);
   stage("rope_separated", with_mla(c, rope_cfg), keep_stages ? pick(layers, &LayerOut::rope_only)
@@ -371,8 +443,10 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   std::vector<MlaLayerWeights> final_w = pick(layers, &LayerOut::final);
   stage(norms_on(o) ? "final" : "low_rank", with_mla(c, final_cfg), final_w);
 
+  if (keep_stages) rep.timings.push_back({"stage_perplexities", since(teval)});
   Model m = assemble_model(gqa, final_cfg, std::move(final_w));
-  rep.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  rep.seconds = since(t0);
+  rep.timings.push_back({"total", rep.seconds});
   const int64_t before = rep.kv_bytes_before(), after = rep.kv_bytes_after();
   say(o, fmt::format("KV cache {} -> {} bytes/token ({:.1f}% of GQA, {:.2f}x smaller), {:.1f}s", before, after,
                      100.0 * static_cast<double>(after) / static_cast<double>(before),

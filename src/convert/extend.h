@@ -8,17 +8,24 @@
 //
 // Calibration modes:
 //   sequential (default)  layer l's S comes from the model whose layers < l are
-//                         already converted (one pass over the calibration windows
-//                         per layer, running layers 0..l: L passes, O(L^2 N) layer
-//                         evaluations for N tokens, O(L N) token passes);
+//                         already converted. One pass over the layers: the residual
+//                         stream of every calibration window is carried from layer
+//                         to layer (calib_states.h); layer l's statistics are taken
+//                         from it, layer l is converted, and the stream advances
+//                         through the converted layer (O(L N) layer evaluations for
+//                         N tokens);
 //   parallel              every S from the source model in one pass.
 // A parallel (source) pass is also made, once, when something must be chosen from
-// statistics of every layer: the d_r / freqfold candidates (each converted from the
-// source statistics and scored by perplexity on the held-out tail of the calibration
-// text), --rank-alloc energy, and the 2norm frequencies (one table for all layers).
+// statistics of every layer: the d_r / freqfold candidates and attn's key balance
+// when not given (each candidate converted from the source statistics and scored by
+// perplexity on the held-out tail of the calibration text), --rank-alloc energy, and
+// the 2norm frequencies (one table for all layers).
 // Memory: the statistics are (D+1)^2 doubles per layer (all layers for a parallel
-// pass, one at a time in sequential passes) plus, for the RMSNorm fits, a fixed-size
-// reservoir of inputs; none of it grows with --calib-tokens.
+// pass: 134 MB per layer at D = 4096; one layer at a time in sequential mode with
+// fixed choices) plus, for the RMSNorm fits, a fixed-size reservoir of inputs; the
+// carried states of sequential mode are N x D floats. Converted layers are kept in
+// the source's weight dtype (the dtype of layer 0's wq: BF16 for a BF16 model), the
+// source's tensors are read as float32 one layer at a time.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -76,6 +83,9 @@ struct ExtendOptions {
   LatentNorm latent_norm = LatentNorm::None;
   bool scale_latent = true;  // with a calibrated latent norm: rescale the latent first (scale_latent_for_norm)
   int64_t reservoir = 4096;     // calibration inputs kept per layer for the RMSNorm fits
+  // Sequential mode: carried states above this many bytes go to a mapped temporary
+  // file instead of memory (calib_states.h).
+  int64_t carried_max_in_memory = int64_t{1} << 30;
   // Evaluation after each stage (empty: no perplexities).
   std::vector<int32_t> eval_ids;
   int64_t eval_ctx = 256;
@@ -106,6 +116,21 @@ struct ExtendCandidate {
   double heldout_ppl = 0;
 };
 
+// Seconds of one layer's sequential calibration.
+struct ExtendLayerTime {
+  double stats = 0, convert = 0, advance = 0;
+};
+
+// Bytes the calibration holds (0: not held).
+struct ExtendCalibMemory {
+  int64_t second_moment = 0;   // one layer's S ((D+1)^2 doubles, accumulated in place)
+  int64_t reservoir = 0;       // one layer's RMSNorm-fit samples (reservoir x D floats)
+  int64_t histogram = 0;       // one layer's attention statistics
+  int64_t carried_states = 0;  // sequential: the residual stream of every window (N x D floats)
+  bool carried_file_backed = false;
+  int64_t source_pass = 0;     // the parallel pass: every layer's statistics at once
+};
+
 struct ExtendReport {
   ExtendOptions options;  // as given (eval_ids cleared)
   int64_t qk_rope_dim = 0, freqfold = 1;
@@ -119,6 +144,9 @@ struct ExtendReport {
   int64_t calib_tokens = 0, heldout_tokens = 0, calib_windows = 0;
   int64_t calib_passes = 0;
   double seconds = 0;
+  std::vector<std::pair<std::string, double>> timings;  // stage name -> seconds, in order
+  std::vector<ExtendLayerTime> layer_times;             // sequential mode
+  ExtendCalibMemory memory;
   std::vector<RopePlan> plans;  // per layer (for tests and reports)
 
   int64_t kv_bytes_before() const;

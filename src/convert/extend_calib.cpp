@@ -28,6 +28,14 @@ LayerStats LayerStatsBuilder::finish() const {
   return s;
 }
 
+LayerStats LayerStatsBuilder::take() {
+  LayerStats s;
+  s.S = moment_.take_mean();
+  s.attention = std::move(hist_);
+  s.samples = std::move(samples_);
+  return s;
+}
+
 std::vector<std::unique_ptr<Attention>> hybrid_attention(const Model& src, const ModelConfig& cfg,
                                                          const std::vector<MlaLayerWeights>& mla) {
   const auto inv_freq = rope_inv_freq(src.config);
@@ -52,7 +60,7 @@ std::vector<LayerStats> source_pass(const Model& src, const CalibWindows& w, con
       [&](int64_t done, int64_t) { prog.update(done); });
   prog.finish();
   std::vector<LayerStats> out;
-  for (const auto& x : b) out.push_back(x.finish());
+  for (auto& x : b) out.push_back(x.take());  // each sum becomes its S: L (D+1)^2 doubles, not twice that
   return out;
 }
 
@@ -66,7 +74,7 @@ LayerStats hybrid_pass(const Model& src, const ModelConfig& cfg, const std::vect
         if (l == layer) b.add(x, n);
       },
       progress);
-  return b.finish();
+  return b.take();
 }
 
 double hybrid_perplexity(const Model& src, const ModelConfig& cfg, const std::vector<MlaLayerWeights>& layers,

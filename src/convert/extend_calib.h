@@ -36,6 +36,8 @@ class LayerStatsBuilder {
   LayerStatsBuilder(const Model& src, int64_t layer, int64_t window, const StatsWanted& want);
   void add(const float* x, int64_t n);  // a whole window's attention input [n, D]
   LayerStats finish() const;
+  // The same without copying S (the builder is spent).
+  LayerStats take();
 
  private:
   const Model* src_;

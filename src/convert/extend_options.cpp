@@ -158,6 +158,16 @@ nlohmann::json ExtendReport::to_json() const {
     if (c.key_balance > 0) x["attn_key_balance"] = c.key_balance;
     cand.push_back(x);
   }
+  json times = json::object();
+  for (const auto& [name, sec] : timings) times[name] = sec;
+  json layers = json::array();
+  for (const auto& t : layer_times) layers.push_back({{"statistics", t.stats}, {"conversion", t.convert}, {"advance", t.advance}});
+  json mem = {{"second_moment_bytes", memory.second_moment},
+              {"reservoir_bytes", memory.reservoir},
+              {"attention_histogram_bytes", memory.histogram},
+              {"carried_state_bytes", memory.carried_states},
+              {"carried_states_file_backed", memory.carried_file_backed},
+              {"source_pass_bytes", memory.source_pass}};
   const int64_t before = kv_bytes_before(), after = kv_bytes_after();
   return {{"options", opts},
           {"qk_rope_dim", qk_rope_dim},
@@ -177,8 +187,11 @@ nlohmann::json ExtendReport::to_json() const {
            {{"tokens", calib_tokens},
             {"windows", calib_windows},
             {"heldout_tokens", heldout_tokens},
-            {"passes", calib_passes}}},
-          {"seconds", seconds}};
+            {"passes", calib_passes},
+            {"memory", mem}}},
+          {"seconds", seconds},
+          {"timings", times},
+          {"layer_seconds", layers}};
 }
 
 }  // namespace mlar

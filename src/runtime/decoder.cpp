@@ -44,6 +44,27 @@ Decoder::Decoder(const Model& model, std::vector<std::unique_ptr<Attention>> att
          model.config.num_layers);
 }
 
+void decoder_layer_forward(const ModelConfig& c, const LayerWeights& L, const Attention& attn, float* h, int64_t n,
+                           int64_t pos0, LayerCache& cache, ForwardScratch& scratch) {
+  const int64_t D = c.hidden_size, F = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  Workspace& ws = scratch.decoder;
+  float* x = ws.get(kX, n * D);        // [n, D] normalised input of a block
+  float* a = ws.get(kAttn, n * D);     // [n, D] block output
+  float* gate = ws.get(kGate, n * F);  // [n, F] gate, then silu(gate) * up
+  float* up = ws.get(kUp, n * F);      // [n, F]
+  ops::rmsnorm(h, L.attn_norm.ptr(), x, n, D, eps);
+  attn.forward(x, n, pos0, cache, scratch.attention, a);
+  ops::add_inplace(h, a, n * D);
+
+  ops::rmsnorm(h, L.ffn_norm.ptr(), x, n, D, eps);
+  ops::linear(x, L.w_gate, gate, n);
+  ops::linear(x, L.w_up, up, n);
+  ops::swiglu(gate, up, gate, n * F);
+  ops::linear(gate, L.w_down, a, n);
+  ops::add_inplace(h, a, n * D);
+}
+
 KvCache Decoder::make_cache(int64_t max_tokens, DType kv_dtype) const {
   std::vector<std::unique_ptr<LayerCache>> layers;
   for (const auto& a : attn_) layers.push_back(a->make_cache(kv_dtype));
@@ -55,7 +76,7 @@ void Decoder::forward(std::span<const int32_t> tokens, KvCache& cache, ForwardSc
   const ModelConfig& c = model_.config;
   const ModelWeights& W = model_.weights;
   const int64_t n = static_cast<int64_t>(tokens.size());
-  const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const int64_t D = c.hidden_size, V = c.vocab_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   if (n == 0) fail("forward: no tokens");
   for (int32_t t : tokens)
@@ -64,29 +85,14 @@ void Decoder::forward(std::span<const int32_t> tokens, KvCache& cache, ForwardSc
   cache.reserve_more(n);
   const int64_t pos0 = cache.size();
 
-  Workspace& ws = scratch.decoder;
-  float* h = ws.get(kH, n * D);        // [n, D] residual stream
-  float* x = ws.get(kX, n * D);        // [n, D] normalised input of a block
-  float* a = ws.get(kAttn, n * D);     // [n, D] block output
-  float* gate = ws.get(kGate, n * F);  // [n, F] gate, then silu(gate) * up
-  float* up = ws.get(kUp, n * F);      // [n, F]
-
+  float* h = scratch.decoder.get(kH, n * D);  // [n, D] residual stream
   ops::embed_rows(W.embed, tokens.data(), h, n);
-  for (int64_t l = 0; l < n_layers(); ++l) {
-    const LayerWeights& L = W.layers[static_cast<size_t>(l)];
-    ops::rmsnorm(h, L.attn_norm.ptr(), x, n, D, eps);
-    attn_[static_cast<size_t>(l)]->forward(x, n, pos0, cache.layer(l), scratch.attention, a);
-    ops::add_inplace(h, a, n * D);
-
-    ops::rmsnorm(h, L.ffn_norm.ptr(), x, n, D, eps);
-    ops::linear(x, L.w_gate, gate, n);
-    ops::linear(x, L.w_up, up, n);
-    ops::swiglu(gate, up, gate, n * F);
-    ops::linear(gate, L.w_down, a, n);
-    ops::add_inplace(h, a, n * D);
-  }
+  for (int64_t l = 0; l < n_layers(); ++l)
+    decoder_layer_forward(c, W.layers[static_cast<size_t>(l)], *attn_[static_cast<size_t>(l)], h, n, pos0,
+                          cache.layer(l), scratch);
   cache.advance(n);
 
+  float* x = scratch.decoder.get(kX, n * D);  // [n, D]
   const int64_t rows = all_logits ? n : 1;
   const float* last = h + (n - rows) * D;
   ops::rmsnorm(last, W.final_norm.ptr(), x, rows, D, eps);

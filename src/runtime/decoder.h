@@ -31,6 +31,13 @@ struct ForwardScratch {
 // set (per-layer ranks included). `eval` other than Auto on a GQA model is an error.
 std::vector<std::unique_ptr<Attention>> model_attention_layers(const Model& model, MlaEval eval = MlaEval::Auto);
 
+// One decoder layer on the residual stream h [n, D] (in place) at positions
+// pos0 .. pos0+n-1: h += attn(rmsnorm(h, attn_norm)); h += MLP(rmsnorm(h, ffn_norm)),
+// with L's norms and MLP. `cache` must have room for n more tokens. Decoder::forward
+// runs exactly this per layer (scratch.decoder slots other than the residual).
+void decoder_layer_forward(const ModelConfig& c, const LayerWeights& L, const Attention& attn, float* h, int64_t n,
+                           int64_t pos0, LayerCache& cache, ForwardScratch& scratch);
+
 class Decoder {
  public:
   // The model's own attention in every layer (model_attention_layers): GQA, or MLA

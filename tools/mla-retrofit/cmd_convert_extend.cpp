@@ -1,5 +1,6 @@
 #include "cmd_convert_extend.h"
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -100,18 +101,25 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
           ->check(CLI::NonNegativeNumber));
   add(cmd->add_option("--calib-len", a->calib_len, "calibration window length including BOS")->capture_default_str());
   add(cmd->add_option("--calib-mode", a->calib_mode,
-                      "sequential: layer l calibrated through the converted layers < l (one pass per layer); "
-                      "parallel: all layers from the source in one pass")
+                      "sequential: layer l calibrated through the converted layers < l (one pass over the layers, "
+                      "carrying the calibration residual stream: N x hidden floats); parallel: all layers from the "
+                      "source in one pass (holds every layer's statistics at once: (hidden+1)^2 doubles per layer, "
+                      "134 MB at hidden 4096). Auto choices (--qk-rope-dim, --freqfold, --attn-key-balance), "
+                      "--rank-alloc energy and --rope-strategy 2norm also need that parallel pass, and score each "
+                      "candidate by converting every layer: give them explicitly for large models")
           ->capture_default_str());
   add(cmd->add_option("--qk-rope-dim", a->qk_rope_dim,
                       "d_r, the shared rope key size (even, <= head size), or auto: chosen by held-out perplexity "
-                      "with --kv-budget (d/2 with --kv-lora-rank)")
+                      "with --kv-budget (d/2 with --kv-lora-rank); auto needs the all-layer parallel pass (see "
+                      "--calib-mode)")
           ->capture_default_str());
   add(cmd->add_option("--rope-strategy", a->rope_strategy,
                       "rope frequencies kept: rorope (TransMLA, with --freqfold), high, low, uniform, 2norm "
                       "(MHA2MLA partial RoPE, PCA across kv heads), attn (pairs where the scores need rotation)")
           ->capture_default_str());
-  add(cmd->add_option("--freqfold", a->freqfold, "rorope FreqFold F (a multiple of d/d_r dividing d/2) or auto")
+  add(cmd->add_option("--freqfold", a->freqfold,
+                      "rorope FreqFold F (a multiple of d/d_r dividing d/2) or auto (held-out perplexity; the "
+                      "parallel pass)")
           ->capture_default_str());
   add(cmd->add_option("--nope-rotation", a->nope_rotation,
                       "what NoPE queries do about the rotation their keys lost: none (score q.k), or mean (score "
@@ -145,7 +153,7 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
           ->capture_default_str());
   add(cmd->add_option("--attn-key-balance", a->key_balance,
                       "attn: multiplier of the key part of the metric, or auto (1, 0.3, 0.1, 0.03, 0.01 by held-out "
-                      "perplexity)")
+                      "perplexity; needs the all-layer parallel pass, see --calib-mode)")
           ->capture_default_str());
   add(cmd->add_option("--reservoir", a->reservoir, "calibration samples per layer for the RMSNorm fits")
           ->capture_default_str());
@@ -170,12 +178,15 @@ Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb_
   check_extend_options(gqa.config, o);  // before reading and tokenizing anything
   if (!a.report.empty()) check_output_free(a.report, true);
   const Tokenizer& tok = require_tokenizer(gqa);
+  const auto t_tok = std::chrono::steady_clock::now();
   const std::vector<int32_t> calib = tok.encode(read_utf8_file(a.calib));
   if (calib.empty()) fail("{}: calibration text has no tokens", a.calib);
   if (!a.eval_text.empty()) {
     o.eval_ids = tok.encode(read_utf8_file(a.eval_text));
     if (o.eval_ids.empty()) fail("{}: evaluation text has no tokens", a.eval_text);
   }
+  const double tokenize_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_tok).count();
+  if (!quiet) fmt::print(stderr, "extend: tokenized the calibration (and evaluation) text in {:.1f}s\n", tokenize_s);
   ExtendReport rep;
   Model m = convert_extend(gqa, o, calib, &rep);
   if (absorb_after) {
@@ -184,6 +195,7 @@ Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb_
   }
   if (!a.report.empty()) {
     nlohmann::json j = rep.to_json();
+    j["timings"]["tokenize"] = tokenize_s;
     j["model"] = gqa.source;
     j["calib_text"] = a.calib;
     j["eval_text"] = a.eval_text.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.eval_text);
