@@ -69,7 +69,7 @@ Tensor ones(Shape s) {
 
 void safetensors_seeds(const fs::path& tmp) {
   Lcg r;
-  const Tensor a = random_tensor(r, {2, 3}), b = random_tensor(r, {4}), s = random_tensor(r, {});
+  const TypedTensor a = random_tensor(r, {2, 3}), b = random_tensor(r, {4}), s = random_tensor(r, {});
   const std::vector<NamedTensor> ts = {{"model.a.weight", &a}, {"b", &b}, {"scalar", &s}};
   for (auto [dt, name] : {std::pair{DType::F32, "f32.safetensors"}, std::pair{DType::F16, "f16.safetensors"},
                           std::pair{DType::BF16, "bf16.safetensors"}}) {

@@ -13,6 +13,7 @@
 #include "convert/rank_alloc.h"
 #include "ops/threads.h"
 #include "runtime/mla_attention.h"
+#include "tensor/spill.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -48,10 +49,15 @@ void store_as(MlaLayerWeights& w, DType dtype) {
     if (!t->empty() && !t->is_view() && t->ndim() >= 2 && t->dtype != dtype) *t = t->cast(dtype);
 }
 
-void store_as(LayerOut& l, DType dtype) {
-  store_as(l.final, dtype);
-  store_as(l.rope_only, dtype);
-  store_as(l.low_rank, dtype);
+// Then, when `spill`, into file-backed mappings (tensor/spill.h): a converted layer
+// costs no heap while the next ones are converted, so memory does not grow with depth.
+void store_as(LayerOut& l, DType dtype, bool spill) {
+  for (MlaLayerWeights* w : {&l.final, &l.rope_only, &l.low_rank}) {
+    store_as(*w, dtype);
+    if (!spill) continue;
+    for (TypedTensor* t : {&w->wq, &w->wq_a, &w->wq_b, &w->wqr, &w->w_dkv, &w->w_kr, &w->w_uk, &w->w_uv, &w->wo})
+      if (!t->empty() && !t->is_view() && t->ndim() >= 2) *t = spill_to_file(*t);
+  }
 }
 
 void say(const ExtendOptions& o, const std::string& s) {
@@ -346,6 +352,8 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
 
   // Final conversion; converted layers are kept in the source's weight dtype.
   const DType store_dtype = gqa.weights.layers.front().wq.dtype;
+  // A model read from a file (its matrices are views) gets file-backed converted layers too.
+  const bool spill = gqa.weights.layers.front().wq.is_view();
   std::vector<LayerOut> layers;
   layers.reserve(static_cast<size_t>(L));
   const auto tconv = Clock::now();
@@ -354,7 +362,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     for (int64_t l = 0; l < L; ++l) {
       layers.push_back(convert_layer(gqa, l, src_stats[static_cast<size_t>(l)], fin, ranks[static_cast<size_t>(l)], o,
                                      keep_stages));
-      store_as(layers.back(), store_dtype);
+      store_as(layers.back(), store_dtype, spill);
       src_stats[static_cast<size_t>(l)] = LayerStats{};  // no longer needed
       say(o, fmt::format("layer {}/{} converted ({:.1f}s)", l + 1, L, since(t0)));
     }
@@ -396,7 +404,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
         states.advance(c, src_layer, attn);
         lt.advance = since(ts);
       }
-      store_as(layers.back(), store_dtype);
+      store_as(layers.back(), store_dtype, spill);
       rep.layer_times.push_back(lt);
       t_stats += lt.stats;
       t_convert += lt.convert;
