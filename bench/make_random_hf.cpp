@@ -168,35 +168,28 @@ class NormalTable {
   // Fills `count` values starting at element `first` of the tensor seeded by `seed`.
   void fill(uint64_t seed, uint64_t first, uint64_t count, void* out) const {
     SplitMix rng{seed ^ (first * 0xd1342543de82ef95ull)};
-    auto* dst = static_cast<uint8_t*>(out);
     if (size_ == 2) {
-      const auto* t = reinterpret_cast<const uint16_t*>(bytes_.data());
-      auto* d = reinterpret_cast<uint16_t*>(dst);
-      uint64_t i = 0;
-      for (; i + 4 <= count; i += 4) {
-        const uint64_t r = rng.next();
-        d[i] = t[r & 0xffff];
-        d[i + 1] = t[(r >> 16) & 0xffff];
-        d[i + 2] = t[(r >> 32) & 0xffff];
-        d[i + 3] = t[r >> 48];
-      }
-      for (uint64_t r = rng.next(); i < count; ++i, r >>= 16) d[i] = t[r & 0xffff];
+      fill_as(rng, reinterpret_cast<const uint16_t*>(bytes_.data()), static_cast<uint16_t*>(out), count);
     } else {
-      const auto* t = reinterpret_cast<const float*>(bytes_.data());
-      auto* d = reinterpret_cast<float*>(dst);
-      uint64_t i = 0;
-      for (; i + 4 <= count; i += 4) {
-        const uint64_t r = rng.next();
-        d[i] = t[r & 0xffff];
-        d[i + 1] = t[(r >> 16) & 0xffff];
-        d[i + 2] = t[(r >> 32) & 0xffff];
-        d[i + 3] = t[r >> 48];
-      }
-      for (uint64_t r = rng.next(); i < count; ++i, r >>= 16) d[i] = t[r & 0xffff];
+      fill_as(rng, reinterpret_cast<const float*>(bytes_.data()), static_cast<float*>(out), count);
     }
   }
 
  private:
+  // Four table indices from each random number (the table has 65536 entries).
+  template <typename E>
+  static void fill_as(SplitMix& rng, const E* t, E* d, uint64_t count) {
+    uint64_t i = 0;
+    for (; i + 4 <= count; i += 4) {
+      const uint64_t r = rng.next();
+      d[i] = t[r & 0xffff];
+      d[i + 1] = t[(r >> 16) & 0xffff];
+      d[i + 2] = t[(r >> 32) & 0xffff];
+      d[i + 3] = t[r >> 48];
+    }
+    for (uint64_t r = rng.next(); i < count; ++i, r >>= 16) d[i] = t[r & 0xffff];
+  }
+
   DType dtype_;
   size_t size_;
   std::vector<uint8_t> bytes_;

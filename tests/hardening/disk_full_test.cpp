@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common/test_data.h"
-#include "fingerprint.h"
+#include "hardening_util.h"
 #include "io/hf_model.h"
 #include "io/mla_model.h"
 #include "runtime/random_mla_model.h"
@@ -105,17 +105,7 @@ TEST(DiskFull, ConvertAndImportLeaveNothingBehind) {
 TEST(DiskFull, ExportLeavesNothingBehind) {
   const fs::path dir = test::temp_dir("disk-full-export");
   const fs::path src = dir / "mla";
-  ModelConfig c = gqa_config();
-  MlaConfig a;
-  a.rope_mode = RopeMode::Extend;
-  a.kv_lora_rank = 32;
-  a.qk_nope_head_dim = 32;
-  a.qk_rope_head_dim = 16;
-  a.num_rope_heads = 1;
-  a.v_head_dim = 32;
-  a.latent_norm = true;
-  a.softmax_scale = 1.0 / std::sqrt(48.0);
-  c.mla = a;
+  const ModelConfig c = test::with_deepseek_mla(gqa_config(), 32, 32, 16, 32);
   fs::create_directory(src);
   write_mla_model(random_mla_model(c, 5), src);
   for (const char* format : {"gguf", "deepseek-v3"}) {

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "common/test_data.h"
-#include "fingerprint.h"
+#include "hardening_util.h"
 #include "io/hf_model.h"
 #include "io/mla_model.h"
 #include "runtime/random_mla_model.h"
@@ -118,17 +118,7 @@ TEST(Kill, ConvertKilledMidWriteLeavesNoOutputAndTheInputIntact) {
 TEST(Kill, ExportKilledMidWriteLeavesNoOutputAndTheInputIntact) {
   const fs::path dir = test::temp_dir("kill-export");
   const fs::path src = dir / "mla";
-  ModelConfig c = big_config();
-  MlaConfig a;
-  a.rope_mode = RopeMode::Extend;
-  a.kv_lora_rank = 128;
-  a.qk_nope_head_dim = 64;
-  a.qk_rope_head_dim = 32;
-  a.num_rope_heads = 1;
-  a.v_head_dim = 64;
-  a.latent_norm = true;
-  a.softmax_scale = 1.0 / std::sqrt(96.0);
-  c.mla = a;
+  const ModelConfig c = test::with_deepseek_mla(big_config(), 128, 64, 32, 64);
   fs::create_directory(src);
   write_mla_model(random_mla_model(c, 5), src);
   const std::string before = test::fingerprint(src);

@@ -1,14 +1,34 @@
-// What a hardening test compares before and after a failed run: the size and a
-// cheap content hash of every file under a path.
+// Shared pieces of the hardening tests: what they compare before and after a failed
+// run (the size and a cheap content hash of every file under a path), and the small
+// MLA model export takes.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "model/config.h"
+
 namespace mlar::test {
+
+// c with a DeepSeek-layout MLA config (one rope key, latent norm) of the given sizes:
+// a model export takes, for the hardening tests.
+inline ModelConfig with_deepseek_mla(ModelConfig c, int64_t rank, int64_t nope, int64_t rope, int64_t v) {
+  MlaConfig a;
+  a.rope_mode = RopeMode::Extend;
+  a.kv_lora_rank = rank;
+  a.qk_nope_head_dim = nope;
+  a.qk_rope_head_dim = rope;
+  a.num_rope_heads = 1;
+  a.v_head_dim = v;
+  a.latent_norm = true;
+  a.softmax_scale = 1.0 / std::sqrt(static_cast<double>(nope + rope));
+  c.mla = a;
+  return c;
+}
 
 // Size and a cheap content hash of every file under `p`.
 inline std::string fingerprint(const std::filesystem::path& p) {
