@@ -34,9 +34,9 @@ done
 step "exact MLA retrofit (--rope-mode repeat), plain and with stored absorption"
 "$bin" convert "$m/stories260K.bin" --tokenizer "$m/tok512.model" --rope-mode repeat --out "$out/stories260K-mla-repeat" --force
 "$bin" convert "$m/stories260K.bin" --tokenizer "$m/tok512.model" --rope-mode repeat --absorb --out "$out/stories260K-mla-repeat-absorbed" --force
-step "compare the source with the exact conversions (whole dev text, ctx 256)"
+step "compare the source with the exact conversions (whole dev text, ctx 256; float32 caches: an exactness check)"
 for mla in "$out/stories260K-mla-repeat" "$out/stories260K-mla-repeat-absorbed"; do
-  "$bin" compare "$m/stories260K.bin" "$mla" --tokenizer "$m/tok512.model" --text "$data/text/tinystories-dev.txt" --ctx 256 --max-tokens 0 -q
+  "$bin" compare "$m/stories260K.bin" "$mla" --tokenizer "$m/tok512.model" --text "$data/text/tinystories-dev.txt" --ctx 256 --max-tokens 0 --kv-dtype f32 -q
 done
 step "KV cache: the source, the exact retrofit, and a DeepSeek layout at 25% (r = 12, d_r = 4)"
 "$bin" inspect "$m/stories260K.bin" --kv-lora-rank 12 --qk-rope-dim 4
@@ -62,6 +62,6 @@ step "export the fine-tuned model to HF DeepSeek-V3 and GGUF deepseek2, reload b
 "$bin" export "$out/stories260K-mla-25-ft" --format deepseek-v3 --out "$out/stories260K-deepseek-v3" --force
 "$bin" export "$out/stories260K-mla-25-ft" --format gguf --out "$out/stories260K-deepseek2.gguf" --force
 for exported in "$out/stories260K-deepseek-v3" "$out/stories260K-deepseek2.gguf"; do
-  "$bin" compare "$out/stories260K-mla-25-ft" "$exported" --text "$data/text/tinystories-dev.txt" --ctx 256 -q
+  "$bin" compare "$out/stories260K-mla-25-ft" "$exported" --text "$data/text/tinystories-dev.txt" --ctx 256 --kv-dtype f32 -q
 done
 "$bin" generate "$out/stories260K-deepseek2.gguf" --prompt "Once upon a time" -n 40 --temperature 0
