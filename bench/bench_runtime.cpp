@@ -1,6 +1,6 @@
 // bench_runtime: prefill and decode tokens/s of the CPU runtime.
 //
-//   bench_runtime [--model PATH] [--threads N] [--prefill 128,512] [--decode 128]
+//   bench_runtime [--model PATH (any model the CLI reads)] [--threads N] [--prefill 128,512] [--decode 128]
 //                 [--context 256] [--reps 3] [--no-random] [--json]
 //
 // Models: stories260K (PATH, else $MLAR_DATA/models/stories260K/stories260K.bin) and
@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "io/llama2c.h"
+#include "io/load_model.h"
 #include "ops/threads.h"
 #include "runtime/random_model.h"
 #include "runtime/session.h"
@@ -151,7 +151,9 @@ int main(int argc, char** argv) {
     mlar::ops::set_cpu_threads(a.threads);
     std::vector<Row> rows;
     if (std::filesystem::exists(a.model)) {
-      bench_model("stories260K", mlar::read_llama2c(a.model), a, rows);
+      // Any format the CLI reads (HF directory, GGUF, llama2.c), weights in their file's dtype.
+      const std::string name = std::filesystem::path(a.model).stem().string();
+      bench_model(name.empty() ? a.model : name, mlar::load_model(a.model), a, rows);
     } else {
       fmt::print(stderr, "bench_runtime: {} not found, skipping stories260K (set MLAR_DATA or --model)\n", a.model);
     }
