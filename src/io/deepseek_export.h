@@ -70,7 +70,9 @@ struct DeepseekLayoutPlan {
 };
 DeepseekLayoutPlan plan_deepseek_layout(const Model& m, DeepseekFormat f);
 LayerWeights deepseek_layout_layer(const DeepseekLayoutPlan& p, LayerWeights layer);
-void deepseek_layout_globals(const DeepseekLayoutPlan& p, ModelWeights& w);
+// scale_embed false: only the final norm (the writer rescales the embedding through
+// DeepseekExportOptions::embed_scale).
+void deepseek_layout_globals(const DeepseekLayoutPlan& p, ModelWeights& w, bool scale_embed = true);
 
 // Throws unless `c` is already in the DeepSeek layout for `f` (what the writers need).
 void check_deepseek_layout(const ModelConfig& c, DeepseekFormat f, const std::string& source);
@@ -94,6 +96,9 @@ struct DeepseekExportOptions {
   std::string dtype = "F32";              // F32 | F16 | BF16 (GGUF: 1-D tensors stay F32)
   uint64_t max_shard_bytes = 5ull << 30;  // deepseek-v3: shard past this
   std::function<void(int64_t done, int64_t total)> progress;  // after each layer written
+  // The embedding is written times this (the layout's residual rescale, applied in
+  // chunks while writing instead of on a float32 copy of the whole table).
+  double embed_scale = 1.0;
 };
 
 // Layer l of a model in the DeepSeek layout, produced when the writer needs it (the

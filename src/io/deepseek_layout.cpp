@@ -328,9 +328,9 @@ LayerWeights deepseek_layout_layer(const DeepseekLayoutPlan& p, LayerWeights L) 
   return L;
 }
 
-void deepseek_layout_globals(const DeepseekLayoutPlan& p, ModelWeights& W) {
+void deepseek_layout_globals(const DeepseekLayoutPlan& p, ModelWeights& W, bool scale_embed) {
   if (p.residual_scale == 1.0) return;
-  scale(W.embed, p.residual_scale);
+  if (scale_embed) scale(W.embed, p.residual_scale);
   if (p.before.tie_word_embeddings) scale(W.final_norm, 1.0 / p.residual_scale);
 }
 

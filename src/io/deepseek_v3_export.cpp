@@ -112,7 +112,10 @@ void write_deepseek_v3_layers(const Model& m, const DeepseekLayerSource& layer, 
   auto put = [&](const std::string& name, const TypedTensor& t) {
     out.add(name, dtype, t.shape, t.empty() ? nullptr : t.data(), t.dtype);
   };
-  put("model.embed_tokens.weight", w.embed);
+  if (opts.embed_scale != 1.0)
+    out.add("model.embed_tokens.weight", dtype, w.embed.shape, scaled_chunks(w.embed, opts.embed_scale, dtype));
+  else
+    put("model.embed_tokens.weight", w.embed);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const LayerWeights L = layer(i);
     check_layer_shapes(c, i, L, src);

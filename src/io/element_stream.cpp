@@ -82,4 +82,14 @@ void write_chunks(OutFd& out, DType dst_t, uint64_t n, const ChunkFill& fill) {
   }
 }
 
+ChunkFill scaled_chunks(const TypedTensor& t, double scale, DType disk) {
+  return [&t, scale, disk](uint64_t first, uint64_t count, void* dst) {
+    std::vector<float> buf(count);  // at most kStreamChunkElems values
+    convert_values(static_cast<const uint8_t*>(t.data()) + first * dtype_size(t.dtype), t.dtype, buf.data(),
+                   DType::F32, static_cast<int64_t>(count));
+    for (float& x : buf) x = static_cast<float>(x * scale);
+    convert_values(buf.data(), DType::F32, dst, disk, static_cast<int64_t>(count));
+  };
+}
+
 }  // namespace mlar

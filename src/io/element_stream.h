@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "tensor/dtype.h"
+#include "tensor/typed_tensor.h"
 #include "util/stream_file.h"
 
 namespace mlar {
@@ -25,6 +26,11 @@ void convert_elements(const void* src, DType src_t, void* dst, DType dst_t, uint
 // Appends `n` elements of `src` (type `src_t`) to `out` as `dst_t`, converting in
 // chunks of kStreamChunkElems (no copy when the types match).
 void write_elements(OutFd& out, const void* src, DType src_t, DType dst_t, uint64_t n);
+
+// The values of `t` times `scale` (computed in double, stored as float32 as
+// scale_values does), then converted to `disk`: a fill for a rescaled tensor that is
+// never materialised whole. `t` must outlive the fill.
+ChunkFill scaled_chunks(const TypedTensor& t, double scale, DType disk);
 
 // Appends `n` elements of type `dst_t` produced by `fill`, chunk by chunk.
 void write_chunks(OutFd& out, DType dst_t, uint64_t n, const ChunkFill& fill);

@@ -105,7 +105,11 @@ void write_gguf_deepseek2_layers(const Model& m, const DeepseekLayerSource& laye
             t.dtype);
   };
   const ModelWeights& W = m.weights;
-  put("token_embd.weight", W.embed, mat);
+  if (opts.embed_scale != 1.0)
+    out.add("token_embd.weight", mat, std::vector<int64_t>(W.embed.shape.rbegin(), W.embed.shape.rend()),
+            scaled_chunks(W.embed, opts.embed_scale, dtype));
+  else
+    put("token_embd.weight", W.embed, mat);
   put("output_norm.weight", W.final_norm, GgmlType::F32);
   if (!c.tie_word_embeddings) put("output.weight", W.lm_head, mat);
   for (int64_t i = 0; i < c.num_layers; ++i) {
