@@ -109,12 +109,7 @@ void GgufWriter::add_tensor(std::string name, const Tensor& t, GgmlType type) {
 }
 
 void GgufWriter::add_tensor(std::string name, const TypedTensor& t, GgmlType type) {
-  if (t.dtype == DType::F32) {
-    add_tensor(std::move(name), t.to_f32(), type);
-    return;
-  }
-  Tensor f = t.to_f32();
-  add_tensor(std::move(name), f, type);
+  add_tensor(std::move(name), t.to_f32(), type);
 }
 
 void GgufWriter::add_tensor_ref(std::string name, const TypedTensor& t, GgmlType type) {

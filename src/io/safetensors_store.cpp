@@ -71,16 +71,14 @@ SafetensorsStore::SafetensorsStore(const std::string& dir) : dir_(dir) {
         files_.push_back(std::make_shared<SafetensorsFile>(sp.string()));
         f = opened.emplace(shard, files_.size() - 1).first;
       }
-      const SafetensorsFile* file = files_[f->second].get();
-      owner_.emplace(file, files_[f->second]);
+      const std::shared_ptr<SafetensorsFile>& file = files_[f->second];
       const TensorView* v = file->find(it.key());
       if (!v) fail("{}: tensor {} is listed in {} but absent from this shard", file->path(), it.key(), kIndex);
       map_.emplace(it.key(), Entry{file, v});
     }
   } else if (fs::exists(single, ec)) {
     files_.push_back(std::make_shared<SafetensorsFile>(single.string()));
-    owner_.emplace(files_[0].get(), files_[0]);
-    for (const auto& v : files_[0]->tensors()) map_.emplace(v.name, Entry{files_[0].get(), &v});
+    for (const auto& v : files_[0]->tensors()) map_.emplace(v.name, Entry{files_[0], &v});
   } else {
     fail("{}: no {} or {} in the directory", dir, kSingle, kIndex);
   }
@@ -134,8 +132,7 @@ TypedTensor SafetensorsStore::typed(const std::string& name, const Shape& expect
     fail("{}: tensor {} has dtype {}; the kernels read F32, F16 and BF16 weights only", file_of(name), name,
          dtype_name(v->dtype));
   if (expected.size() < 2) return TypedTensor(to_float(name));
-  const SafetensorsFile* file = map_.at(name).file;
-  return TypedTensor::view(v->dtype, v->shape, v->data, owner_.at(file));
+  return TypedTensor::view(v->dtype, v->shape, v->data, map_.at(name).file);
 }
 
 }  // namespace mlar

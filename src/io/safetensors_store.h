@@ -43,14 +43,13 @@ class SafetensorsStore {
 
  private:
   struct Entry {
-    const SafetensorsFile* file;
+    std::shared_ptr<const SafetensorsFile> file;  // also keeps the mapping alive for views
     const TensorView* view;
   };
   std::string dir_;
   bool sharded_ = false;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::unordered_map<std::string, Entry> map_;
-  std::unordered_map<const SafetensorsFile*, std::shared_ptr<SafetensorsFile>> owner_;  // for views
 };
 
 }  // namespace mlar
