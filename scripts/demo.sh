@@ -43,8 +43,8 @@ step "KV cache: the source, the exact retrofit, and a DeepSeek layout at 25% (r 
 "$bin" inspect "$out/stories260K-mla-repeat"
 
 step "compressed retrofit to the DeepSeek layout at 25% of the KV cache (calibrated, no training)"
-"$bin" convert "$m/stories260K.bin" --tokenizer "$m/tok512.model" --rope-mode extend --kv-budget 0.25 \
-  --latent-norm calibrated --calib "$data/text/tinystories-calib.txt" --eval-text "$data/text/tinystories-dev.txt" \
+"$bin" convert "$m/stories260K.bin" --tokenizer "$m/tok512.model" --rope-mode extend --target transformers --kv-budget 0.25 \
+  --calib "$data/text/tinystories-calib.txt" --eval-text "$data/text/tinystories-dev.txt" \
   --ctx 256 --out "$out/stories260K-mla-25" --report "$out/stories260K-mla-25.json" --force
 step "fine-tune it: layerwise against the source, then end to end with KL to the source (short runs)"
 train="--text $data/text/tinystories-calib.txt --batch 8 --seq 256 --seed 1 --warmup 10 --clip 1 --steps 60 --progress-every 20 --force"

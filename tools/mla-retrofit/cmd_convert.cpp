@@ -108,7 +108,7 @@ void register_convert(CLI::App& app) {
       fmt::print(stderr, "convert: layer {}/{}\n", done, total);
       if (absorb && done == total) fmt::print(stderr, "convert: absorbing the up-projections\n");
     };
-    Model mla = is_extend ? run_extend(m, *extend, args->quiet, args->absorb) : convert_model(std::move(m), co);
+    Model mla = is_extend ? run_extend(m, *extend, args->quiet, args->absorb, args->export_format) : convert_model(std::move(m), co);
     const ModelStats after = stats_of(mla);
 
     AtomicDir out(args->out, args->force);

@@ -12,6 +12,7 @@
 #include "command.h"
 #include "convert/absorb.h"
 #include "convert/extend.h"
+#include "convert/target.h"
 #include "util/atomic_output.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -19,13 +20,15 @@
 namespace mlar::cli {
 
 struct ExtendArgs {
-  std::string calib, eval_text, report;
+  std::string calib, eval_text, report, target;
   int64_t calib_tokens = 0, calib_len = 256, kv_lora_rank = 0, q_lora_rank = 0, ctx = 256, reservoir = 4096;
   std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "uniform", freqfold = "auto",
               kv_method = "attn", latent_norm = "none", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto";
   double kv_budget = 0, holdout = 0.1;
   bool keep_latent_scale = false;
   std::vector<CLI::Option*> options;  // every extend-only option, to refuse them with another mode
+  CLI::Option* latent_norm_opt = nullptr;
+  CLI::Option* rank_alloc_opt = nullptr;
 };
 
 namespace {
@@ -96,6 +99,12 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
   auto a = std::make_shared<ExtendArgs>();
   const std::string g = "extend (compressed DeepSeek layout, MLA.md §4)";
   auto add = [&](CLI::Option* o) { a->options.push_back(o->group(g)); };
+  add(cmd->add_option("--target", a->target,
+                      "serve with this engine's fast MLA path: " + serve_target_names() +
+                          ". Fixes what it accepts (docs/serving.md): vllm/sglang r 512 or 256 with d_r 64, llama.cpp "
+                          "r 512 with d_r 64 (the KV budget follows: `inspect` shows it per target), transformers any "
+                          "uniform shape (give --kv-budget); always uniform ranks and the calibrated latent norm. "
+                          "Default: none (any shape; --format implies the latent norm and uniform ranks)"));
   add(cmd->add_option("--calib", a->calib, "calibration text (UTF-8); required for --rope-mode extend"));
   add(cmd->add_option("--calib-tokens", a->calib_tokens, "calibration tokens for the statistics (0 = all)")
           ->check(CLI::NonNegativeNumber));
@@ -136,11 +145,11 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
                       "joint low rank of [k_nope; v]: attn (weighted by queries and W_o), pca, bkv-pca (TransMLA), "
                       "svd (MHA2MLA, weights only)")
           ->capture_default_str());
-  add(cmd->add_option("--rank-alloc", a->rank_alloc, "uniform, or energy (spread the total rank by the spectra)")
+  add(a->rank_alloc_opt = cmd->add_option("--rank-alloc", a->rank_alloc, "uniform, or energy (spread the total rank by the spectra)")
           ->capture_default_str());
   add(cmd->add_option("--q-lora-rank", a->q_lora_rank, "factor W_q to this rank (0 = keep it full rank)")
           ->capture_default_str());
-  add(cmd->add_option("--latent-norm", a->latent_norm,
+  add(a->latent_norm_opt = cmd->add_option("--latent-norm", a->latent_norm,
                       "none (no kv_a_layernorm), or calibrated (an RMSNorm weight fitted on calibration data)")
           ->capture_default_str());
   add(cmd->add_flag("--keep-latent-scale", a->keep_latent_scale,
@@ -169,12 +178,35 @@ void check_extend_args(const ExtendArgs& a, const std::string& rope_mode, bool l
   if (layout_given)
     fail("--num-kv-heads / --head-dim apply to --rope-mode repeat (extend keeps the source's kv heads and head size)");
   if (a.calib.empty()) fail("--rope-mode extend needs calibration text: --calib FILE");
+  if (!a.target.empty() && !serve_target_from_name(a.target))
+    fail("--target {} is unknown (available: {})", a.target, serve_target_names());
   to_options(a);  // names and numbers
 }
 
-Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb_after) {
+namespace {
+
+// --target, or --format without one: what the DeepSeek formats need (MLA.md §5).
+void make_exportable(const ModelConfig& c, const ExtendArgs& a, const std::string& export_format, ExtendOptions& o) {
+  const std::string why = !a.target.empty() ? "--target " + a.target : "--format " + export_format;
+  if (a.latent_norm_opt->count() > 0 && o.latent_norm == LatentNorm::None)
+    fail("--latent-norm none conflicts with {}: every DeepSeek loader applies kv_a_layernorm, so the exported model "
+         "needs the calibrated latent norm (drop --latent-norm)",
+         why);
+  if (a.rank_alloc_opt->count() > 0 && o.rank_alloc != RankAlloc::Uniform)
+    fail("--rank-alloc {} conflicts with {}: the DeepSeek formats hold one kv_lora_rank for all layers", a.rank_alloc,
+         why);
+  if (!a.target.empty())
+    apply_target(c, *serve_target_from_name(a.target), o);
+  else
+    o.latent_norm = LatentNorm::Calibrated;
+}
+
+}  // namespace
+
+Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb_after, const std::string& export_format) {
   ExtendOptions o = to_options(a);
   o.progress = !quiet;
+  if (!a.target.empty() || !export_format.empty()) make_exportable(gqa.config, a, export_format, o);
   check_extend_options(gqa.config, o);  // before reading and tokenizing anything
   if (!a.report.empty()) check_output_free(a.report, true);
   const Tokenizer& tok = require_tokenizer(gqa);
@@ -197,6 +229,7 @@ Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb_
     nlohmann::json j = rep.to_json();
     j["timings"]["tokenize"] = tokenize_s;
     j["model"] = gqa.source;
+    if (!a.target.empty()) j["target"] = a.target;
     j["calib_text"] = a.calib;
     j["eval_text"] = a.eval_text.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.eval_text);
     j["mla"] = mla_config_to_json(*m.config.mla);

@@ -22,7 +22,8 @@ void check_extend_args(const ExtendArgs& a, const std::string& rope_mode, bool l
 
 // Reads the calibration (and evaluation) text with the model's tokenizer, converts
 // (convert_extend), optionally absorbs, and writes --report. Progress and the stage
-// perplexities go to stderr unless quiet.
-Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb);
+// perplexities go to stderr unless quiet. With --target, or an `export_format` (convert
+// --format), the output is made exportable (convert/target.h).
+Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb, const std::string& export_format);
 
 }  // namespace mlar::cli

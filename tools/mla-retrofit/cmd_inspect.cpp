@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "convert/target.h"
 #include "model/kv_footprint.h"
 #include "util/error.h"
 
@@ -79,6 +80,9 @@ void register_inspect(CLI::App& app) {
     } else if (args->kv_lora_rank > 0) {
       fail("{}: the model is already MLA; --kv-lora-rank accounts for GQA models only", m.source);
     }
+    std::vector<TargetFit> targets;
+    if (!c.mla)
+      for (const TargetProfile& p : serve_targets()) targets.push_back(fit_target(c, p.target));
     const double base = static_cast<double>(layouts[0].chosen.values_per_token);
     if (args->json) {
       nlohmann::json kv = nlohmann::json::array();
@@ -100,6 +104,11 @@ void register_inspect(CLI::App& app) {
                             {"f32", kv_footprint_json(layouts[0].f32)},
                             {"bf16", kv_footprint_json(layouts[0].bf16)}}},
                           {"kv_layouts", kv}};
+      if (!c.mla) {
+        nlohmann::json tj = nlohmann::json::array();
+        for (const TargetFit& f : targets) tj.push_back(target_fit_json(f));
+        j["serve_targets"] = tj;
+      }
       fmt::print("{}\n", j.dump(2));
       return;
     }
@@ -133,6 +142,20 @@ void register_inspect(CLI::App& app) {
                  human_bytes(l.chosen.bytes_at_max_context()), 100.0 * l.chosen.values_per_token / base);
     fmt::print("             (values stored as {}, --kv-dtype; f32 caches are {} these sizes)\n", dn,
                kv_type == DType::F32 ? "the same as" : "twice");
+    if (!targets.empty()) {
+      fmt::print("targets      convert --rope-mode extend --target T (docs/serving.md)\n");
+      for (const TargetFit& f : targets) {
+        const char* name = target_profile(f.target).name;
+        if (!f.fits)
+          fmt::print("             {:<13} does not fit: {}\n", name, f.why.substr(0, f.why.find("; nearest")));
+        else if (f.shape.kv_lora_rank == 0)
+          fmt::print("             {:<13} any uniform r + d_r (give --kv-budget)\n", name);
+        else
+          fmt::print("             {:<13} r {} + d_r {} = {} values/tok/layer, {:.1f}% of the GQA cache\n", name,
+                     f.shape.kv_lora_rank, f.shape.qk_rope_dim, f.shape.kv_lora_rank + f.shape.qk_rope_dim,
+                     100.0 * f.kv_fraction);
+      }
+    }
   });
 }
 
