@@ -177,12 +177,14 @@ DeepseekLayoutPlan plan_deepseek_layout(const Model& m, DeepseekFormat f) {
   if (!a.layer_kv_lora_rank.empty()) {
     std::string ranks;
     for (int64_t r : a.layer_kv_lora_rank) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
-    fail("{}: the latent rank differs per layer ({}); {} holds one kv_lora_rank for all layers", src, ranks, fmt_name);
+    fail("{}: the latent rank differs per layer ({}); {} holds one kv_lora_rank for all layers: convert with "
+         "--rank-alloc uniform (the default), or with --target (docs/serving.md)",
+         src, ranks, fmt_name);
   }
   if (!a.latent_norm)
     fail("{}: the model has no latent RMSNorm; DeepSeek loaders (transformers, vLLM, SGLang, llama.cpp) always "
          "apply kv_a_layernorm to the latent and no weight makes it the identity, so the export would change the "
-         "model; convert with --latent-norm calibrated",
+         "model; convert with --latent-norm calibrated, or with --target (docs/serving.md)",
          src);
   if (a.q_rope_in_dim > 0 && a.rope_values() != dr)
     fail("{}: rope-query up-projection with {} rope values; expected {}", src, a.rope_values(), dr);
