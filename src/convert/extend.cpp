@@ -94,10 +94,13 @@ LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const 
   if (keep_stages) out.low_rank = out.final;
   if (!st.samples) fail("extend: layer {}: no calibration samples for the RMSNorm fits", l);
   if (o.latent_norm == LatentNorm::Calibrated) {
-    if (o.scale_latent)
-      say(o, fmt::format("layer {}: latent rescaled for the norm, alpha {}", l,
-                         scale_latent_for_norm(out.final, *st.samples, c.rms_norm_eps)));
-    out.final.kv_norm = fit_latent_norm(out.final, *st.samples, c.rms_norm_eps);
+    LatentScale ls;
+    if (o.scale_latent) {
+      ls = scale_latent_for_norm(out.final, *st.samples, c.rms_norm_eps);
+      say(o, fmt::format("layer {}: latent rescaled for the norm, alpha {}, rms {} sqrt(eps)", l, ls.alpha,
+                         ls.kappa == 0 ? std::string("as it was, not") : fmt::format("{:g}", ls.kappa)));
+    }
+    out.final.kv_norm = fit_latent_norm(out.final, *st.samples, c.rms_norm_eps, ls.sigma);
   }
   if (o.q_lora_rank > 0) factor_query(out.final, o.q_lora_rank, st.S, *st.samples, c.rms_norm_eps);
   return out;

@@ -27,7 +27,7 @@ double rms(const std::vector<double>& v, double eps) {
 
 }  // namespace
 
-double scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps) {
+LatentScale scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps) {
   if (xs.size() == 0) fail("latent norm: no calibration samples");
   const int64_t r = w.w_dkv.dim(0), D = w.w_dkv.dim(1), n = xs.size();
   std::vector<std::vector<double>> cs(static_cast<size_t>(n));  // [n][r] latents
@@ -77,26 +77,45 @@ double scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps
       }
     return e;
   };
-  double best_alpha = 0, best = error(scales(0));
-  for (double alpha : {0.25, 0.5, 0.75, 1.0}) {
-    const double e = error(scales(alpha));
-    if (e < best) best = e, best_alpha = alpha;
-  }
-  const auto d = scales(best_alpha);
+  // The overall size sigma: the latent's rms brought to kappa sqrt(eps) (kappa 0: left as
+  // it is). Below sqrt(eps) the norm's divisor sqrt(mean(c^2) + eps) is nearly the
+  // constant sqrt(eps), so the norm is nearly linear.
+  auto sigma_for = [&](const std::vector<double>& d, double kappa) {
+    if (kappa == 0) return 1.0;
+    double ms = 0;
+    for (int64_t i = 0; i < r; ++i) ms += d[static_cast<size_t>(i)] * d[static_cast<size_t>(i)] * m2[static_cast<size_t>(i)];
+    ms /= static_cast<double>(r);
+    return ms > 0 ? kappa * std::sqrt(eps / ms) : 1.0;
+  };
+  auto times = [](std::vector<double> d, double s) {
+    for (double& v : d) v *= s;
+    return d;
+  };
+  LatentScale best_s;
+  double best = -1;
+  for (double kappa : kLatentKappas)
+    for (double alpha : {0.0, 0.25, 0.5, 0.75, 1.0}) {
+      const auto d = scales(alpha);
+      const double sigma = sigma_for(d, kappa);
+      const double e = error(times(d, sigma));
+      if (best < 0 || e < best) best = e, best_s = {alpha, kappa, sigma};
+    }
+  const auto d = scales(best_s.alpha);
   for (int64_t i = 0; i < r; ++i) {
-    const double s = d[static_cast<size_t>(i)];
-    if (s == 1.0) continue;
+    const double s = d[static_cast<size_t>(i)], sd = s * best_s.sigma;
+    if (sd == 1.0) continue;
     float* row = w.w_dkv.row(i);
-    for (int64_t j = 0; j < D; ++j) row[j] = static_cast<float>(row[j] * s);
-    if (!w.b_dkv.empty()) w.b_dkv.ptr()[i] = static_cast<float>(w.b_dkv.ptr()[i] * s);
+    for (int64_t j = 0; j < D; ++j) row[j] = static_cast<float>(row[j] * sd);
+    if (!w.b_dkv.empty()) w.b_dkv.ptr()[i] = static_cast<float>(w.b_dkv.ptr()[i] * sd);
+    if (s == 1.0) continue;
     for (TypedTensor* up : {&w.w_uk, &w.w_uv})
       if (!up->empty())
         for (int64_t o = 0; o < up->dim(0); ++o) up->row(o)[i] = static_cast<float>(up->row(o)[i] / s);
   }
-  return best_alpha;
+  return best_s;
 }
 
-Tensor fit_latent_norm(const MlaLayerWeights& w, const Reservoir& xs, double eps) {
+Tensor fit_latent_norm(const MlaLayerWeights& w, const Reservoir& xs, double eps, double sigma) {
   if (xs.size() == 0) fail("latent norm: no calibration samples");
   const int64_t r = w.w_dkv.dim(0);
   std::vector<double> num(static_cast<size_t>(r), 0.0), den(static_cast<size_t>(r), 0.0), c;
@@ -112,7 +131,7 @@ Tensor fit_latent_norm(const MlaLayerWeights& w, const Reservoir& xs, double eps
   Tensor out({r});
   for (int64_t i = 0; i < r; ++i) {
     const double d = den[static_cast<size_t>(i)];
-    out.data[static_cast<size_t>(i)] = static_cast<float>(d > 0 ? num[static_cast<size_t>(i)] / d : 1.0);
+    out.data[static_cast<size_t>(i)] = static_cast<float>(d > 0 ? num[static_cast<size_t>(i)] / d / sigma : 1.0 / sigma);
   }
   return out;
 }

@@ -16,18 +16,37 @@
 
 namespace mlar {
 
+// How scale_latent_for_norm rescaled the latent.
+struct LatentScale {
+  double alpha = 0;  // coordinate balance exponent
+  double kappa = 0;  // the latent's rms as a multiple of sqrt(eps) (0: size left as it was)
+  double sigma = 1;  // the overall factor that gives it (folded into the norm weight)
+};
+// The kappa tried: 0 (the latent's own size) and sizes well below sqrt(eps).
+inline constexpr double kLatentKappas[] = {0.0, 0.3, 0.1};
+
 // Rescales latent coordinate i by d_i = (E[c_i^2] / mean_j E[c_j^2])^(-alpha/2)
 // (row i of w_dkv and b_dkv times d_i, column i of w_uk and w_uv over d_i: the same
-// model without a norm), alpha in {0, 1/4, 1/2, 3/4, 1} chosen on the samples to
-// minimise sum_i g_i E[(c_i - RMSNorm(d c)_i w_i / d_i)^2], with w the norm that
-// fit_latent_norm then fits and g_i the energy of column i of W_uk and W_uv. The
-// norm divides every token by its own rms: alpha = 1 (equal second moments) makes
-// that rms vary least across tokens for Gaussian latents, while alpha = 0 keeps the
-// coordinates that matter most largest. Returns alpha.
-double scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps);
+// model without a norm) and then the whole latent by sigma (rows of w_dkv and b_dkv
+// only: fit_latent_norm's weight takes 1/sigma, so the normalised latent, the cached
+// one, keeps its size). alpha in {0, 1/4, 1/2, 3/4, 1} and kappa in kLatentKappas are
+// chosen on the samples to minimise sum_i g_i E[(c_i - RMSNorm(d c)_i w_i / d_i)^2],
+// with w the norm that fit_latent_norm then fits and g_i the energy of column i of
+// W_uk and W_uv.
+// The norm divides every token by its own rms, sqrt(mean(c^2) + eps): alpha = 1
+// (equal second moments) makes that rms vary least across tokens for Gaussian
+// latents, alpha = 0 keeps the coordinates that matter most largest; a latent whose
+// rms is kappa sqrt(eps) with kappa << 1 sees a divisor within a factor
+// sqrt(1 + kappa^2 u) of the constant sqrt(eps) (u: the token's mean square over the
+// average), so the norm is linear to that accuracy and the exported model computes
+// what the unnormalised one did. The pre-norm latent is then small (kappa sqrt(eps):
+// 1e-4 at eps 1e-6, kappa 0.1), which bf16 and f32 hold at full relative precision and
+// f16 in its normal range; the cache holds the normalised latent at its usual size.
+LatentScale scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps);
 
-// kv_norm [r] for the layer's w_dkv / b_dkv.
-Tensor fit_latent_norm(const MlaLayerWeights& w, const Reservoir& xs, double eps);
+// kv_norm [r] for the layer's w_dkv / b_dkv, fitted so that RMSNorm(c) * kv_norm
+// approximates c / sigma (sigma: the factor scale_latent_for_norm applied).
+Tensor fit_latent_norm(const MlaLayerWeights& w, const Reservoir& xs, double eps, double sigma = 1.0);
 
 // Replaces w.wq / w.bq by wq_a, q_a_norm, wq_b, bq (rank q_rank). S: the layer's
 // E[[x;1][x;1]^T].
