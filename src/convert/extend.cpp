@@ -12,6 +12,7 @@
 #include "convert/norm_fit.h"
 #include "convert/rank_alloc.h"
 #include "ops/threads.h"
+#include "runtime/compare.h"
 #include "runtime/mla_attention.h"
 #include "tensor/spill.h"
 #include "util/error.h"
@@ -36,8 +37,10 @@ struct LayerOut {
   MlaLayerWeights rope_only;  // full rank (only when stages are evaluated)
   MlaLayerWeights low_rank;   // rank r before the RMSNorm fits (idem, when they are on)
   MlaLayerWeights final;
+  MlaLayerWeights with_bias;  // final with the query bias kept (only when one was removed)
   RopePlan plan;
   double latent_captured = 0;
+  double bias_residual = 0;   // rho(u) of the removal (query_bias.h)
 };
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -52,7 +55,7 @@ void store_as(MlaLayerWeights& w, DType dtype) {
 // Then, when `spill`, into file-backed mappings (tensor/spill.h): a converted layer
 // costs no heap while the next ones are converted, so memory does not grow with depth.
 void store_as(LayerOut& l, DType dtype, bool spill) {
-  for (MlaLayerWeights* w : {&l.final, &l.rope_only, &l.low_rank}) {
+  for (MlaLayerWeights* w : {&l.final, &l.rope_only, &l.low_rank, &l.with_bias}) {
     store_as(*w, dtype);
     if (!spill) continue;
     for (TypedTensor* t : {&w->wq, &w->wq_a, &w->wq_b, &w->wqr, &w->w_dkv, &w->w_kr, &w->w_uk, &w->w_uv, &w->wo})
@@ -70,6 +73,18 @@ SplitLayer split_of(const Model& src, int64_t l, const LayerStats& st, const Set
   SplitOptions so = s.split;
   so.attention = st.attention.empty() ? nullptr : &st.attention;
   return split_layer(src.config, src.weights.layers[static_cast<size_t>(l)], st.S, so);
+}
+
+// Whether layer weights `w` (before any q_lora factoring) leave a query bias to remove
+// under `o`: a non-zero b_q, or q_lora's intercept.
+bool removes_query_bias(const ExtendOptions& o, bool has_bias) {
+  return resolve_query_bias(o) != QueryBias::Keep && (has_bias || o.q_lora_rank > 0);
+}
+
+bool source_has_query_bias(const Model& m) {
+  for (const auto& L : m.weights.layers)
+    if (any_nonzero(L.bq)) return true;
+  return false;
 }
 
 LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const Setup& s, int64_t rank,
@@ -90,7 +105,19 @@ LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const 
   out.latent_captured = total > 0 ? kept / total : 1.0;
   out.final = assemble_layer(c, L, split, &A, &B);
   if (keep_stages) out.rope_only = assemble_layer(c, L, split, nullptr, nullptr);
-  if (!norms_on(o)) return out;
+  const QueryBias qb = resolve_query_bias(o);
+  const bool has_bias = any_nonzero(out.final.bq);
+  const bool remove = removes_query_bias(o, has_bias);
+  // Without the norm fits: remove the bias (full-rank W_q) and return.
+  if (!norms_on(o)) {
+    if (remove) {
+      out.with_bias = out.final;
+      const std::vector<double> u = bias_fold_direction(st.S, qb, o.query_bias_ridge);
+      out.bias_residual = bias_residual(st.S, u);
+      fold_query_bias(out.final, u);
+    }
+    return out;
+  }
   if (keep_stages) out.low_rank = out.final;
   if (!st.samples) fail("extend: layer {}: no calibration samples for the RMSNorm fits", l);
   if (o.latent_norm == LatentNorm::Calibrated) {
@@ -102,7 +129,18 @@ LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const 
     }
     out.final.kv_norm = fit_latent_norm(out.final, *st.samples, c.rms_norm_eps, ls.sigma);
   }
-  if (o.q_lora_rank > 0) factor_query(out.final, o.q_lora_rank, st.S, *st.samples, c.rms_norm_eps);
+  if (remove) {
+    out.with_bias = out.final;
+    const std::vector<double> u = bias_fold_direction(st.S, qb, o.query_bias_ridge);
+    out.bias_residual = has_bias ? bias_residual(st.S, u) : 0.0;
+    // q_lora with fold: q_b is the least-squares fit of the biased query without an
+    // intercept (the fold in RMSNorm(q_a x) space); mean / drop act on W_q first.
+    if (o.q_lora_rank == 0 || qb != QueryBias::Fold) fold_query_bias(out.final, u);
+  }
+  if (o.q_lora_rank > 0) {
+    factor_query(out.final, o.q_lora_rank, st.S, *st.samples, c.rms_norm_eps, /*intercept=*/!remove);
+    if (remove) factor_query(out.with_bias, o.q_lora_rank, st.S, *st.samples, c.rms_norm_eps, true);
+  }
   return out;
 }
 
@@ -234,13 +272,19 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   // Calibration ids: the statistics part and, when choosing, the held-out tail.
   const std::span<const int32_t> all(calib_ids);
   const int64_t wl = o.calib_len - 1;
+  const QueryBias qb_mode = resolve_query_bias(o);
+  rep.query_bias_mode = qb_mode;
+  // A query bias to remove: its cost is measured on a held-out tail (as for choosing).
+  const bool bias_removed = removes_query_bias(o, source_has_query_bias(gqa));
   int64_t held = 0;
-  if (choosing) {
+  if (choosing || bias_removed) {
     held = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(o.holdout * static_cast<double>(all.size()) / wl))) * wl;
     if (static_cast<int64_t>(all.size()) < held + wl)
-      fail("calibration text: {} tokens, too few to hold out {} for choosing --qk-rope-dim / --freqfold and keep one "
-           "window of --calib-len {} for statistics (give both, or more text)",
-           all.size(), held, o.calib_len);
+      fail("calibration text: {} tokens, too few to hold out {} for {} and keep one window of --calib-len {} for "
+           "statistics ({})",
+           all.size(), held,
+           choosing ? "choosing --qk-rope-dim / --freqfold" : "measuring the query bias removal (--query-bias)",
+           o.calib_len, choosing ? "give both, or more text" : "give more text, or --query-bias keep");
   }
   CalibWindows win;
   win.ids = all.subspan(0, all.size() - static_cast<size_t>(held));
@@ -316,6 +360,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     ExtendOptions plain = o;  // candidates are compared without the RMSNorm fits
     plain.latent_norm = LatentNorm::None;
     plain.q_lora_rank = 0;
+    plain.query_bias = QueryBias::Keep;
     double best = 0;
     auto score = [&](int64_t dr, int64_t f, double b) {
       Setup s = setup_for(dr, f);
@@ -451,11 +496,37 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   if (norms_on(o))
     stage("low_rank", with_mla(c, mla_config_for(c, fin, ranks, false, 0)),
           keep_stages ? pick(layers, &LayerOut::low_rank) : std::vector<MlaLayerWeights>{});
+  std::vector<MlaLayerWeights> kept_w;
+  if (bias_removed) {
+    for (auto& l : layers)  // a layer without a bias to remove is the same in both models
+      if (l.with_bias.w_dkv.empty()) l.with_bias = l.final;
+    kept_w = pick(layers, &LayerOut::with_bias);
+    for (const auto& l : layers) rep.layer_query_bias_residual.push_back(l.bias_residual);
+    stage("query_bias_kept", with_mla(c, final_cfg), kept_w);
+  }
   std::vector<MlaLayerWeights> final_w = pick(layers, &LayerOut::final);
   stage(norms_on(o) ? "final" : "low_rank", with_mla(c, final_cfg), final_w);
 
   if (keep_stages) rep.timings.push_back({"stage_perplexities", since(teval)});
   Model m = assemble_model(gqa, final_cfg, std::move(final_w));
+  if (bias_removed) {
+    // The removal's cost on the held-out tail: the same conversion with the bias kept.
+    const auto tb = Clock::now();
+    const Model kept = assemble_model(gqa, final_cfg, std::move(kept_w));
+    CompareOptions co;
+    co.ctx = o.calib_len;
+    co.max_tokens = 0;
+    co.kv_dtype = DType::F32;
+    const CompareResult cr = compare_models(kept, m, heldout, co);
+    rep.query_bias.mode = query_bias_name(qb_mode);
+    rep.query_bias.max_abs_logit_diff = cr.max_abs_logit_diff;
+    rep.query_bias.ppl_kept = cr.ppl_a;
+    rep.query_bias.ppl = cr.ppl_b;
+    rep.query_bias.tokens = cr.tokens;
+    m.config.mla->query_bias = rep.query_bias;
+    say(o, rep.query_bias.describe());
+    rep.timings.push_back({"query_bias_cost", since(tb)});
+  }
   rep.seconds = since(t0);
   rep.timings.push_back({"total", rep.seconds});
   const int64_t before = rep.kv_bytes_before(), after = rep.kv_bytes_after();

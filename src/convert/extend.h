@@ -35,6 +35,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "convert/kv_lowrank.h"
+#include "convert/query_bias.h"
 #include "convert/rope_split.h"
 #include "model/model.h"
 
@@ -83,6 +84,12 @@ struct ExtendOptions {
   LatentNorm latent_norm = LatentNorm::None;
   bool scale_latent = true;  // with a calibrated latent norm: rescale the latent first (scale_latent_for_norm)
   int64_t reservoir = 4096;     // calibration inputs kept per layer for the RMSNorm fits
+  // The query bias (Qwen2 sources; q_lora's intercept), which the DeepSeek formats
+  // cannot hold (query_bias.h). When one is removed, the tail of the calibration text
+  // is held out (as for choosing) and the removal's cost measured on it against the
+  // same conversion with the bias kept (ExtendReport::query_bias, MlaConfig::query_bias).
+  QueryBias query_bias = QueryBias::Auto;
+  double query_bias_ridge = 1e-6;  // fold: ridge relative to tr(E[x x^T]) / D
   // Sequential mode: carried states above this many bytes go to a mapped temporary
   // file instead of memory (calib_states.h).
   int64_t carried_max_in_memory = int64_t{1} << 30;
@@ -91,6 +98,10 @@ struct ExtendOptions {
   int64_t eval_ctx = 256;
   bool progress = true;  // lines on stderr
 };
+
+// The query-bias mode after `auto`: fold with --latent-norm calibrated (the only
+// exportable conversions), keep otherwise.
+QueryBias resolve_query_bias(const ExtendOptions& o);
 
 // Values cached per layer for a budget: round(budget * 2 * n_kv * d).
 int64_t budget_values(const ModelConfig& c, double budget);
@@ -147,6 +158,9 @@ struct ExtendReport {
   std::vector<std::pair<std::string, double>> timings;  // stage name -> seconds, in order
   std::vector<ExtendLayerTime> layer_times;             // sequential mode
   ExtendCalibMemory memory;
+  QueryBias query_bias_mode = QueryBias::Keep;   // as resolved
+  QueryBiasRemoval query_bias;                   // measured cost (empty when nothing was removed)
+  std::vector<double> layer_query_bias_residual; // rho(u) per layer (query_bias.h), when removed
   std::vector<RopePlan> plans;  // per layer (for tests and reports)
 
   int64_t kv_bytes_before() const;

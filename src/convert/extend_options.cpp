@@ -9,6 +9,11 @@
 
 namespace mlar {
 
+QueryBias resolve_query_bias(const ExtendOptions& o) {
+  if (o.query_bias != QueryBias::Auto) return o.query_bias;
+  return o.latent_norm == LatentNorm::Calibrated ? QueryBias::Fold : QueryBias::Keep;
+}
+
 int64_t budget_values(const ModelConfig& c, double budget) {
   return static_cast<int64_t>(std::llround(budget * static_cast<double>(2 * c.kv_dim())));
 }
@@ -117,6 +122,7 @@ void check_extend_options(const ModelConfig& c, const ExtendOptions& o) {
   const bool norms = o.latent_norm == LatentNorm::Calibrated || o.q_lora_rank > 0;
   if (norms && o.reservoir <= o.q_lora_rank)
     fail("calibration reservoir of {} samples is too small for --q-lora-rank {}", o.reservoir, o.q_lora_rank);
+  if (!(o.query_bias_ridge >= 0)) fail("--query-bias-ridge {} must not be negative", o.query_bias_ridge);
   if (!o.eval_ids.empty() && (o.eval_ctx < 2 || o.eval_ctx > c.max_position_embeddings))
     fail("--ctx {} must be in [2, {}] (the model's maximum context)", o.eval_ctx, c.max_position_embeddings);
 }
@@ -139,6 +145,8 @@ nlohmann::json ExtendReport::to_json() const {
                {"rank_alloc", rank_alloc_name(options.rank_alloc)},
                {"q_lora_rank", options.q_lora_rank},
                {"latent_norm", latent_norm_name(options.latent_norm)},
+               {"query_bias", query_bias_name(options.query_bias)},
+               {"query_bias_ridge", options.query_bias_ridge},
                {"eval_ctx", options.eval_ctx}};
   if (options.kv_budget > 0) opts["kv_budget"] = options.kv_budget;
   if (options.kv_lora_rank > 0) opts["kv_lora_rank"] = options.kv_lora_rank;
@@ -169,7 +177,17 @@ nlohmann::json ExtendReport::to_json() const {
               {"carried_states_file_backed", memory.carried_file_backed},
               {"source_pass_bytes", memory.source_pass}};
   const int64_t before = kv_bytes_before(), after = kv_bytes_after();
+  json qb = {{"mode", query_bias_name(query_bias_mode)}, {"removed", !query_bias.empty()}};
+  if (!query_bias.empty()) {
+    qb["heldout_tokens"] = query_bias.tokens;
+    qb["max_abs_logit_diff"] = query_bias.max_abs_logit_diff;
+    qb["heldout_perplexity_kept"] = query_bias.ppl_kept;
+    qb["heldout_perplexity"] = query_bias.ppl;
+    qb["layer_residual"] = layer_query_bias_residual;
+    qb["note"] = query_bias.describe();
+  }
   return {{"options", opts},
+          {"query_bias", qb},
           {"qk_rope_dim", qk_rope_dim},
           {"freqfold", freqfold},
           {"attn_key_balance", key_balance > 0 ? json(key_balance) : json(nullptr)},

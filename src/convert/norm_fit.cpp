@@ -136,7 +136,8 @@ Tensor fit_latent_norm(const MlaLayerWeights& w, const Reservoir& xs, double eps
   return out;
 }
 
-void factor_query(MlaLayerWeights& w, int64_t q_rank, const la::Mat& S, const Reservoir& xs, double eps) {
+void factor_query(MlaLayerWeights& w, int64_t q_rank, const la::Mat& S, const Reservoir& xs, double eps,
+                  bool intercept) {
   const int64_t D = w.wq.dim(1), out = w.wq.dim(0);
   if (q_rank <= 0 || q_rank > std::min(D, out))
     fail("--q-lora-rank {} must be in [1, {}] (min of the hidden size {} and the query width {})", q_rank,
@@ -159,8 +160,9 @@ void factor_query(MlaLayerWeights& w, int64_t q_rank, const la::Mat& S, const Re
   w.wq_a = la::to_tensor(qa);
   w.q_a_norm = Tensor({q_rank}, std::vector<float>(static_cast<size_t>(q_rank), 1.0f));
 
-  // Least squares: q ~ [q_b | b] [u; 1], u = RMSNorm(q_a x).
-  const int64_t n = q_rank + 1;
+  // Least squares: q ~ [q_b | b] [u; 1], u = RMSNorm(q_a x) (without the 1 and b
+  // when no intercept).
+  const int64_t n = q_rank + (intercept ? 1 : 0);
   la::Mat UU(n, n), UQ(n, out);
   std::vector<double> u, q;
   const TypedTensor no_bias;
@@ -168,7 +170,7 @@ void factor_query(MlaLayerWeights& w, int64_t q_rank, const la::Mat& S, const Re
     affine(w.wq_a, no_bias, xs.row(t), u);
     const double rho = rms(u, eps);
     for (double& v : u) v /= rho;
-    u.push_back(1.0);
+    if (intercept) u.push_back(1.0);
     affine(w.wq, w.bq, xs.row(t), q);
     for (int64_t a = 0; a < n; ++a) {
       for (int64_t b = 0; b < n; ++b) UU(a, b) += u[static_cast<size_t>(a)] * u[static_cast<size_t>(b)];
@@ -184,10 +186,10 @@ void factor_query(MlaLayerWeights& w, int64_t q_rank, const la::Mat& S, const Re
   Tensor bq({out});
   for (int64_t o = 0; o < out; ++o) {
     for (int64_t k = 0; k < q_rank; ++k) qb(o, k) = coef(k, o);
-    bq.data[static_cast<size_t>(o)] = static_cast<float>(coef(q_rank, o));
+    if (intercept) bq.data[static_cast<size_t>(o)] = static_cast<float>(coef(q_rank, o));
   }
   w.wq_b = la::to_tensor(qb);
-  w.bq = std::move(bq);
+  w.bq = intercept ? TypedTensor(std::move(bq)) : TypedTensor{};
   w.wq = Tensor{};
 }
 

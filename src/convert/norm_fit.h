@@ -49,7 +49,9 @@ LatentScale scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, doubl
 Tensor fit_latent_norm(const MlaLayerWeights& w, const Reservoir& xs, double eps, double sigma = 1.0);
 
 // Replaces w.wq / w.bq by wq_a, q_a_norm, wq_b, bq (rank q_rank). S: the layer's
-// E[[x;1][x;1]^T].
-void factor_query(MlaLayerWeights& w, int64_t q_rank, const la::Mat& S, const Reservoir& xs, double eps);
+// E[[x;1][x;1]^T]. intercept false: q_b is fitted without the intercept column (no
+// bq; the fit of the biased query on RMSNorm(q_a x) alone, query_bias.h).
+void factor_query(MlaLayerWeights& w, int64_t q_rank, const la::Mat& S, const Reservoir& xs, double eps,
+                  bool intercept = true);
 
 }  // namespace mlar

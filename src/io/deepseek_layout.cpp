@@ -200,7 +200,8 @@ DeepseekLayoutPlan plan_deepseek_layout(const Model& m, DeepseekFormat f) {
       fail("{}: layer {} has a query bias (b_q: a Qwen2 source's, or the intercept of a fitted q_lora); {} has no "
            "query bias slot "
            "(DeepseekV3's q_proj / q_b_proj and deepseek2's attn_q / attn_q_b are bias-free), and a bias on the "
-           "query cannot be moved elsewhere exactly",
+           "query cannot be moved elsewhere exactly; convert with --query-bias fold (the default with --latent-norm "
+           "calibrated) to replace it by a measured approximation",
            src, l, fmt_name);
     const bool kv_bias = (!w.b_dkv.empty() && !all_zero(w.b_dkv)) || (!w.b_kr.empty() && !all_zero(w.b_kr));
     if (f == DeepseekFormat::GgufDeepseek2 && kv_bias)
@@ -210,6 +211,7 @@ DeepseekLayoutPlan plan_deepseek_layout(const Model& m, DeepseekFormat f) {
     has_kv_bias = has_kv_bias || kv_bias;
   }
   if (dropped) notes.push_back("dropped all-zero attention biases");
+  if (!a.query_bias.empty()) notes.push_back(a.query_bias.describe() + " (made by convert --query-bias)");
   c.attention_bias = has_kv_bias;
 
   // RoPE frequencies: explicit ones must be a standard set.

@@ -1,5 +1,6 @@
 #include "model/mla.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
@@ -7,6 +8,15 @@
 namespace mlar {
 
 const char* rope_mode_name(RopeMode m) { return m == RopeMode::Repeat ? "repeat" : "extend"; }
+
+std::string QueryBiasRemoval::describe() const {
+  const char* how = mode == "fold"   ? "folded into W_q as a least-squares linear function of the attention input"
+                    : mode == "mean" ? "folded into W_q along the attention input's mean direction"
+                                     : "dropped";
+  return fmt::format("query bias {} ({}; an approximation): on {} held-out calibration tokens max |dlogit| {:.4g}, "
+                     "perplexity {:.4f} with the bias kept -> {:.4f}",
+                     how, mode, tokens, max_abs_logit_diff, ppl_kept, ppl);
+}
 
 nlohmann::json mla_config_to_json(const MlaConfig& c) {
   nlohmann::json j = {{"rope_mode", rope_mode_name(c.rope_mode)},
@@ -22,6 +32,12 @@ nlohmann::json mla_config_to_json(const MlaConfig& c) {
                       {"softmax_scale", c.softmax_scale}};
   if (!c.layer_kv_lora_rank.empty()) j["layer_kv_lora_rank"] = c.layer_kv_lora_rank;
   if (!c.rope_inv_freq.empty()) j["rope_inv_freq"] = c.rope_inv_freq;
+  if (!c.query_bias.empty())
+    j["query_bias_removed"] = {{"mode", c.query_bias.mode},
+                               {"max_abs_logit_diff", c.query_bias.max_abs_logit_diff},
+                               {"perplexity_kept", c.query_bias.ppl_kept},
+                               {"perplexity", c.query_bias.ppl},
+                               {"tokens", c.query_bias.tokens}};
   return j;
 }
 
@@ -77,6 +93,22 @@ MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) 
     if (static_cast<int64_t>(c.rope_inv_freq.size()) * 2 != c.qk_rope_head_dim)
       fail("{}: mla.rope_inv_freq has {} values, qk_rope_head_dim {} needs {}", src, c.rope_inv_freq.size(),
            c.qk_rope_head_dim, c.qk_rope_head_dim / 2);
+  }
+  if (j.contains("query_bias_removed")) {
+    const auto& q = j["query_bias_removed"];
+    if (!q.is_object() || !q.contains("mode") || !q["mode"].is_string())
+      fail("{}: mla.query_bias_removed must be an object with a string mode", src);
+    c.query_bias.mode = q["mode"].get<std::string>();
+    if (c.query_bias.mode != "fold" && c.query_bias.mode != "mean" && c.query_bias.mode != "drop")
+      fail("{}: mla.query_bias_removed.mode '{}' is not fold, mean or drop", src, c.query_bias.mode);
+    auto num = [&](const char* k) {
+      if (!q.contains(k) || !q[k].is_number()) fail("{}: mla.query_bias_removed.{} must be a number", src, k);
+      return q[k].get<double>();
+    };
+    c.query_bias.max_abs_logit_diff = num("max_abs_logit_diff");
+    c.query_bias.ppl_kept = num("perplexity_kept");
+    c.query_bias.ppl = num("perplexity");
+    c.query_bias.tokens = static_cast<int64_t>(num("tokens"));
   }
   if (c.kv_lora_rank <= 0) fail("{}: mla.kv_lora_rank must be positive", src);
   if (c.qk_rope_head_dim <= 0 || c.qk_rope_head_dim % 2) fail("{}: mla.qk_rope_head_dim must be positive and even", src);

@@ -28,6 +28,19 @@ namespace mlar {
 enum class RopeMode { Repeat, Extend };
 const char* rope_mode_name(RopeMode m);
 
+// The approximation made when a conversion removed a query bias that the DeepSeek
+// formats cannot hold (convert_extend's --query-bias, convert/query_bias.h), with its
+// cost measured on the calibration hold-out against the same conversion with the
+// bias kept. Empty mode: none was made.
+struct QueryBiasRemoval {
+  std::string mode;                 // fold | mean | drop
+  double max_abs_logit_diff = 0;    // max |logit_kept - logit|
+  double ppl_kept = 0, ppl = 0;     // hold-out perplexity with the bias kept / removed
+  int64_t tokens = 0;               // hold-out tokens compared
+  bool empty() const { return mode.empty(); }
+  std::string describe() const;     // one line for reports and export notes
+};
+
 struct MlaConfig {
   RopeMode rope_mode = RopeMode::Repeat;
   int64_t kv_lora_rank = 0;      // r (the widest layer's when ranks differ per layer)
@@ -46,6 +59,7 @@ struct MlaConfig {
   // head of size d_r with the source's theta and scaling (partial-RoPE strategies
   // keep an arbitrary subset of the source's frequencies). Empty = derived.
   std::vector<double> rope_inv_freq;
+  QueryBiasRemoval query_bias;   // provenance only (no effect on evaluation)
 
   int64_t rank(int64_t layer) const {
     return layer_kv_lora_rank.empty() ? kv_lora_rank : layer_kv_lora_rank.at(layer);

@@ -23,8 +23,8 @@ struct ExtendArgs {
   std::string calib, eval_text, report, target;
   int64_t calib_tokens = 0, calib_len = 256, kv_lora_rank = 0, q_lora_rank = 0, ctx = 256, reservoir = 4096;
   std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "uniform", freqfold = "auto",
-              kv_method = "attn", latent_norm = "none", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto";
-  double kv_budget = 0, holdout = 0.1;
+              kv_method = "attn", latent_norm = "none", query_bias = "auto", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto";
+  double kv_budget = 0, holdout = 0.1, query_bias_ridge = 1e-6;
   bool keep_latent_scale = false;
   std::vector<CLI::Option*> options;  // every extend-only option, to refuse them with another mode
   CLI::Option* latent_norm_opt = nullptr;
@@ -88,6 +88,10 @@ ExtendOptions to_options(const ExtendArgs& a) {
   if (!norm) fail("--latent-norm {} is not none or calibrated", a.latent_norm);
   o.latent_norm = *norm;
   o.scale_latent = !a.keep_latent_scale;
+  const auto qb = query_bias_from_name(a.query_bias);
+  if (!qb) fail("--query-bias {} is not auto, fold, mean, drop or keep", a.query_bias);
+  o.query_bias = *qb;
+  o.query_bias_ridge = a.query_bias_ridge;
   o.reservoir = a.reservoir;
   o.eval_ctx = a.ctx;
   return o;
@@ -155,6 +159,17 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
   add(cmd->add_flag("--keep-latent-scale", a->keep_latent_scale,
                     "with --latent-norm calibrated: fit the norm on the latent as the kv method gives it, without "
                     "first rescaling its coordinates for the norm (an ablation)"));
+  add(cmd->add_option("--query-bias", a->query_bias,
+                      "the query bias (Qwen2 sources; q_lora's intercept), which DeepSeek-V3 and GGUF deepseek2 cannot "
+                      "hold: fold (W_q += b_q u^T, u the least-squares fit of the constant 1 by the attention input; "
+                      "with q_lora, q_b fitted without an intercept), mean (u along the input's mean direction), drop, "
+                      "keep (this project's MLA format holds it; export refuses it), or auto (fold with --latent-norm "
+                      "calibrated, else keep). A removal is measured on the held-out calibration tail against the "
+                      "bias kept (max |dlogit|, perplexity), reported and recorded for export")
+          ->capture_default_str());
+  add(cmd->add_option("--query-bias-ridge", a->query_bias_ridge,
+                      "fold: ridge of the least-squares fit, relative to tr(E[x x^T]) / hidden size")
+          ->capture_default_str());
   add(cmd->add_option("--eval-text", a->eval_text, "text to report perplexity on after each stage"));
   add(cmd->add_option("--ctx", a->ctx, "evaluation window length including BOS")->capture_default_str());
   add(cmd->add_option("--report", a->report, "write the conversion report as JSON to this file"));

@@ -24,7 +24,8 @@ constexpr const char* kExportHelp =
     "rms_norm_eps written as 1e-6 with the residual stream rescaled (transformers' latent norms use 1e-6).\n"
     "Refused, with the reason: GQA models; stored absorption (export before --absorb); more than one rope head\n"
     "(--rope-mode repeat); per-layer latent ranks; no latent norm (loaders always apply kv_a_layernorm: convert\n"
-    "with --latent-norm calibrated); a query bias; rope frequencies no standard RoPE head gives (partial RoPE);\n"
+    "with --latent-norm calibrated); a query bias (convert --query-bias fold removes it, a measured approximation\n"
+    "named in a note here); rope frequencies no standard RoPE head gives (partial RoPE);\n"
     "gguf: latent / rope-key biases and RoPE scaling.";
 
 void print_notes(const std::vector<std::string>& notes, std::FILE* to = stdout) {
