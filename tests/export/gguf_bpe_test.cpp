@@ -157,6 +157,30 @@ TEST(GgufBpeExport, FixturesWriteLlamaCppVocabularyAndRoundTrip) {
   }
 }
 
+// Qwen2's pre-tokenizer (single digits) on the llama3_style vocabulary: written as
+// "qwen2" and read back with that regex.
+TEST(GgufBpeExport, Qwen2PreTokenizerRoundTrips) {
+  nlohmann::json j = nlohmann::json::parse(read_all(fixture("llama3_style") + "/tokenizer.json"));
+  std::string& re = j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"].get_ref<std::string&>();
+  const size_t at = re.find("\\p{N}{1,3}");
+  ASSERT_NE(at, std::string::npos);
+  re.replace(at, 10, "\\p{N}");
+  j["model"]["ignore_merges"] = false;  // as Qwen2's tokenizer.json
+  j["normalizer"] = {{"type", "NFC"}};
+  const std::string dir = test::temp_dir("bpe-qwen2");
+  std::ofstream(dir + "/tokenizer.json") << j.dump();
+  const auto hf = load_tokenizer(dir + "/tokenizer.json");
+  EXPECT_EQ(hf->encode("1234").size(), 4u);
+  std::vector<std::string> notes;
+  const std::string path = export_gguf(with_tokenizer(hf, 512), "bpe-qwen2-out", &notes);
+  for (const auto& n : notes) EXPECT_EQ(n.find("tokeni"), std::string::npos) << n;
+  const GgufFile f(path);
+  EXPECT_EQ(f.metadata().get_string("tokenizer.ggml.pre"), "qwen2");
+  const Model back = load_model(path);
+  ASSERT_TRUE(back.tokenizer);
+  expect_same_tokenisation(*hf, *back.tokenizer);
+}
+
 // The shared llama3ish model's tokenizer (Llama 3 form, 4096 tokens).
 TEST(GgufBpeExport, Llama3ishTokenizerRoundTrips) {
   const auto hf = load_tokenizer(test::data_path("models/llama3ish"));
