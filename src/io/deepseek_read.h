@@ -39,7 +39,7 @@ bool is_gguf_deepseek2(const std::string& path);
 // A GGUF deepseek2 file in the MLA form (attn_k_b / attn_v_b, head_count_kv 1) as
 // llama.cpp computes it: softmax scale 1/sqrt(key_length_mla), every RMSNorm at
 // attention.layer_norm_rms_epsilon, interleaved rope rows. The tokenizer comes from
-// tokenizer.ggml.* when tokenizer.ggml.model is "llama". Refused: MoE blocks,
+// tokenizer.ggml.* when tokenizer.ggml.model is "llama" or "gpt2". Refused: MoE blocks,
 // RoPE scaling, the legacy attn_kv_b form, tensor types other than F32/F16/BF16,
 // missing or unexpected tensors. format is "gguf-deepseek2".
 Model read_gguf_deepseek2_model(const std::string& path);

@@ -7,10 +7,11 @@
 // add_space_prefix / remove_extra_whitespaces, which llama.cpp's SPM tokenizer and
 // this project's GGUF reader both read. From a tokenizer.json the scores are
 // rebuilt from the merge ranks (piece made by merge k scores -k), which gives the
-// same merge order. Other tokenizers (byte-level BPE as Llama 3 and Qwen2 use, a
-// unigram .model, a .model with a normalization map) are not written: the file gets
-// tokenizer.ggml.model "no_vocab" (llama.cpp then runs on token ids) and the export
-// says so.
+// same merge order. Byte-level BPE (as Llama 3 and Qwen2 use) is written as
+// tokenizer.ggml.model "gpt2" (io/gguf_bpe_vocab.h). Other tokenizers (a unigram
+// .model, a .model with a normalization map, byte-level BPE whose pre-tokenizer
+// llama.cpp has no name for) are not written: the file gets tokenizer.ggml.model
+// "no_vocab" (llama.cpp then runs on token ids) and the export says why.
 #pragma once
 #include <filesystem>
 #include <optional>

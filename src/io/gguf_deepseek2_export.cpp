@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "io/deepseek_export.h"
+#include "io/gguf_bpe_vocab.h"
 #include "io/gguf_deepseek2.h"
 #include "io/gguf_stream.h"
 #include "io/gguf_writer.h"
@@ -73,9 +74,10 @@ void write_gguf_deepseek2_layers(const Model& m, const DeepseekLayerSource& laye
   w.set(k + "expert_weights_scale", 1.0f);
   w.set(k + "expert_weights_norm", false);
 
-  // Tokenizer.
+  // Tokenizer: SentencePiece-style as "llama", byte-level BPE as "gpt2", else none.
   std::string why;
   std::optional<SpmVocab> vocab;
+  std::optional<GgufBpeVocab> bpe;
   if (m.tokenizer) {
     AtomicDir scratch(path.parent_path() / (path.filename().string() + ".tokenizer"), true);  // never committed
     try {
@@ -83,6 +85,12 @@ void write_gguf_deepseek2_layers(const Model& m, const DeepseekLayerSource& laye
     } catch (const Error& e) {  // e.g. pieces that are not UTF-8 cannot go through tokenizer.json
       vocab.reset();
       why = e.what();
+    }
+    if (!vocab) {
+      std::string why_bpe;
+      bool byte_level = false;
+      bpe = gguf_bpe_vocab(*m.tokenizer, scratch.tmp_path(), c.vocab_size, src, &why_bpe, &byte_level, notes);
+      if (!bpe && byte_level) why = why_bpe;
     }
     why = fmt::format("the {} tokenizer is not written as GGUF metadata: {}", m.tokenizer->kind(), why);
   } else {
@@ -92,6 +100,8 @@ void write_gguf_deepseek2_layers(const Model& m, const DeepseekLayerSource& laye
     fail("{}: the tokenizer has {} tokens, the embedding {} rows", src, vocab->pieces.size(), c.vocab_size);
   if (vocab) {
     set_gguf_spm_tokenizer(w, *vocab, c.vocab_size);
+  } else if (bpe) {
+    set_gguf_bpe_tokenizer(w, *bpe);
   } else {
     w.set("tokenizer.ggml.model", "no_vocab");
     if (notes) notes->push_back(why + "; tokenizer.ggml.model is \"no_vocab\" (token ids only)");

@@ -7,6 +7,7 @@
 
 #include "io/deepseek_read.h"
 #include "io/gguf.h"
+#include "io/gguf_bpe_vocab.h"
 #include "io/gguf_model.h"
 #include "util/error.h"
 
@@ -161,6 +162,10 @@ Model read_gguf_deepseek2_model(const std::string& path) {
     if (md.contains("tokenizer.ggml.remove_extra_whitespaces"))
       vocab->remove_extra_whitespaces = md.get_bool("tokenizer.ggml.remove_extra_whitespaces");
     m.tokenizer = make_spm_vocab_tokenizer(std::move(*vocab), path);
+  } else if (auto bpe = read_gguf_bpe_tokenizer(f)) {
+    if (bpe->vocab_size() > V)
+      fail("{}: tokenizer.ggml.tokens has {} tokens but token_embd.weight has {} rows", path, bpe->vocab_size(), V);
+    m.tokenizer = std::move(bpe);
   }
   return m;
 }

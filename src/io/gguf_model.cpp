@@ -7,6 +7,7 @@
 #include <numbers>
 #include <set>
 
+#include "io/gguf_bpe_vocab.h"
 #include "util/error.h"
 
 namespace mlar {
@@ -160,8 +161,7 @@ ModelConfig read_config(const GgufFile& f) {
 std::optional<SpmVocab> read_gguf_spm_vocab(const GgufFile& f) {
   const GgufMetadata& md = f.metadata();
   if (!md.contains("tokenizer.ggml.model")) return std::nullopt;
-  // TODO: "gpt2" (byte-level BPE: tokenizer.ggml.tokens + tokenizer.ggml.merges +
-  // tokenizer.ggml.pre) is not read yet; such models load without a tokenizer.
+  // "gpt2" (byte-level BPE) is read by read_gguf_bpe_tokenizer.
   if (md.get_string("tokenizer.ggml.model") != "llama") return std::nullopt;
   SpmVocab v;
   v.pieces = md.get_string_array("tokenizer.ggml.tokens");
@@ -249,6 +249,10 @@ Model read_gguf_model(const std::string& path, const GgufModelOptions& opts) {
         fail("{}: tokenizer.ggml.tokens has {} tokens but token_embd.weight has {} rows", path, vocab->pieces.size(),
              V);
       m.tokenizer = make_spm_vocab_tokenizer(std::move(*vocab), path);
+    } else if (auto bpe = read_gguf_bpe_tokenizer(f)) {
+      if (bpe->vocab_size() > V)
+        fail("{}: tokenizer.ggml.tokens has {} tokens but token_embd.weight has {} rows", path, bpe->vocab_size(), V);
+      m.tokenizer = std::move(bpe);
     }
   }
   return m;

@@ -255,15 +255,23 @@ TEST(GgufRoundTrip, AttentionBiasesAndVocab) {
 
 TEST(GgufRoundTrip, OtherTokenizerKindsAreLeftNull) {
   Model src = read_llama2c(test::data_path("models/stories260K/stories260K.bin"));
-  const std::string path = tmp_file("gpt2.gguf");
+  const std::string path = tmp_file("bert.gguf");
   test::write_llama_gguf(src, path, {.tokenizer = false, .extra = [](GgufWriter& w) {
-                                       w.set("tokenizer.ggml.model", "gpt2");
+                                       w.set("tokenizer.ggml.model", "bert");
                                        w.set("tokenizer.ggml.tokens", GgufValue::strings({"a", "b"}));
                                      }});
   GgufFile f(path);
   EXPECT_FALSE(read_gguf_spm_vocab(f).has_value());
   Model m = read_gguf_model(path);
   EXPECT_EQ(m.tokenizer, nullptr);
+
+  // "gpt2" is read (bpe_vocab_test.cpp); without tokenizer.ggml.pre it cannot be.
+  const std::string gpt2 = tmp_file("gpt2.gguf");
+  test::write_llama_gguf(src, gpt2, {.tokenizer = false, .extra = [](GgufWriter& w) {
+                                       w.set("tokenizer.ggml.model", "gpt2");
+                                       w.set("tokenizer.ggml.tokens", GgufValue::strings({"a", "b"}));
+                                     }});
+  EXPECT_TRUE(test::contains(test::error_of([&] { read_gguf_model(gpt2); }), {gpt2, "tokenizer.ggml.pre is missing"}));
 
   const std::string none = tmp_file("notok.gguf");
   test::write_llama_gguf(src, none, {.tokenizer = false});
