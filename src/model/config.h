@@ -13,7 +13,7 @@ namespace mlar {
 
 // How RoPE pairs the coordinates of a head (MLA.md §1).
 enum class RopeLayout {
-  Half,         // pair (i, i + d/2): HF Llama, Qwen2, Mistral
+  Half,         // pair (i, i + d/2): HF Llama, Qwen2, Qwen3, Mistral
   Interleaved,  // pair (2i, 2i+1): llama2.c, GGUF llama, DeepSeek rope_interleave
 };
 const char* rope_layout_name(RopeLayout l);
