@@ -95,10 +95,18 @@ Tensor absorb_output(const Tensor& wo, const Tensor& w_uv, int64_t H, int64_t dv
 
 }  // namespace
 
+std::string qk_norm_absorb_refusal() {
+  return "--absorb: the model has per-head q/k RMSNorms (Qwen3 q_norm / k_norm); the query norm acts between W_q "
+         "and the rope-query up-projection W_qr, so W_qr cannot be folded into W_q (the key norm k_norm stays on "
+         "each per-kv-head rope key either way); convert without --absorb (the runtime absorbs on the fly in "
+         "decode)";
+}
+
 void absorb(Model& m) {
   if (!m.config.mla) fail("{}: absorb needs an MLA model; this one is GQA (convert it first)", m.source);
   MlaConfig& mc = *m.config.mla;
   if (mc.absorbed) return;
+  if (mc.qk_norm) fail("{}: {}", m.source, qk_norm_absorb_refusal());
   check_weight_shapes(m.config, m.weights, m.source);
   const int64_t H = m.config.num_heads, dn = mc.qk_nope_head_dim, qr = mc.q_rope_width(), R = mc.rope_values();
   for (size_t l = 0; l < m.weights.layers.size(); ++l) {

@@ -6,13 +6,19 @@
 // (the same on the query bias; with q_lora the folding applies to q_b). Products are
 // accumulated in double and rounded once. Exact up to that rounding.
 #pragma once
+#include <string>
+
 #include "model/model.h"
 
 namespace mlar {
 
 // Folds the up-projections of every layer and sets config.mla->absorbed. Works for
 // any MLA model (repeat or DeepSeek layout, with or without q_lora); an already
-// absorbed model is left as it is; a GQA model is refused.
+// absorbed model is left as it is; a GQA model is refused, and so is one with q/k
+// norms (mla.qk_norm: qk_norm_absorb_refusal() says why).
 void absorb(Model& m);
+
+// Why a model with per-head q/k norms (Qwen3) cannot be stored absorbed.
+std::string qk_norm_absorb_refusal();
 
 }  // namespace mlar

@@ -15,6 +15,7 @@ RopeMode parse_rope_mode(const std::string& name) {
 Model convert_model(Model&& gqa, const ConvertOptions& opts) {
   if (parse_rope_mode(opts.rope_mode) == RopeMode::Extend)
     fail("--rope-mode extend needs calibration text: use convert_extend (convert/extend.h), or the CLI's --calib");
+  if (opts.absorb && gqa.config.qk_norm) fail("{}: {}", gqa.source, qk_norm_absorb_refusal());  // before any work
   RepeatOptions ro;
   ro.num_kv_heads = opts.num_kv_heads;
   ro.head_dim = opts.head_dim;

@@ -64,6 +64,12 @@ std::optional<RankAlloc> rank_alloc_from_name(const std::string& s) {
 void check_extend_options(const ModelConfig& c, const ExtendOptions& o) {
   if (c.mla) fail("extend: the model is already MLA (rope mode {}); convert starts from a GQA model",
                   rope_mode_name(c.mla->rope_mode));
+  if (c.qk_norm)
+    fail("--rope-mode extend: the model has a per-head key norm (Qwen3 k_norm: an RMSNorm of each kv head's whole "
+         "key before RoPE, and q_norm on each query head); the DeepSeek layout splits every key into one shared "
+         "rope key and a NoPE part rebuilt from a low-rank latent, and the key norm is not linear, so it cannot be "
+         "carried into that split (a construction that keeps its effect is not implemented yet); use --rope-mode "
+         "repeat, which is exact (the keys stay per-kv-head rope keys with their norm)");
   const int64_t d = c.head_dim, Z = 2 * c.kv_dim();
   if (o.calib_len < 2) fail("--calib-len {} must be at least 2 (BOS and one token)", o.calib_len);
   if (o.calib_len > c.max_position_embeddings)

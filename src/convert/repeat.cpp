@@ -40,6 +40,7 @@ MlaConfig repeat_mla_config(const ModelConfig& c) {
   m.q_rope_in_dim = c.head_dim;
   m.latent_norm = false;
   m.absorbed = false;
+  m.qk_norm = c.qk_norm;  // the key norm is per kv head: it stays on each rope key
   m.softmax_scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
   return m;
 }
@@ -90,13 +91,15 @@ Model convert_repeat(Model&& gqa, const RepeatOptions& opts) {
     a.wq = std::move(L.wq);  // [n_h * d, D]: per head the rope input (d_n = 0)
     a.bq = std::move(L.bq);
     a.wqr = wqr;
+    a.q_norm = std::move(L.q_norm);  // Qwen3: [d] on each head's rope input (the source q head)
+    a.k_norm = std::move(L.k_norm);  // [d] on each rope head (the source k head)
     a.w_dkv = std::move(L.wv);  // [n_kv * d, D]: c = W_v x
     a.b_dkv = std::move(L.bv);
     a.w_kr = std::move(L.wk);  // [n_kv * d, D]: k_pe = W_k x
     a.b_kr = std::move(L.bk);
     a.w_uv = w_uv;
     a.wo = std::move(L.wo);  // [D, n_h * d]
-    L.wq = L.wk = L.wv = L.wo = L.bq = L.bk = L.bv = TypedTensor{};
+    L.wq = L.wk = L.wv = L.wo = L.bq = L.bk = L.bv = L.q_norm = L.k_norm = TypedTensor{};
     if (opts.progress) opts.progress(l + 1, n_layers);
   }
   c.mla = repeat_mla_config(c);

@@ -7,6 +7,8 @@
 //   W_qr[h]  = W_uk[h]^T        [n_kv * d, d]: identity in block j(h), zeros elsewhere
 //   W_uv[h]                     [d, n_kv * d]: identity in block j(h), zeros elsewhere
 //   W_o unchanged, s = 1/sqrt(d); RoPE frequencies, scaling and row layout are the source's.
+//   Qwen3 (q_norm, k_norm per head): kept as the MLA layer's qk norms: q_norm on each
+//   head's rope input (the source q head), k_norm on each of the n_kv rope keys.
 // The result computes exactly the source model's logits (up to float rounding).
 #pragma once
 #include <cstdint>

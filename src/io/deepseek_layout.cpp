@@ -155,6 +155,13 @@ DeepseekLayoutPlan plan_deepseek_layout(const Model& m, DeepseekFormat f) {
   const std::string src = m.source.empty() ? std::string("model") : m.source;
   p.source = src;
   const char* fmt_name = f == DeepseekFormat::HfDeepseekV3 ? "DeepSeek-V3 (HF)" : "GGUF deepseek2";
+  // Qwen3's per-head norms: checked first, as neither converting nor any rewrite helps.
+  if (c.qk_norm || (c.mla && c.mla->qk_norm))
+    fail("{}: the model has a per-head key norm (Qwen3 k_norm: an RMSNorm of each kv head's key before RoPE, and "
+         "q_norm on each query head); {} has no per-head key or query norm (DeepSeek-V3 normalises only the latent "
+         "and the q_a projection), so the export would change the model; run the MLA directory with this "
+         "project's runtime (convert --rope-mode repeat)",
+         src, fmt_name);
   if (!c.mla)
     fail("{}: is a GQA model; export writes MLA models in the DeepSeek layout: convert it first "
          "(mla-retrofit convert --rope-mode extend)",

@@ -1,5 +1,5 @@
-// config.json <-> ModelConfig for the Llama, Qwen2 and Mistral families. Defaults
-// follow transformers' LlamaConfig, Qwen2Config and MistralConfig.
+// config.json <-> ModelConfig for the Llama, Qwen2, Qwen3 and Mistral families.
+// Defaults follow transformers' LlamaConfig, Qwen2Config, Qwen3Config and MistralConfig.
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -24,10 +24,10 @@ struct FamilyDefaults {
   int32_t bos, eos;
 };
 
-// transformers' defaults. Qwen2Config has no bos/eos defaults (None); Qwen2
-// checkpoints carry them, and 151643 (<|endoftext|>) is what they use.
+// transformers' defaults. Qwen2Config and Qwen3Config have no bos/eos defaults
+// (None); their checkpoints carry them, and 151643 (<|endoftext|>) is what they use.
 FamilyDefaults defaults_for(const std::string& family) {
-  if (family == "qwen2") return {151936, 32768, 1e-6, 10000.0, 151643, 151643};
+  if (family == "qwen2" || family == "qwen3") return {151936, 32768, 1e-6, 10000.0, 151643, 151643};
   if (family == "mistral") return {32000, 4096 * 32, 1e-6, 10000.0, 1, 2};
   return {32000, 2048, 1e-6, 10000.0, 1, 2};  // llama
 }
@@ -130,10 +130,10 @@ RopeScaling parse_rope_scaling(const json& r, const std::string& src) {
 ModelConfig parse_hf_config(const json& j, const std::string& src) {
   if (!j.is_object()) fail("{}: config is not a JSON object", src);
   if (!j.contains("model_type") || !j.at("model_type").is_string())
-    fail("{}: no model_type (supported: llama, qwen2, mistral)", src);
+    fail("{}: no model_type (supported: llama, qwen2, qwen3, mistral)", src);
   const std::string family = j.at("model_type").get<std::string>();
-  if (family != "llama" && family != "qwen2" && family != "mistral")
-    fail("{}: model_type '{}' is not supported (supported: llama, qwen2, mistral)", src, family);
+  if (family != "llama" && family != "qwen2" && family != "qwen3" && family != "mistral")
+    fail("{}: model_type '{}' is not supported (supported: llama, qwen2, qwen3, mistral)", src, family);
   const FamilyDefaults d = defaults_for(family);
 
   ModelConfig c;
@@ -148,6 +148,8 @@ ModelConfig parse_hf_config(const json& j, const std::string& src) {
   if (c.num_heads <= 0) fail("{}: num_attention_heads must be positive, got {}", src, c.num_heads);
   if (present(j, "head_dim")) {
     c.head_dim = get_int(j, "head_dim", src);
+  } else if (family == "qwen3") {
+    c.head_dim = 128;  // Qwen3Config's default, not hidden_size / num_attention_heads
   } else {
     if (c.hidden_size % c.num_heads != 0)
       fail("{}: num_attention_heads ({}) does not divide hidden_size ({}) and no head_dim is given", src,
@@ -178,6 +180,11 @@ ModelConfig parse_hf_config(const json& j, const std::string& src) {
     if (get_bool(j, "mlp_bias", false, src)) fail("{}: mlp_bias is not supported", src);
   } else if (family == "qwen2") {
     c.attention_bias = true;  // Qwen2 always has q/k/v biases
+    if (get_bool(j, "use_sliding_window", false, src)) c.sliding_window = get_int(j, "sliding_window", 4096, src);
+  } else if (family == "qwen3") {
+    // Qwen3: q/k/v (and o) biases only with attention_bias, always q_norm / k_norm.
+    c.attention_bias = get_bool(j, "attention_bias", false, src);
+    c.qk_norm = true;
     if (get_bool(j, "use_sliding_window", false, src)) c.sliding_window = get_int(j, "sliding_window", 4096, src);
   } else {  // mistral
     auto sw = j.find("sliding_window");
@@ -251,11 +258,22 @@ json hf_llama_config_json(const ModelConfig& c, const std::string& torch_dtype) 
 }
 
 json hf_config_json(const ModelConfig& c, const std::string& torch_dtype) {
+  if (c.qk_norm != (c.arch == "qwen3"))
+    fail("cannot write an HF config for architecture '{}' {} per-head q/k norms (only qwen3 has them)", c.arch,
+         c.qk_norm ? "with" : "without");
   json j = hf_llama_config_json(c, torch_dtype);
   if (c.arch == "llama") return j;
-  // Qwen2 and Mistral take the Llama fields they know; drop the Llama-only ones.
+  // Qwen2, Qwen3 and Mistral take the Llama fields they know; drop the Llama-only ones.
   for (const char* k : {"attention_bias", "mlp_bias", "pretraining_tp", "head_dim"}) j.erase(k);
-  if (c.arch == "qwen2") {
+  if (c.arch == "qwen3") {
+    j["architectures"] = {"Qwen3ForCausalLM"};
+    j["model_type"] = "qwen3";
+    j["attention_bias"] = c.attention_bias;
+    j["head_dim"] = c.head_dim;  // always: Qwen3Config's default is 128, not hidden / heads
+    j["use_sliding_window"] = c.sliding_window > 0;
+    j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
+    j["max_window_layers"] = c.num_layers;
+  } else if (c.arch == "qwen2") {
     j["architectures"] = {"Qwen2ForCausalLM"};
     j["model_type"] = "qwen2";
     j["use_sliding_window"] = c.sliding_window > 0;

@@ -1,4 +1,4 @@
-// Reading HF model directories (Llama, Qwen2, Mistral tensor names).
+// Reading HF model directories (Llama, Qwen2, Qwen3, Mistral tensor names).
 #include "io/hf_model.h"
 
 #include <filesystem>
@@ -43,11 +43,15 @@ Model read_hf_model(const std::string& dir) {
     L.wk = take(p + "self_attn.k_proj.weight", {KV, D});
     L.wv = take(p + "self_attn.v_proj.weight", {KV, D});
     L.wo = take(p + "self_attn.o_proj.weight", {D, Q});
+    if (c.qk_norm) {  // Qwen3: one RMSNorm weight per layer for every q head, one for every k head
+      L.q_norm = take(p + "self_attn.q_norm.weight", {c.head_dim});
+      L.k_norm = take(p + "self_attn.k_norm.weight", {c.head_dim});
+    }
     if (c.attention_bias) {
       L.bq = take(p + "self_attn.q_proj.bias", {Q});
       L.bk = take(p + "self_attn.k_proj.bias", {KV});
       L.bv = take(p + "self_attn.v_proj.bias", {KV});
-      // Llama's attention_bias also puts a bias on o_proj; only a zero one can be
+      // Llama's (and Qwen3's) attention_bias also puts a bias on o_proj; only a zero one can be
       // represented (that is what write_hf_llama writes).
       const std::string ob = p + "self_attn.o_proj.bias";
       if (store.contains(ob)) {

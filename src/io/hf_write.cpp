@@ -20,9 +20,13 @@ void write_hf(const Model& m, const fs::path& dir, const HfWriteOptions& opts, b
   const DType dtype = parse_write_dtype(opts.dtype, where);
   ModelConfig c = m.config;
   if (c.mla) fail("{}: model is MLA; write it with the MLA writer, not as an HF {} directory", m.source, c.arch);
+  if (as_llama && c.qk_norm)
+    fail("{}: the model has per-head q/k RMSNorms (Qwen3 q_norm / k_norm), which LlamaForCausalLM does not "
+         "apply; it cannot be written as an HF Llama directory",
+         m.source.empty() ? where : m.source);
   if (as_llama) c.arch = "llama";
-  // Qwen2 has q/k/v biases without an o_proj bias; Llama's attention_bias biases all four.
-  const bool o_bias = c.attention_bias && c.arch == "llama";
+  // Qwen2 has q/k/v biases without an o_proj bias; Llama's and Qwen3's attention_bias bias all four.
+  const bool o_bias = c.attention_bias && (c.arch == "llama" || c.arch == "qwen3");
   const std::string src = m.source.empty() ? where : m.source;
   c.validate(src);
   check_weight_shapes(c, m.weights, src);
@@ -48,11 +52,15 @@ void write_hf(const Model& m, const fs::path& dir, const HfWriteOptions& opts, b
     ts.push_back({p + "self_attn.k_proj.weight", qk(L.wk)});
     ts.push_back({p + "self_attn.v_proj.weight", &L.wv});
     ts.push_back({p + "self_attn.o_proj.weight", &L.wo});
+    if (c.qk_norm) {
+      ts.push_back({p + "self_attn.q_norm.weight", qk(L.q_norm)});
+      ts.push_back({p + "self_attn.k_norm.weight", qk(L.k_norm)});
+    }
     if (c.attention_bias) {
       ts.push_back({p + "self_attn.q_proj.bias", qk(L.bq)});
       ts.push_back({p + "self_attn.k_proj.bias", qk(L.bk)});
       ts.push_back({p + "self_attn.v_proj.bias", &L.bv});
-      if (o_bias) {  // LlamaAttention's attention_bias also biases o_proj; the source has none.
+      if (o_bias) {  // Llama's / Qwen3's attention_bias also biases o_proj; the source has none.
         owned.emplace_back(Tensor(Shape{c.hidden_size}));
         ts.push_back({p + "self_attn.o_proj.bias", &owned.back()});
       }

@@ -37,6 +37,8 @@ std::vector<MlaTensorSlot> mla_layer_slots(const ModelConfig& c, int64_t layer) 
       {"self_attn.q_a_layernorm.weight", &W::q_a_norm, {m.q_lora_rank}, req(lora)},
       {"self_attn.q_b_proj.weight", &W::wq_b, {q_rows, m.q_lora_rank}, req(lora)},
       {"self_attn.q_rope_up.weight", &W::wqr, {H, rope, m.q_rope_in_dim}, req(has_qr)},
+      {"self_attn.q_norm.weight", &W::q_norm, {m.q_rope_in_dim}, req(m.qk_norm)},
+      {"self_attn.k_norm.weight", &W::k_norm, {m.qk_rope_head_dim}, req(m.qk_norm)},
       {"self_attn.kv_a_proj.weight", &W::w_dkv, {r, D}, P::Required},
       {"self_attn.kv_a_proj.bias", &W::b_dkv, {r}, P::Optional},
       {"self_attn.kv_a_layernorm.weight", &W::kv_norm, {r}, req(m.latent_norm)},

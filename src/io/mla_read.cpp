@@ -89,8 +89,8 @@ Model read_mla_model(const std::string& dir) {
       const bool present = store.contains(name);
       if (s.presence == MlaTensorSlot::Presence::Absent) {
         if (present)
-          fail("{}: tensor {} has no place in this MLA config (q_lora_rank {}, absorbed {}, latent_norm {})",
-               store.file_of(name), name, c.mla->q_lora_rank, c.mla->absorbed, c.mla->latent_norm);
+          fail("{}: tensor {} has no place in this MLA config (q_lora_rank {}, absorbed {}, latent_norm {}, qk_norm {})",
+               store.file_of(name), name, c.mla->q_lora_rank, c.mla->absorbed, c.mla->latent_norm, c.mla->qk_norm);
         continue;
       }
       if (present || s.presence == MlaTensorSlot::Presence::Required) L.mla.*s.member = take(name, s.shape);

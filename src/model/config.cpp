@@ -56,6 +56,7 @@ nlohmann::json config_to_json(const ModelConfig& c) {
       {"max_position_embeddings", c.max_position_embeddings},
       {"tie_word_embeddings", c.tie_word_embeddings},
       {"attention_bias", c.attention_bias},
+      {"qk_norm", c.qk_norm},
       {"bos_token_id", c.bos_token_id},
       {"eos_token_id", c.eos_token_id},
   };

@@ -13,7 +13,7 @@ namespace mlar {
 
 // How RoPE pairs the coordinates of a head (MLA.md §1).
 enum class RopeLayout {
-  Half,         // pair (i, i + d/2): HF Llama, Qwen2, Mistral
+  Half,         // pair (i, i + d/2): HF Llama, Qwen2, Qwen3, Mistral
   Interleaved,  // pair (2i, 2i+1): llama2.c, GGUF llama, DeepSeek rope_interleave
 };
 const char* rope_layout_name(RopeLayout l);
@@ -29,7 +29,7 @@ struct RopeScaling {
 const char* rope_scaling_name(RopeScaling::Type t);
 
 struct ModelConfig {
-  std::string arch = "llama";  // source family: llama | qwen2 | mistral
+  std::string arch = "llama";  // source family: llama | qwen2 | qwen3 | mistral
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;        // D
   int64_t intermediate_size = 0;  // F (SwiGLU)
@@ -45,6 +45,9 @@ struct ModelConfig {
   int64_t sliding_window = 0;  // Mistral: 0 = none (recorded; runtime attends fully)
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // Qwen2: biases on q, k, v
+  // Qwen3: an RMSNorm (weight [d], eps rms_norm_eps) on every head of q and of k after
+  // the projection and before RoPE (q_norm, k_norm).
+  bool qk_norm = false;
   int32_t bos_token_id = 1;
   int32_t eos_token_id = 2;
 

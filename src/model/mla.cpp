@@ -30,6 +30,7 @@ nlohmann::json mla_config_to_json(const MlaConfig& c) {
                       {"latent_norm", c.latent_norm},
                       {"absorbed", c.absorbed},
                       {"softmax_scale", c.softmax_scale}};
+  if (c.qk_norm) j["qk_norm"] = true;
   if (!c.layer_kv_lora_rank.empty()) j["layer_kv_lora_rank"] = c.layer_kv_lora_rank;
   if (!c.rope_inv_freq.empty()) j["rope_inv_freq"] = c.rope_inv_freq;
   if (!c.query_bias.empty())
@@ -76,6 +77,7 @@ MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) 
   c.q_rope_in_dim = get_int("q_rope_in_dim", 0, false);
   c.latent_norm = get_bool("latent_norm");
   c.absorbed = get_bool("absorbed");
+  c.qk_norm = get_bool("qk_norm");
   if (!j.contains("softmax_scale") || !j["softmax_scale"].is_number()) fail("{}: mla.softmax_scale is missing", src);
   c.softmax_scale = j["softmax_scale"].get<double>();
   if (j.contains("layer_kv_lora_rank")) {
@@ -117,6 +119,10 @@ MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) 
     fail("{}: mla.num_rope_heads * mla.qk_rope_head_dim = {} is out of range", src, c.rope_values());
   if (c.v_head_dim <= 0) fail("{}: mla.v_head_dim must be positive", src);
   if (!(c.softmax_scale > 0)) fail("{}: mla.softmax_scale must be positive", src);
+  if (c.qk_norm && (c.q_rope_in_dim <= 0 || c.absorbed))
+    fail("{}: mla.qk_norm needs the rope-query up-projection (q_rope_in_dim > 0, not absorbed): the query norm "
+         "acts on each head's rope-query input",
+         src);
   return c;
 }
 

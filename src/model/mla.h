@@ -4,6 +4,8 @@
 //   c      = norm?(W_dkv x + b_dkv)          latent, r values        (cached)
 //   k_pe   = RoPE(W_kr x + b_kr)             n_r heads of d_r values  (cached)
 //   q      = W_q x + b_q  (or q_b(norm(q_a x)))  per head [q_nope | q_rope_in]
+//   (qk_norm: RMSNorm q_norm on each head's q_rope_in, k_norm on each rope head of
+//    W_kr x + b_kr, before W_qr and RoPE; Qwen3 sources in the repeat mode)
 //   q_pe_h = W_qr[h] q_rope_in_h  when W_qr is present (exact `repeat` mode:
 //            W_qr[h] = W_uk[h]^T, the key up-projection absorbed into the query),
 //            else q_rope_in_h itself (n_r * d_r values); then RoPE per rope head
@@ -54,6 +56,11 @@ struct MlaConfig {
                                  // present (repeat: the source head size d); 0 = none
   bool latent_norm = false;      // RMSNorm (with weight) on the latent
   bool absorbed = false;         // stored absorption: no W_uk / W_uv / W_qr tensors
+  // Per-head RMSNorms (weights q_norm [q_rope_in_dim], k_norm [d_r], the model's eps):
+  // on each head's rope-query input before W_qr, on each rope head of k_pe before
+  // RoPE. The repeat retrofit of a Qwen3 model (its q_norm / k_norm). Needs W_qr
+  // (q_rope_in_dim > 0, not absorbed).
+  bool qk_norm = false;
   double softmax_scale = 0.0;    // s
   // Inverse frequencies of the d_r/2 rope pairs when they are not those of a
   // head of size d_r with the source's theta and scaling (partial-RoPE strategies
@@ -79,6 +86,8 @@ struct MlaLayerWeights {
   TypedTensor q_a_norm;  // [q_lora_rank]                  (q_lora only)
   TypedTensor wq_b;      // [n_h * (...), q_lora_rank]     (q_lora only)
   TypedTensor wqr;       // [n_h, n_r * d_r, q_rope_in_dim] W_uk[h]^T of the repeat mode; empty if none
+  TypedTensor q_norm;    // [q_rope_in_dim] when qk_norm
+  TypedTensor k_norm;    // [d_r] when qk_norm
   TypedTensor w_dkv;     // [r, D]
   TypedTensor b_dkv;     // [r] or empty
   TypedTensor kv_norm;   // [r] when latent_norm

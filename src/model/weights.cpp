@@ -39,6 +39,8 @@ void check_mla_layer_shapes(const ModelConfig& c, int64_t layer, const MlaLayerW
   expect_opt(w.bq, {q_rows}, !w.bq.empty(), n("bq"), src);
   const bool has_qr = m.q_rope_in_dim > 0 && !m.absorbed;
   expect_opt(w.wqr, {H, rope, m.q_rope_in_dim}, has_qr, n("wqr"), src);
+  expect_opt(w.q_norm, {m.q_rope_in_dim}, m.qk_norm, n("q_norm"), src);
+  expect_opt(w.k_norm, {m.qk_rope_head_dim}, m.qk_norm, n("k_norm"), src);
   expect(w.w_dkv, {r, D}, n("w_dkv"), src);
   expect_opt(w.b_dkv, {r}, !w.b_dkv.empty(), n("b_dkv"), src);
   expect_opt(w.kv_norm, {r}, m.latent_norm, n("kv_norm"), src);
@@ -72,7 +74,7 @@ void check_layer_shapes(const ModelConfig& c, int64_t layer, const LayerWeights&
   expect(L.w_down, {D, F}, n("w_down"), src);
   if (c.mla) {
     check_mla_layer_shapes(c, i, L.mla, src);
-    if (!L.wq.empty() || !L.wk.empty() || !L.wv.empty() || !L.wo.empty())
+    if (!L.wq.empty() || !L.wk.empty() || !L.wv.empty() || !L.wo.empty() || !L.q_norm.empty() || !L.k_norm.empty())
       fail("{}: layer {} holds both GQA and MLA attention weights", src, i);
     return;
   }
@@ -80,6 +82,12 @@ void check_layer_shapes(const ModelConfig& c, int64_t layer, const LayerWeights&
   expect(L.wk, {c.kv_dim(), D}, n("wk"), src);
   expect(L.wv, {c.kv_dim(), D}, n("wv"), src);
   expect(L.wo, {D, c.q_dim()}, n("wo"), src);
+  if (c.qk_norm) {
+    expect(L.q_norm, {c.head_dim}, n("q_norm"), src);
+    expect(L.k_norm, {c.head_dim}, n("k_norm"), src);
+  } else if (!L.q_norm.empty() || !L.k_norm.empty()) {
+    fail("{}: layer {} has q/k norms but the config has none", src, i);
+  }
   if (c.attention_bias) {
     expect(L.bq, {c.q_dim()}, n("bq"), src);
     expect(L.bk, {c.kv_dim()}, n("bk"), src);
@@ -93,11 +101,11 @@ int64_t parameter_count(const ModelWeights& w) {
   int64_t n = w.embed.numel() + w.final_norm.numel() + w.lm_head.numel();
   for (const auto& L : w.layers)
     n += L.mla.wq.numel() + L.mla.bq.numel() + L.mla.wq_a.numel() + L.mla.q_a_norm.numel() + L.mla.wq_b.numel() +
-         L.mla.wqr.numel() + L.mla.w_dkv.numel() + L.mla.b_dkv.numel() + L.mla.kv_norm.numel() + L.mla.w_kr.numel() +
+         L.mla.wqr.numel() + L.mla.q_norm.numel() + L.mla.k_norm.numel() + L.mla.w_dkv.numel() + L.mla.b_dkv.numel() + L.mla.kv_norm.numel() + L.mla.w_kr.numel() +
          L.mla.b_kr.numel() + L.mla.w_uk.numel() + L.mla.w_uv.numel() + L.mla.wo.numel();
   for (const auto& L : w.layers)
     n += L.attn_norm.numel() + L.wq.numel() + L.wk.numel() + L.wv.numel() + L.wo.numel() + L.bq.numel() +
-         L.bk.numel() + L.bv.numel() + L.ffn_norm.numel() + L.w_gate.numel() + L.w_up.numel() + L.w_down.numel();
+         L.bk.numel() + L.bv.numel() + L.q_norm.numel() + L.k_norm.numel() + L.ffn_norm.numel() + L.w_gate.numel() + L.w_up.numel() + L.w_down.numel();
   return n;
 }
 
@@ -105,10 +113,10 @@ DType weight_dtype(const ModelWeights& w) { return w.embed.empty() ? DType::F32 
 
 std::vector<TypedTensor*> layer_tensors(LayerWeights& L) {
   MlaLayerWeights& m = L.mla;
-  return {&L.attn_norm, &L.wq,    &L.wk,      &L.wv,    &L.wo,      &L.bq,   &L.bk,   &L.bv,
-          &L.ffn_norm,  &L.w_gate, &L.w_up,   &L.w_down, &m.wq,     &m.bq,   &m.wq_a, &m.q_a_norm,
-          &m.wq_b,      &m.wqr,   &m.w_dkv,   &m.b_dkv, &m.kv_norm, &m.w_kr, &m.b_kr, &m.w_uk,
-          &m.w_uv,      &m.wo};
+  return {&L.attn_norm, &L.wq,     &L.wk,    &L.wv,     &L.wo,     &L.bq,     &L.bk,      &L.bv,
+          &L.q_norm,    &L.k_norm, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down, &m.wq,      &m.bq,
+          &m.wq_a,      &m.q_a_norm, &m.wq_b, &m.wqr,    &m.q_norm, &m.k_norm, &m.w_dkv,   &m.b_dkv,
+          &m.kv_norm,   &m.w_kr,   &m.b_kr,  &m.w_uk,   &m.w_uv,   &m.wo};
 }
 
 void cast_matrices(ModelWeights& w, DType dtype) {
@@ -128,8 +136,8 @@ int64_t weight_bytes(const ModelWeights& w) {
 }
 
 void materialize_f32(MlaLayerWeights& m) {
-  for (TypedTensor* t : {&m.wq, &m.bq, &m.wq_a, &m.q_a_norm, &m.wq_b, &m.wqr, &m.w_dkv, &m.b_dkv, &m.kv_norm,
-                         &m.w_kr, &m.b_kr, &m.w_uk, &m.w_uv, &m.wo})
+  for (TypedTensor* t : {&m.wq, &m.bq, &m.wq_a, &m.q_a_norm, &m.wq_b, &m.wqr, &m.q_norm, &m.k_norm, &m.w_dkv,
+                         &m.b_dkv, &m.kv_norm, &m.w_kr, &m.b_kr, &m.w_uk, &m.w_uv, &m.wo})
     if (!t->empty()) t->mutable_f32();
 }
 
@@ -178,6 +186,8 @@ void convert_rope_layout(ModelConfig& c, ModelWeights& w, RopeLayout target) {
     L.wk = permute_rope_rows(L.wk, c.head_dim, to_half);
     L.bq = permute_rope_rows(L.bq, c.head_dim, to_half);
     L.bk = permute_rope_rows(L.bk, c.head_dim, to_half);
+    L.q_norm = permute_rope_rows(L.q_norm, c.head_dim, to_half);  // per-coordinate weights move with the rows
+    L.k_norm = permute_rope_rows(L.k_norm, c.head_dim, to_half);
   }
   c.rope_layout = target;
 }

@@ -1,5 +1,6 @@
-// The tensors of a GQA decoder (Llama, Qwen2, Mistral), float32, HF [out, in] layout.
-// Row order of wq/wk (and bq/bk) follows ModelConfig::rope_layout.
+// The tensors of a GQA decoder (Llama, Qwen2, Qwen3, Mistral), HF [out, in] layout.
+// Row order of wq/wk (and bq/bk, and the entries of q_norm/k_norm) follows
+// ModelConfig::rope_layout.
 #pragma once
 #include <vector>
 
@@ -16,6 +17,7 @@ struct LayerWeights {
   TypedTensor wv;         // [n_kv * d, D]
   TypedTensor wo;         // [D, n_h * d]
   TypedTensor bq, bk, bv;  // Qwen2 only: [n_h * d], [n_kv * d], [n_kv * d]; empty otherwise
+  TypedTensor q_norm, k_norm;  // Qwen3 (config.qk_norm) only: [d] each, shared by every head
   TypedTensor ffn_norm;   // [D]
   TypedTensor w_gate;     // [F, D]
   TypedTensor w_up;       // [F, D]

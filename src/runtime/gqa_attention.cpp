@@ -4,6 +4,7 @@
 
 #include "ops/kv_attention.h"
 #include "ops/linear.h"
+#include "ops/rmsnorm.h"
 #include "runtime/rope_table.h"
 #include "util/error.h"
 
@@ -21,11 +22,16 @@ GqaAttention::GqaAttention(const ModelConfig& c, const LayerWeights& w, std::vec
       n_h_(c.num_heads),
       n_kv_(c.num_kv_heads),
       d_(c.head_dim),
+      eps_(static_cast<float>(c.rms_norm_eps)),
       pairs_(rope_pairs(c.rope_layout)),
       w_(w),
       inv_freq_(std::move(inv_freq)) {
   if (static_cast<int64_t>(inv_freq_.size()) != d_ / 2)
     fail("GqaAttention: {} inverse frequencies for head size {}", inv_freq_.size(), d_);
+  if (c.qk_norm && (w.q_norm.shape != Shape{d_} || w.k_norm.shape != Shape{d_}))
+    fail("GqaAttention: q/k norms of shapes {} and {} for head size {}", shape_str(w.q_norm.shape),
+         shape_str(w.k_norm.shape), d_);
+  qk_norm_ = c.qk_norm;
 }
 
 std::unique_ptr<LayerCache> GqaAttention::make_cache(DType dtype) const {
@@ -50,6 +56,10 @@ void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
   ops::linear(x, w_.wq, w_.bq, q, n);
   ops::linear(x, w_.wk, w_.bk, k_new, n);
   ops::linear(x, w_.wv, w_.bv, v_new, n);
+  if (qk_norm_) {  // every head's q and k (rows of d values) normalised before RoPE
+    ops::rmsnorm(q, w_.q_norm.ptr(), q, n * n_h_, d_, eps_);
+    ops::rmsnorm(k_new, w_.k_norm.ptr(), k_new, n * n_kv_, d_, eps_);
+  }
   ops::rope(q, n, n_h_, d_, pos, inv_freq_.data(), pairs_);
   ops::rope(k_new, n, n_kv_, d_, pos, inv_freq_.data(), pairs_);
   cache->k().write(pos0, k_new, kvd, n);

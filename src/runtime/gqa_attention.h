@@ -1,5 +1,6 @@
-// Grouped-query attention of a Llama / Qwen2 / Mistral layer (MLA.md §1):
+// Grouped-query attention of a Llama / Qwen2 / Qwen3 / Mistral layer (MLA.md §1):
 //   q = W_q x (+b_q), k = W_k x (+b_k), v = W_v x (+b_v)   per token
+//   (Qwen3, config.qk_norm: RMSNorm q_norm on each q head, k_norm on each k head)
 //   RoPE on q and k in the model's layout, K/V appended to a GqaLayerCache,
 //   causal softmax(q k^T / sqrt(d)) v with head h reading kv group h / g,
 //   out = W_o concat_h(...).
@@ -25,6 +26,8 @@ class GqaAttention final : public Attention {
 
  private:
   int64_t D_, n_h_, n_kv_, d_;
+  float eps_;
+  bool qk_norm_ = false;
   ops::RopePairs pairs_;
   const LayerWeights& w_;
   std::vector<float> inv_freq_;  // [d/2]

@@ -137,13 +137,19 @@ void MlaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
   } else {
     ops::linear(x, w_.wq, w_.bq, q, n);
   }
+  // q_norm on every head's rope-query input: rows of qin values at stride qw over the
+  // n * H (token, head) pairs.
+  if (qk_norm_) ops::rmsnorm_strided(q + qn_, qw_, w_.q_norm.ptr(), q + qn_, qw_, n * H_, qin_, eps_);
 
-  // New cache rows in f32, [n, r + R] = [norm?(W_dkv x + b_dkv) | RoPE(W_kr x + b_kr)],
+  // New cache rows in f32, [n, r + R] = [norm?(W_dkv x + b_dkv) | RoPE(knorm?(W_kr x + b_kr))],
   // then rounded into rows pos0 .. pos0+n-1 of the cache in its dtype.
   float* rows = ws.get(kRows, n * cs);
   ops::linear(x, D_, w_.w_dkv, w_.b_dkv, rows, cs, n);
   if (latent_norm_) ops::rmsnorm_strided(rows, cs, w_.kv_norm.ptr(), rows, cs, n, r_, eps_);
   ops::linear(x, D_, w_.w_kr, w_.b_kr, rows + r_, cs, n);
+  if (qk_norm_)  // k_norm on each rope head of the new rows, before RoPE
+    for (int64_t k = 0; k < nr_; ++k)
+      ops::rmsnorm_strided(rows + r_ + k * dr_, cs, w_.k_norm.ptr(), rows + r_ + k * dr_, cs, n, dr_, eps_);
   ops::rope(rows + r_, n, nr_, dr_, dr_, cs, pos, inv_freq_.data(), pairs_);
   cache->rows().write(pos0, rows, cs, n);
 

@@ -8,6 +8,8 @@
 //   c        = norm?(W_dkv x + b_dkv)                         cached   [r]
 //   k_pe     = RoPE(W_kr x + b_kr)                            cached   [n_r * d_r]
 //   q_pe_h   = RoPE(W_qr[h] q_rope_in_h)  (or RoPE(q_rope_in_h) without W_qr)
+//   with qk_norm (Qwen3 repeat): q_rope_in_h <- RMSNorm_qnorm(q_rope_in_h) and each
+//   rope head of W_kr x + b_kr <- RMSNorm_knorm(.) before RoPE and caching
 //   score_h(m, n) = s * (q_nope_h . W_uk[h] c_n + q_pe_h . k_pe_n),  n <= m (causal)
 //   out      = W_o concat_h W_uv[h] sum_n p_h(m, n) c_n
 // RoPE runs on every rope head of d_r values, frequencies from the config's

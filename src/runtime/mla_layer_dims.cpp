@@ -25,6 +25,9 @@ MlaLayerDims::MlaLayerDims(const ModelConfig& c, int64_t layer, const MlaLayerWe
   absorbed_ = m.absorbed;
   has_qr_ = !w.wqr.empty();
   latent_norm_ = m.latent_norm;
+  qk_norm_ = m.qk_norm;
+  if (qk_norm_ && !has_qr_)
+    fail("{}: layer {}: q/k norms need the rope-query up-projection (the query norm acts on its input)", who, layer);
   scale_ = static_cast<float>(m.softmax_scale);
   eps_ = static_cast<float>(c.rms_norm_eps);
   pairs_ = rope_pairs(c.rope_layout);

@@ -27,6 +27,7 @@ class MlaLayerDims {
   int64_t qw_;            // qn_ + qin_
   int64_t q_lora_;
   bool has_qr_, absorbed_, latent_norm_;
+  bool qk_norm_;  // q_norm on each head's rope-query input, k_norm on each rope head
   float scale_, eps_;
   ops::RopePairs pairs_;
   std::vector<float> inv_freq_;  // [d_r / 2]: the config's explicit table, else from rope_theta

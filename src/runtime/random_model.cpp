@@ -29,6 +29,10 @@ Model random_model(const ModelConfig& config, uint64_t seed) {
     L.wk = f.normal({c.kv_dim(), D}, 0.0, sD);
     L.wv = f.normal({c.kv_dim(), D}, 0.0, sD);
     L.wo = f.normal({D, c.q_dim()}, 0.0, sQ);
+    if (c.qk_norm) {  // drawn only for qk_norm models: other models keep their draws
+      L.q_norm = f.normal({c.head_dim}, 1.0, 0.1);
+      L.k_norm = f.normal({c.head_dim}, 1.0, 0.1);
+    }
     if (c.attention_bias) {
       L.bq = f.normal({c.q_dim()}, 0.0, 0.1);
       L.bk = f.normal({c.kv_dim()}, 0.0, 0.1);

@@ -34,6 +34,9 @@ GqaBlock::GqaBlock(const ModelConfig& c, const LayerWeights& w)
       w.wo.shape != Shape{D_, H_ * d_})
     fail("train: GQA layer tensors do not match the config (wq {}, wk {}, wv {}, wo {})", shape_str(w.wq.shape),
          shape_str(w.wk.shape), shape_str(w.wv.shape), shape_str(w.wo.shape));
+  if (c.qk_norm)
+    fail("train: the model has per-head q/k RMSNorms (Qwen3 q_norm / k_norm), which training does not implement "
+         "yet (their forward and backward); the runtime (eval, compare, generate) runs such models");
 }
 
 std::unique_ptr<AttentionState> GqaBlock::forward(const float* x, const BatchShape& b, float* out) const {

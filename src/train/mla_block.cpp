@@ -37,6 +37,10 @@ Buf buf(int64_t n) { return Buf(static_cast<size_t>(n)); }
 MlaBlock::MlaBlock(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w)
     : MlaLayerDims(c, layer, w, "train"), w_(w) {
   dk_ = absorbed_ ? r_ + R_ : dn_ + R_;
+  if (qk_norm_)
+    fail("train: layer {} has per-head q/k RMSNorms (a Qwen3 source's q_norm / k_norm), which training does not "
+         "implement yet (their forward and backward); the runtime (eval, compare, generate) runs such models",
+         layer);
 }
 
 std::unique_ptr<AttentionState> MlaBlock::forward(const float* x, const BatchShape& b, float* out) const {

@@ -39,6 +39,13 @@ ModelConfig family_config(const std::string& family) {
     c.attention_bias = true;
     c.tie_word_embeddings = true;
     c.rope_theta = 1000000;
+  } else if (family == "qwen3") {
+    c.num_heads = 4;
+    c.num_kv_heads = 2;
+    c.head_dim = 16;  // explicit: 4 x 16 != 48
+    c.qk_norm = true;
+    c.tie_word_embeddings = true;
+    c.rope_theta = 1000000;
   } else if (family == "mistral") {
     c.num_kv_heads = 3;
     c.sliding_window = 4096;

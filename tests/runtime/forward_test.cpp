@@ -27,6 +27,7 @@ struct Variant {
   bool tied;
   RopeScaling::Type scaling;
   int64_t heads, kv_heads, head_dim;
+  bool qk_norm;  // Qwen3's per-head q/k RMSNorms
 };
 
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
@@ -38,6 +39,7 @@ ModelConfig variant_config(const Variant& v) {
   c.num_heads = v.heads;
   c.num_kv_heads = v.kv_heads;
   c.head_dim = v.head_dim;
+  c.qk_norm = v.qk_norm;
   c.rope_scaling.type = v.scaling;
   if (v.scaling == RopeScaling::Type::Linear) c.rope_scaling.factor = 2.0;
   if (v.scaling == RopeScaling::Type::Llama3) {
@@ -114,16 +116,19 @@ TEST_P(RandomModel, HalfAndInterleavedLayoutsAgree) {
 
 INSTANTIATE_TEST_SUITE_P(
     Variants, RandomModel,
-    ::testing::Values(Variant{"half", RopeLayout::Half, false, false, RopeScaling::Type::None, 6, 2, 8},
-                      Variant{"interleaved", RopeLayout::Interleaved, false, false, RopeScaling::Type::None, 6, 2, 8},
-                      Variant{"qwen2_bias_tied", RopeLayout::Half, true, true, RopeScaling::Type::None, 6, 2, 8},
-                      Variant{"interleaved_bias", RopeLayout::Interleaved, true, false, RopeScaling::Type::None, 6, 2, 8},
-                      Variant{"linear", RopeLayout::Half, false, true, RopeScaling::Type::Linear, 6, 2, 8},
-                      Variant{"llama3", RopeLayout::Half, false, false, RopeScaling::Type::Llama3, 6, 2, 8},
+    ::testing::Values(Variant{"half", RopeLayout::Half, false, false, RopeScaling::Type::None, 6, 2, 8, false},
+                      Variant{"interleaved", RopeLayout::Interleaved, false, false, RopeScaling::Type::None, 6, 2, 8, false},
+                      Variant{"qwen2_bias_tied", RopeLayout::Half, true, true, RopeScaling::Type::None, 6, 2, 8, false},
+                      Variant{"interleaved_bias", RopeLayout::Interleaved, true, false, RopeScaling::Type::None, 6, 2, 8, false},
+                      Variant{"linear", RopeLayout::Half, false, true, RopeScaling::Type::Linear, 6, 2, 8, false},
+                      Variant{"llama3", RopeLayout::Half, false, false, RopeScaling::Type::Llama3, 6, 2, 8, false},
                       Variant{"llama3_interleaved", RopeLayout::Interleaved, true, true, RopeScaling::Type::Llama3, 6,
-                              2, 8},
-                      Variant{"mqa_wide_heads", RopeLayout::Half, false, false, RopeScaling::Type::None, 4, 1, 16},
-                      Variant{"mha", RopeLayout::Interleaved, true, false, RopeScaling::Type::None, 3, 3, 12}),
+                              2, 8, false},
+                      Variant{"mqa_wide_heads", RopeLayout::Half, false, false, RopeScaling::Type::None, 4, 1, 16, false},
+                      Variant{"mha", RopeLayout::Interleaved, true, false, RopeScaling::Type::None, 3, 3, 12, false},
+                      Variant{"qwen3_qk_norm", RopeLayout::Half, false, true, RopeScaling::Type::None, 4, 2, 16, true},
+                      Variant{"qk_norm_interleaved_bias", RopeLayout::Interleaved, true, false,
+                              RopeScaling::Type::None, 6, 2, 8, true}),
     [](const ::testing::TestParamInfo<Variant>& i) { return std::string(i.param.name); });
 
 TEST(Stories260K, SessionMatchesNaiveForward) {

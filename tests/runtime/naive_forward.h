@@ -63,6 +63,15 @@ inline std::vector<double> naive_rmsnorm(const std::vector<double>& x, const Typ
   return y;
 }
 
+// RMSNorm of every head (d values) of v with the weight w ([d]), in double.
+inline void naive_head_rmsnorm(std::vector<double>& v, int64_t d, const TypedTensor& w, double eps) {
+  for (size_t h = 0; h * d < v.size(); ++h) {
+    std::vector<double> head(v.begin() + long(h * d), v.begin() + long((h + 1) * d));
+    head = naive_rmsnorm(head, w, eps);
+    std::copy(head.begin(), head.end(), v.begin() + long(h * d));
+  }
+}
+
 // Rotates every head of v (heads of size d) for position pos.
 inline void naive_rope(std::vector<double>& v, int64_t d, int64_t pos, const std::vector<double>& inv_freq,
                        RopeLayout layout) {
@@ -122,6 +131,10 @@ inline std::vector<std::vector<double>> naive_forward(const Model& m, const std:
       q[t] = naive_linear(L.wq, x, &L.bq);
       k[t] = naive_linear(L.wk, x, &L.bk);
       v[t] = naive_linear(L.wv, x, &L.bv);
+      if (c.qk_norm) {  // Qwen3: each head of q and k through its RMSNorm before RoPE
+        naive_head_rmsnorm(q[t], d, L.q_norm, c.rms_norm_eps);
+        naive_head_rmsnorm(k[t], d, L.k_norm, c.rms_norm_eps);
+      }
       naive_rope(q[t], d, t, inv_freq, c.rope_layout);
       naive_rope(k[t], d, t, inv_freq, c.rope_layout);
     }

@@ -200,7 +200,7 @@ TEST(HfConfigErrors, UnsupportedRopeScaling) {
 TEST(HfConfigErrors, UnknownModelType) {
   std::string msg = config_error(tiny("gemma"));
   EXPECT_HAS(msg, "model_type 'gemma' is not supported");
-  EXPECT_HAS(msg, "llama, qwen2, mistral");
+  EXPECT_HAS(msg, "llama, qwen2, qwen3, mistral");
   json j = tiny("llama");
   j.erase("model_type");
   EXPECT_HAS(config_error(j), "no model_type");

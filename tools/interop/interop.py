@@ -3,7 +3,8 @@
 
 Runs where transformers and torch are installed (the GPU machine). Steps:
   a. build small random-weight HF fixtures with save_pretrained: llama (llama3 rope
-     scaling, explicit head_dim), qwen2 (q/k/v biases, tied embeddings), mistral;
+     scaling, explicit head_dim), qwen2 (q/k/v biases, tied embeddings), mistral, qwen3
+     (per-head q/k norms; tools/interop/check_qwen3.py checks Qwen3 and its conversion further);
   b. our runtime's logits on those fixtures == transformers' (fp32, <= 1e-4);
   c. DeepSeek-V3 exports (`mla-retrofit export --format deepseek-v3`) of random
      DeepSeek-layout MLA models (tools/interop/random_mla_dir.py: q_lora, biases,
@@ -54,7 +55,7 @@ def hf_logits(path, ids, cls=AutoModelForCausalLM):
 
 
 def fixture(family, out):
-    torch.manual_seed({"llama": 1, "qwen2": 2, "mistral": 3}[family])
+    torch.manual_seed({"llama": 1, "qwen2": 2, "mistral": 3, "qwen3": 4}[family])
     common = dict(vocab_size=300, hidden_size=64, intermediate_size=112, num_hidden_layers=2,
                   max_position_embeddings=512, rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2)
     if family == "llama":
@@ -69,6 +70,10 @@ def fixture(family, out):
         cfg = transformers.Qwen2Config(num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
                                        rope_theta=1000000.0, **common)
         m = transformers.Qwen2ForCausalLM(cfg)
+    elif family == "qwen3":  # per-head q_norm / k_norm, head_dim 32 != 64 / 4
+        cfg = transformers.Qwen3Config(num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                                       tie_word_embeddings=True, rope_theta=1000000.0, **common)
+        m = transformers.Qwen3ForCausalLM(cfg)
     else:
         cfg = transformers.MistralConfig(num_attention_heads=8, num_key_value_heads=2, sliding_window=None, **common)
         m = transformers.MistralForCausalLM(cfg)
@@ -180,7 +185,7 @@ def main():
     print(f"transformers {transformers.__version__}, torch {torch.__version__}, python {platform.python_version()}")
 
     # a + b: fixtures and our runtime on them.
-    for fam in ["llama", "qwen2", "mistral"]:
+    for fam in ["llama", "qwen2", "mistral", "qwen3"]:
         path = fixture(fam, args.out)
         diff = np.abs(our_logits(args.cli, path, ids) - hf_logits(path, ids)).max()
         row(rows, "b. runtime vs transformers", fam, diff)

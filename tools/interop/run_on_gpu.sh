@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one documented interop command, for the GPU machine (transformers + torch):
 #   bash tools/interop/run_on_gpu.sh DATA_DIR OUT_DIR
-# builds the CLI (no tests, no benchmarks) and runs interop.py. With MLAR_CLI set to a
+# builds the CLI (no tests, no benchmarks) and runs interop.py, then check_qwen3.py. With MLAR_CLI set to a
 # carried prebuilt binary (e.g. build-*/bin/mla-retrofit) that runs there, the build is skipped.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,3 +19,4 @@ else
   cli="$root/build-interop/bin/mla-retrofit"
 fi
 python3 "$root/tools/interop/interop.py" --cli "$cli" --data "$data" --out "$out"
+python3 "$root/tools/interop/check_qwen3.py" --cli "$cli" --out "$out/qwen3"

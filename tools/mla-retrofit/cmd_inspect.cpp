@@ -124,6 +124,13 @@ void register_inspect(CLI::App& app) {
                  rope_mode_name(a.rope_mode), a.kv_lora_rank, a.layer_kv_lora_rank.empty() ? "" : " (max; per layer)",
                  a.num_rope_heads, a.qk_rope_head_dim, a.qk_nope_head_dim, a.v_head_dim, a.q_lora_rank,
                  a.latent_norm ? ", latent norm" : "", a.absorbed ? ", absorbed" : "");
+      if (a.qk_norm)
+        fmt::print("q/k norms    RMSNorm q_norm [{}] on each head's rope-query input, k_norm [{}] on each of the {} "
+                   "rope keys, before RoPE\n",
+                   a.q_rope_in_dim, a.qk_rope_head_dim, a.num_rope_heads);
+    } else if (c.qk_norm) {
+      fmt::print("q/k norms    RMSNorm q_norm [{}] on each query head, k_norm [{}] on each kv head, before RoPE\n",
+                 c.head_dim, c.head_dim);
     }
     fmt::print("vocab        {} ({} output head)\n", c.vocab_size, c.tie_word_embeddings ? "tied" : "separate");
     fmt::print("rope         theta {}, scaling {}, {} layout in the file\n", c.rope_theta,
