@@ -1,5 +1,8 @@
 #include "cmd_convert_extend.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +16,8 @@
 #include "convert/absorb.h"
 #include "convert/extend.h"
 #include "convert/target.h"
+#include "runtime/perplexity.h"
+#include "train/finetune.h"
 #include "util/atomic_output.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -26,6 +31,8 @@ struct ExtendArgs {
               kv_method = "attn", latent_norm = "none", query_bias = "auto", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto";
   double kv_budget = 0, holdout = 0.1, query_bias_ridge = 1e-6;
   bool keep_latent_scale = false;
+  int64_t distill_steps = 0, distill_batch = 8, distill_warmup = 10;
+  double distill_lr = 3e-3;
   std::vector<CLI::Option*> options;  // every extend-only option, to refuse them with another mode
   CLI::Option* latent_norm_opt = nullptr;
   CLI::Option* rank_alloc_opt = nullptr;
@@ -170,6 +177,21 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
   add(cmd->add_option("--query-bias-ridge", a->query_bias_ridge,
                       "fold: ridge of the least-squares fit, relative to tr(E[x x^T]) / hidden size")
           ->capture_default_str());
+  add(cmd->add_option("--distill-steps", a->distill_steps,
+                      "after the conversion, train every converted attention block for N updates to reproduce the "
+                      "source block's output on the source's residual stream (finetune --mode layerwise --train "
+                      "attn, on the calibration text); float32 copies of both models on the CPU: for small models "
+                      "(0 = none)")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str());
+  add(cmd->add_option("--distill-lr", a->distill_lr, "peak learning rate of --distill-steps (cosine to 10%)")
+          ->capture_default_str());
+  add(cmd->add_option("--distill-batch", a->distill_batch, "windows of --calib-len tokens per --distill-steps update")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str());
+  add(cmd->add_option("--distill-warmup", a->distill_warmup, "linear warm-up updates of --distill-steps")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str());
   add(cmd->add_option("--eval-text", a->eval_text, "text to report perplexity on after each stage"));
   add(cmd->add_option("--ctx", a->ctx, "evaluation window length including BOS")->capture_default_str());
   add(cmd->add_option("--report", a->report, "write the conversion report as JSON to this file"));
@@ -218,6 +240,61 @@ void make_exportable(const ModelConfig& c, const ExtendArgs& a, const std::strin
 
 }  // namespace
 
+namespace {
+
+// --distill-steps: layer-wise distillation of the converted attention blocks against
+// the source's (train/finetune.h), on the calibration ids. The CPU trainer computes in
+// float32, so both models are widened; the result goes back to the converted model's
+// weight dtype. Appends a "distilled" stage (and its time) to the report.
+void distill(const Model& gqa, Model& m, const ExtendArgs& a, const ExtendOptions& o,
+             const std::vector<int32_t>& calib, bool quiet, ExtendReport& rep) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const DType keep = weight_dtype(m.weights);
+  const int64_t need = 4 * (parameter_count(gqa.weights) + parameter_count(m.weights));
+  const int64_t have = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+  if (need > have / 2)
+    fail("--distill-steps: the CPU trainer needs float32 copies of the source and the converted model ({:.1f} GiB), "
+         "more than half of this machine's {:.1f} GiB; distil large models on GPUs (the PyTorch package, "
+         "docs/finetune.md)",
+         static_cast<double>(need) / (1 << 30), static_cast<double>(have) / (1 << 30));
+  Model teacher = gqa;
+  materialize_f32(teacher.weights);
+  materialize_f32(m.weights);
+  train::FinetuneOptions fo;
+  fo.mode = train::FinetuneMode::Layerwise;
+  fo.scope = train::TrainScope::Attention;
+  fo.steps = a.distill_steps;
+  fo.lr = a.distill_lr;
+  fo.warmup = std::min(a.distill_warmup, a.distill_steps);
+  fo.batch = a.distill_batch;
+  fo.seq = o.calib_len;
+  fo.seed = 1;
+  fo.clip = 1.0;
+  fo.progress_every = std::max<int64_t>(1, a.distill_steps / 10);
+  fo.quiet = quiet;
+  if (!quiet) fmt::print(stderr, "extend: distilling the attention blocks, {} updates of {} x {} tokens\n", fo.steps, fo.batch, fo.seq);
+  const train::FinetuneResult r = train::finetune(m, &teacher, calib, {}, fo, {});
+  cast_matrices(m.weights, keep);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ExtendStage st;
+  st.name = "distilled";
+  st.kv_bytes_per_token = rep.stages.empty() ? 0 : rep.stages.back().kv_bytes_per_token;
+  if (!o.eval_ids.empty()) {
+    PerplexityOptions po;
+    po.ctx = o.eval_ctx;
+    st.ppl = perplexity(m, o.eval_ids, po).ppl;
+  }
+  if (!quiet)
+    fmt::print(stderr, "extend: stage {:<15} {}  KV {} bytes/token (distilled in {:.1f}s, last loss {:.4g})\n", st.name,
+               st.ppl ? fmt::format("perplexity {:.4f}", *st.ppl) : std::string("(no --eval-text)"),
+               st.kv_bytes_per_token, secs, r.losses.empty() ? 0.0 : r.losses.back());
+  rep.stages.push_back(st);
+  rep.timings.emplace_back("distill", secs);
+  rep.seconds += secs;
+}
+
+}  // namespace
+
 Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb_after, const std::string& export_format) {
   ExtendOptions o = to_options(a);
   o.progress = !quiet;
@@ -236,6 +313,7 @@ Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb_
   if (!quiet) fmt::print(stderr, "extend: tokenized the calibration (and evaluation) text in {:.1f}s\n", tokenize_s);
   ExtendReport rep;
   Model m = convert_extend(gqa, o, calib, &rep);
+  if (a.distill_steps > 0) distill(gqa, m, a, o, calib, quiet, rep);
   if (absorb_after) {
     if (!quiet) fmt::print(stderr, "convert: absorbing the up-projections\n");
     absorb(m);
