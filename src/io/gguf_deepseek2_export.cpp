@@ -45,6 +45,9 @@ void write_gguf_deepseek2_layers(const Model& m, const DeepseekLayerSource& laye
     return static_cast<uint32_t>(v);
   };
 
+  if (c.tie_word_embeddings && notes)
+    notes->push_back("tied output head written as output.weight, a copy of token_embd.weight (llama.cpp's deepseek2 "
+                     "loader requires it)");
   GgufWriter w;
   const std::string k = "deepseek2.";
   w.set("general.architecture", "deepseek2");
@@ -115,13 +118,21 @@ void write_gguf_deepseek2_layers(const Model& m, const DeepseekLayerSource& laye
             t.dtype);
   };
   const ModelWeights& W = m.weights;
-  if (opts.embed_scale != 1.0)
-    out.add("token_embd.weight", mat, std::vector<int64_t>(W.embed.shape.rbegin(), W.embed.shape.rend()),
-            scaled_chunks(W.embed, opts.embed_scale, dtype));
-  else
-    put("token_embd.weight", W.embed, mat);
+  auto put_embed = [&](const std::string& name) {
+    if (opts.embed_scale != 1.0)
+      out.add(name, mat, std::vector<int64_t>(W.embed.shape.rbegin(), W.embed.shape.rend()),
+              scaled_chunks(W.embed, opts.embed_scale, dtype));
+    else
+      put(name, W.embed, mat);
+  };
+  put_embed("token_embd.weight");
   put("output_norm.weight", W.final_norm, GgmlType::F32);
-  if (!c.tie_word_embeddings) put("output.weight", W.lm_head, mat);
+  // llama.cpp's deepseek2 loader requires output.weight (no tied fallback): a tied
+  // head is written as a copy of the embedding.
+  if (c.tie_word_embeddings)
+    put_embed("output.weight");
+  else
+    put("output.weight", W.lm_head, mat);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const LayerWeights L = layer(i);
     check_layer_shapes(c, i, L, src);

@@ -3,6 +3,8 @@
 // the runtime's logits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -131,7 +133,11 @@ TEST(GgufDeepseek2Export, MetadataAndTensorsAsLlamaCppReadsThem) {
   const GgufFile g(export_gguf(test::deepseek_like(k), "gguf-meta2"));
   EXPECT_EQ(g.metadata().get_int("deepseek2.attention.q_lora_rank"), 0);
   EXPECT_EQ(g.tensor("blk.0.attn_q.weight").shape(), (Shape{4 * 24, 64}));
-  EXPECT_FALSE(g.has_tensor("output.weight"));
+  // llama.cpp's deepseek2 loader requires output.weight: the tied head is a copy of the embedding.
+  ASSERT_TRUE(g.has_tensor("output.weight"));
+  EXPECT_EQ(g.tensor("output.weight").shape(), g.tensor("token_embd.weight").shape());
+  const auto out_b = g.tensor_bytes(g.tensor("output.weight")), emb_b = g.tensor_bytes(g.tensor("token_embd.weight"));
+  EXPECT_TRUE(std::equal(out_b.begin(), out_b.end(), emb_b.begin(), emb_b.end()));
   EXPECT_FALSE(g.has_tensor("blk.0.attn_q_a.weight"));
 }
 
