@@ -12,8 +12,10 @@
 // buffers, at least --min-mib in all, called in turn, so every call reads its cache
 // from memory as a decode step does (the weights evict it between layers). Reported:
 // cache bytes per call / time per call (best of --reps passes over all layers), and
-// its ratio to the read bandwidth.
+// its ratio to the read bandwidth; and the same bytes per CPU second per thread, which
+// on a machine busy with other work says what the kernel does while it runs.
 #include <fmt/format.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cmath>
@@ -33,6 +35,14 @@
 namespace {
 
 using namespace mlar;
+
+// CPU seconds of this process (all threads): on a machine shared with other work,
+// bytes / (CPU time / threads) says what the kernel does when it runs.
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 using bench::clock_type;
 using json = nlohmann::json;
 
@@ -128,18 +138,29 @@ json run(const Args& a, const std::string& form, DType t, int64_t T, double band
     }
   };
   for (int64_t l = 0; l < layers; ++l) call(l);  // warm-up: pages, thread pool
-  double best = 1e30;
+  double best = 1e30, best_cpu = 1e30;
   for (int r = 0; r < a.reps; ++r) {
     const auto t0 = clock_type::now();
+    const double c0 = cpu_seconds();
     for (int64_t l = 0; l < layers; ++l) call(l);
     best = std::min(best, bench::seconds_since(t0) / static_cast<double>(layers));
+    best_cpu = std::min(best_cpu, (cpu_seconds() - c0) / static_cast<double>(layers * ops::cpu_threads()));
   }
   const double gbs = static_cast<double>(layer_bytes) / best / 1e9;
-  fmt::print(stderr, "  {:<4} {:<4} ctx {:>6}: {:8.1f} us/layer  {:6.1f} GB/s  {:4.0f}% of read bandwidth ({} layers)\n",
-             form, dtype_flag_name(t), T, best * 1e6, gbs, 100.0 * gbs * 1e9 / bandwidth, layers);
-  return {{"form", form},           {"kv_dtype", dtype_flag_name(t)}, {"context", T},
-          {"us_per_layer", best * 1e6}, {"cache_bytes_per_layer", layer_bytes}, {"gb_per_s", gbs},
-          {"fraction_of_bandwidth", gbs * 1e9 / bandwidth}, {"layers", layers}};
+  const double cpu_gbs = static_cast<double>(layer_bytes) / best_cpu / 1e9;
+  fmt::print(stderr,
+             "  {:<4} {:<4} ctx {:>6}: {:8.1f} us/layer  {:6.1f} GB/s  {:4.0f}% of read bandwidth  (CPU time: {:6.1f} "
+             "GB/s; {} layers)\n",
+             form, dtype_flag_name(t), T, best * 1e6, gbs, 100.0 * gbs * 1e9 / bandwidth, cpu_gbs, layers);
+  return {{"form", form},
+          {"kv_dtype", dtype_flag_name(t)},
+          {"context", T},
+          {"us_per_layer", best * 1e6},
+          {"cache_bytes_per_layer", layer_bytes},
+          {"gb_per_s", gbs},
+          {"fraction_of_bandwidth", gbs * 1e9 / bandwidth},
+          {"gb_per_cpu_s_per_thread", cpu_gbs},
+          {"layers", layers}};
 }
 
 }  // namespace
