@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -52,6 +53,9 @@ struct DecodeShape {
 namespace lvl_scalar {
 constexpr int kMaxW = 4;  // SSE2, the x86-64 baseline
 constexpr int kScoreRows = 2, kPvRows = 2;
+constexpr bool kHasF16 = false;  // F16 rows go through widen() into a tile
+template <int W>
+float __attribute__((vector_size(4 * W))) widen_f16_vec(const uint16_t* p);  // not used at this level
 inline void widen(const void* src, DType t, int64_t n, float* dst) { widen_scalar(src, t, n, dst); }
 #include "ops/kv_attention_kernel.inc"
 }  // namespace lvl_scalar
@@ -62,6 +66,12 @@ inline void widen(const void* src, DType t, int64_t n, float* dst) { widen_scala
 namespace lvl_avx2 {
 constexpr int kMaxW = 8;
 constexpr int kScoreRows = 2, kPvRows = 2;  // 16 registers
+constexpr bool kHasF16 = true;
+template <int W>
+inline auto widen_f16_vec(const uint16_t* p) {
+  if constexpr (W == 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  else return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
 inline void widen(const void* src, DType t, int64_t n, float* dst) {
   const auto* h = static_cast<const uint16_t*>(src);
   int64_t i = 0;
@@ -93,6 +103,13 @@ inline void widen(const void* src, DType t, int64_t n, float* dst) {
 namespace lvl_avx512 {
 constexpr int kMaxW = 16;
 constexpr int kScoreRows = 4, kPvRows = 4;  // 32 registers
+constexpr bool kHasF16 = true;
+template <int W>
+inline auto widen_f16_vec(const uint16_t* p) {
+  if constexpr (W == 16) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  else if constexpr (W == 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  else return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
 inline void widen(const void* src, DType t, int64_t n, float* dst) {
   const auto* h = static_cast<const uint16_t*>(src);
   int64_t i = 0;
