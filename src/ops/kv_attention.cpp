@@ -52,7 +52,7 @@ struct DecodeShape {
 // ---- scalar level (the baseline x86-64 target) ----
 namespace lvl_scalar {
 constexpr int kMaxW = 4;  // SSE2, the x86-64 baseline
-constexpr int kScoreRows = 2, kPvRows = 2;
+constexpr int kScoreRows = 2, kPvRows = 2, kPvAcc = 8;
 constexpr bool kHasF16 = false;  // F16 rows go through widen() into a tile
 template <int W>
 float __attribute__((vector_size(4 * W))) widen_f16_vec(const uint16_t* p);  // not used at this level
@@ -65,7 +65,7 @@ inline void widen(const void* src, DType t, int64_t n, float* dst) { widen_scala
 #pragma GCC target("avx2,fma,f16c")
 namespace lvl_avx2 {
 constexpr int kMaxW = 8;
-constexpr int kScoreRows = 2, kPvRows = 2;  // 16 registers
+constexpr int kScoreRows = 2, kPvRows = 2, kPvAcc = 8;  // 16 registers
 constexpr bool kHasF16 = true;
 template <int W>
 inline auto widen_f16_vec(const uint16_t* p) {
@@ -102,7 +102,7 @@ inline void widen(const void* src, DType t, int64_t n, float* dst) {
 #pragma GCC target("avx512f,avx512bw,avx2,fma,f16c,prefer-vector-width=512")
 namespace lvl_avx512 {
 constexpr int kMaxW = 16;
-constexpr int kScoreRows = 4, kPvRows = 4;  // 32 registers
+constexpr int kScoreRows = 4, kPvRows = 4, kPvAcc = 24;  // 32 registers
 constexpr bool kHasF16 = true;
 template <int W>
 inline auto widen_f16_vec(const uint16_t* p) {
