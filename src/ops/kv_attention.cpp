@@ -56,6 +56,8 @@ constexpr int kScoreRows = 2, kPvRows = 2, kPvAcc = 8;
 constexpr bool kHasF16 = false;  // F16 rows go through widen() into a tile
 template <int W>
 float __attribute__((vector_size(4 * W))) widen_f16_vec(const uint16_t* p);  // not used at this level
+template <int W>
+float __attribute__((vector_size(4 * W))) widen_bf16_vec(const uint16_t* p);  // not used at this level
 inline void widen(const void* src, DType t, int64_t n, float* dst) { widen_scalar(src, t, n, dst); }
 #include "ops/kv_attention_kernel.inc"
 }  // namespace lvl_scalar
@@ -71,6 +73,14 @@ template <int W>
 inline auto widen_f16_vec(const uint16_t* p) {
   if constexpr (W == 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   else return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+template <int W>
+inline auto widen_bf16_vec(const uint16_t* p) {
+  if constexpr (W == 8)
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  else
+    return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))), 16));
 }
 inline void widen(const void* src, DType t, int64_t n, float* dst) {
   const auto* h = static_cast<const uint16_t*>(src);
@@ -109,6 +119,17 @@ inline auto widen_f16_vec(const uint16_t* p) {
   if constexpr (W == 16) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   else if constexpr (W == 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   else return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+template <int W>
+inline auto widen_bf16_vec(const uint16_t* p) {
+  if constexpr (W == 16)
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+  else if constexpr (W == 8)
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  else
+    return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))), 16));
 }
 inline void widen(const void* src, DType t, int64_t n, float* dst) {
   const auto* h = static_cast<const uint16_t*>(src);
