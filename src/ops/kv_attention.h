@@ -13,7 +13,15 @@
 // each cached row is read from memory once per step. MLA's absorbed evaluation is
 // the case of one group of n_heads query heads whose keys and values are the same
 // cache rows ([c | k_pe] and c): each row is then read (or widened) once for both.
-// BF16/F16 rows are widened per block into an L1 tile.
+// BF16/F16 rows are widened in registers where one pass of the tiles covers the
+// group's query rows (GQA decode), else once per block into an L1 tile that every
+// head reads (MLA). Scores are pre-scaled queries . keys with fused multiply-adds
+// and a vectorised exp_approx softmax.
+//
+// On a CPU the absorbed MLA step is bound by arithmetic, not bytes: n_heads x
+// (r + d_r + r) multiply-adds per cached row (16 x 224 for the 25% form of a
+// 16-head model), about 7 per f32 byte and 14 per bf16 byte of cache; GQA decode
+// does g x 2d per row of 2d values (1 per f32 byte at g = 4) and is bound by bytes.
 //
 // Prefill (n_q >= kKvDecodeBatch): the cached rows are widened into an f32 copy (when
 // not F32) and causal_attention's sgemm path runs on it.
