@@ -32,14 +32,13 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "bench_util.h"
 #include "convert/extend_layer.h"
 #include "convert/repeat.h"
 #include "io/load_model.h"
-#include "ops/kv_attention.h"
+#include "ops/cpu_features.h"
 #include "ops/threads.h"
 #include "runtime/decoder.h"
 #include "runtime/mla_cache.h"
@@ -206,35 +205,6 @@ json run_form(const Args& a, const Form& f, const std::vector<int32_t>& ids, DTy
   return rows;
 }
 
-// Read bandwidth of this machine with `threads` threads: the best of 5 sums over
-// a 1 GiB array (far beyond the CPU caches), in bytes per second. Integer sums,
-// which the compiler vectorises, so the loop waits on memory, not on adds.
-double read_bandwidth(int threads) {
-  const size_t n = size_t{1} << 27;
-  std::vector<uint64_t> a(n, 1);
-  double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    std::vector<uint64_t> part(static_cast<size_t>(threads));
-    const auto t0 = clock_type::now();
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t)
-      pool.emplace_back([&, t] {
-        const size_t lo = n * static_cast<size_t>(t) / static_cast<size_t>(threads),
-                     hi = n * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
-        uint64_t sum = 0;
-        for (size_t i = lo; i < hi; ++i) sum += a[i];
-        part[static_cast<size_t>(t)] = sum;
-      });
-    for (auto& th : pool) th.join();
-    const double s = bench::seconds_since(t0);
-    uint64_t total = 0;
-    for (uint64_t p : part) total += p;
-    if (total != n) fail("read_bandwidth: sum {} != {}", total, n);  // also keeps the loads
-    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s);
-  }
-  return best;
-}
-
 json config_json(const ModelConfig& c) {
   json j = {{"hidden_size", c.hidden_size}, {"num_layers", c.num_layers},     {"num_heads", c.num_heads},
             {"num_kv_heads", c.num_kv_heads}, {"head_dim", c.head_dim}, {"intermediate_size", c.intermediate_size},
@@ -273,8 +243,8 @@ int main(int argc, char** argv) {
                 {"budget", a.budget},
                 {"compressed_source", a.compressed.empty() ? "random weights of extend's shapes" : a.compressed},
                 {"machine", bench::machine_json()},
-                {"read_bandwidth_bytes_per_s", read_bandwidth(ops::cpu_threads())},
-                {"kv_kernel_level", ops::kv_kernel_level()},
+                {"read_bandwidth_bytes_per_s", bench::read_bandwidth(ops::cpu_threads())},
+                {"kv_kernel_level", ops::cpu_level_name(ops::cpu_active_level())},
                 {"weight_dtype", dtype_name(a.weight_dtype)},
                 {"source", config_json(src->config)}};
     fmt::print(stderr, "read bandwidth: {:.1f} GB/s\n", out["read_bandwidth_bytes_per_s"].get<double>() / 1e9);

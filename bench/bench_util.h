@@ -3,6 +3,7 @@
 #pragma once
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "model/config.h"
@@ -119,6 +121,35 @@ inline nlohmann::json machine_json() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   return {{"cpu", cpu}, {"cores", sysconf(_SC_NPROCESSORS_ONLN)}, {"memory", mem}, {"host", host}};
+}
+
+// Read bandwidth of this machine with `threads` threads: the best of 5 sums over
+// a 1 GiB array (far beyond the CPU caches), in bytes per second. Integer sums,
+// which the compiler vectorises, so the loop waits on memory, not on adds.
+inline double read_bandwidth(int threads) {
+  const size_t n = size_t{1} << 27;
+  std::vector<uint64_t> a(n, 1);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<uint64_t> part(static_cast<size_t>(threads));
+    const auto t0 = clock_type::now();
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        const size_t lo = n * static_cast<size_t>(t) / static_cast<size_t>(threads),
+                     hi = n * static_cast<size_t>(t + 1) / static_cast<size_t>(threads);
+        uint64_t sum = 0;
+        for (size_t i = lo; i < hi; ++i) sum += a[i];
+        part[static_cast<size_t>(t)] = sum;
+      });
+    for (auto& th : pool) th.join();
+    const double s = bench::seconds_since(t0);
+    uint64_t total = 0;
+    for (uint64_t p : part) total += p;
+    if (total != n) fail("read_bandwidth: sum {} != {}", total, n);  // also keeps the loads
+    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s);
+  }
+  return best;
 }
 
 }  // namespace mlar::bench

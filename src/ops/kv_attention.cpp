@@ -8,8 +8,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "ops/cpu_features.h"
 #include "ops/exp.h"
 #include "ops/parallel.h"
 #include "ops/threads.h"
@@ -34,8 +37,27 @@ inline void widen_scalar(const void* src, DType t, int64_t n, float* dst) {
 
 }  // namespace
 
+// What decode_range needs of a decode call (kv_decode_attention fills it).
+struct DecodeShape {
+  int64_t n_q, q_start;
+  int64_t g;           // query heads per kv group
+  int64_t groups;      // kv groups (n_kv_heads)
+  int64_t rows;        // query rows per group: n_q * g
+  int64_t dk, dv;      // head sizes
+  int64_t dkp, dvp;    // dk, dv rounded up to a multiple of w
+  int64_t shared_off;  // >= 0: keys are the value rows from this column on
+  int w;               // floats per vector the kernel uses (4, 8 or 16)
+};
+
 // ---- scalar level (the baseline x86-64 target) ----
 namespace lvl_scalar {
+constexpr int kMaxW = 4;  // SSE2, the x86-64 baseline
+constexpr int kScoreRows = 2, kPvRows = 2, kPvAcc = 8;
+constexpr bool kHasF16 = false;  // F16 rows go through widen() into a tile
+template <int W>
+float __attribute__((vector_size(4 * W))) widen_f16_vec(const uint16_t* p);  // not used at this level
+template <int W>
+float __attribute__((vector_size(4 * W))) widen_bf16_vec(const uint16_t* p);  // not used at this level
 inline void widen(const void* src, DType t, int64_t n, float* dst) { widen_scalar(src, t, n, dst); }
 #include "ops/kv_attention_kernel.inc"
 }  // namespace lvl_scalar
@@ -44,6 +66,22 @@ inline void widen(const void* src, DType t, int64_t n, float* dst) { widen_scala
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 namespace lvl_avx2 {
+constexpr int kMaxW = 8;
+constexpr int kScoreRows = 2, kPvRows = 2, kPvAcc = 8;  // 16 registers
+constexpr bool kHasF16 = true;
+template <int W>
+inline auto widen_f16_vec(const uint16_t* p) {
+  if constexpr (W == 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  else return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+template <int W>
+inline auto widen_bf16_vec(const uint16_t* p) {
+  if constexpr (W == 8)
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  else
+    return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))), 16));
+}
 inline void widen(const void* src, DType t, int64_t n, float* dst) {
   const auto* h = static_cast<const uint16_t*>(src);
   int64_t i = 0;
@@ -71,8 +109,28 @@ inline void widen(const void* src, DType t, int64_t n, float* dst) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,prefer-vector-width=512")
+#pragma GCC target("avx512f,avx512bw,avx2,fma,f16c,prefer-vector-width=512")
 namespace lvl_avx512 {
+constexpr int kMaxW = 16;
+constexpr int kScoreRows = 4, kPvRows = 4, kPvAcc = 24;  // 32 registers
+constexpr bool kHasF16 = true;
+template <int W>
+inline auto widen_f16_vec(const uint16_t* p) {
+  if constexpr (W == 16) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  else if constexpr (W == 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  else return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+template <int W>
+inline auto widen_bf16_vec(const uint16_t* p) {
+  if constexpr (W == 16)
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+  else if constexpr (W == 8)
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  else
+    return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))), 16));
+}
 inline void widen(const void* src, DType t, int64_t n, float* dst) {
   const auto* h = static_cast<const uint16_t*>(src);
   int64_t i = 0;
@@ -98,62 +156,28 @@ inline void widen(const void* src, DType t, int64_t n, float* dst) {
 namespace {
 
 using WidenFn = void (*)(const void*, DType, int64_t, float*);
-using RangeFn = void (*)(const float*, int64_t, TypedRows, TypedRows, int64_t, const AttentionDims&, int64_t, int64_t,
-                         int64_t, float*, float*, float*);
+using RangeFn = void (*)(const float*, const DecodeShape&, TypedRows, TypedRows, int64_t, int64_t, float*, float*,
+                         float*);
 struct Level {
-  const char* name;
   WidenFn widen;
   RangeFn range;
+  int max_w;
 };
-const Level kLevels[] = {{"scalar", lvl_scalar::widen, lvl_scalar::decode_range},
-                         {"avx2", lvl_avx2::widen, lvl_avx2::decode_range},
-                         {"avx512", lvl_avx512::widen, lvl_avx512::decode_range}};
 
-int cpu_max_level() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq"))
-    return 2;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return 1;
-  return 0;
+// The kernels of the level ops/cpu_features.h has active (MLAR_CPU, set_cpu_level).
+Level level() {
+  switch (cpu_active_level()) {
+    case CpuLevel::Avx512:
+      return {lvl_avx512::widen, lvl_avx512::decode_range, lvl_avx512::kMaxW};
+    case CpuLevel::Avx2:
+      return {lvl_avx2::widen, lvl_avx2::decode_range, lvl_avx2::kMaxW};
+    case CpuLevel::Scalar:
+      break;
+  }
+  return {lvl_scalar::widen, lvl_scalar::decode_range, lvl_scalar::kMaxW};
 }
-
-int level_index(const std::string& name) {
-  for (int i = 0; i < 3; ++i)
-    if (name == kLevels[i].name) return i;
-  return -1;
-}
-
-std::atomic<int>& current_level() {
-  static std::atomic<int> level = [] {
-    int l = cpu_max_level();
-    if (const char* env = std::getenv("MLAR_CPU")) {
-      const int want = level_index(env);
-      if (want >= 0 && want < l) l = want;
-    }
-    return l;
-  }();
-  return level;
-}
-
-const Level& level() { return kLevels[current_level().load(std::memory_order_relaxed)]; }
 
 }  // namespace
-
-std::vector<std::string> kv_kernel_levels() {
-  std::vector<std::string> out;
-  for (int i = 0; i <= cpu_max_level(); ++i) out.emplace_back(kLevels[i].name);
-  return out;
-}
-
-std::string kv_kernel_level() { return level().name; }
-
-void set_kv_kernel_level(const std::string& name) {
-  const int i = level_index(name);
-  if (i < 0) fail("set_kv_kernel_level: unknown level '{}' (scalar, avx2, avx512)", name);
-  if (i > cpu_max_level()) fail("set_kv_kernel_level: this CPU cannot run '{}'", name);
-  current_level().store(i);
-}
 
 TypedRows offset_cols(TypedRows r, int64_t cols) {
   r.data = static_cast<const unsigned char*>(r.data) + static_cast<size_t>(cols) * elem_size(r.dtype);
@@ -188,72 +212,90 @@ void round_rows(const float* src, int64_t src_stride, int64_t rows, int64_t cols
   }
 }
 
-void kv_decode_attention(const float* q, TypedRows k, TypedRows v, float* out, const AttentionDims& d) {
+void kv_decode_attention(const float* q, TypedRows k, TypedRows v, float* out, const AttentionDims& a) {
   check_dtype(k.dtype, "kv_attention");
   check_dtype(v.dtype, "kv_attention");
-  if (d.n_q <= 0) return;
-  const int64_t H = d.n_heads, J = d.n_kv_heads, g = H / J, dv = d.dv;
-  const int64_t qs = d.q_stride ? d.q_stride : H * d.dk;
-  const int64_t os = d.out_stride ? d.out_stride : H * dv;
-  const int64_t T = d.q_start + d.n_q;
-  // Same rows for keys and values (MLA absorbed): widen each row once.
-  int64_t shared_off = -1;
+  if (a.n_q <= 0) return;
+  const Level lv = level();
+  const int64_t H = a.n_heads, J = a.n_kv_heads, g = H / J, dk = a.dk, dv = a.dv;
+  const int64_t qs = a.q_stride ? a.q_stride : H * dk;
+  const int64_t os = a.out_stride ? a.out_stride : H * dv;
+  const int64_t T = a.q_start + a.n_q;
+  DecodeShape d{};
+  d.n_q = a.n_q;
+  d.q_start = a.q_start;
+  d.g = g;
+  d.groups = J;
+  d.rows = a.n_q * g;
+  d.dk = dk;
+  d.dv = dv;
+  // Vector width: the level's widest that the smaller head size fills at least once.
+  d.w = lv.max_w;
+  while (d.w > 4 && std::min(dk, dv) < d.w) d.w /= 2;
+  d.dkp = (dk + d.w - 1) / d.w * d.w;
+  d.dvp = (dv + d.w - 1) / d.w * d.w;
+  // Same rows for keys and values (MLA absorbed): read each row once for both.
+  d.shared_off = -1;
   if (J == 1 && k.dtype == v.dtype && k.stride == v.stride) {
     const auto diff = static_cast<const unsigned char*>(k.data) - static_cast<const unsigned char*>(v.data);
     const auto es = static_cast<std::ptrdiff_t>(elem_size(k.dtype));
-    if (diff >= 0 && diff % es == 0 && diff / es + d.dk <= k.stride) shared_off = diff / es;
+    if (diff >= 0 && diff % es == 0 && diff / es + dk <= k.stride) d.shared_off = diff / es;
   }
 
-  // Split each group's keys into `chunks` ranges (tasks = J * chunks), at least 64
-  // keys each, about 4 tasks per thread when there is enough work.
-  const int64_t rows = d.n_q * g;
-  const int64_t work = T * rows * J * (d.dk + dv);
+  // Queries per group: row j * rows + i * g + hh = query i, head j * g + hh, times
+  // the scale, zero-padded to dkp: [J * rows, dkp].
+  const int64_t all_rows = J * d.rows;
+  thread_local std::vector<float> qbuf, part;
+  qbuf.assign(static_cast<size_t>(all_rows * d.dkp), 0.0f);
+  for (int64_t j = 0; j < J; ++j)
+    for (int64_t i = 0; i < a.n_q; ++i)
+      for (int64_t hh = 0; hh < g; ++hh) {
+        const float* src = q + i * qs + (j * g + hh) * dk;
+        float* dst = qbuf.data() + (j * d.rows + i * g + hh) * d.dkp;
+        for (int64_t c = 0; c < dk; ++c) dst[c] = src[c] * a.scale;
+      }
+
+  // Split the keys into `chunks` ranges, each task one range of every group (so the
+  // rows of K and V are read whole and in order): at least 64 keys a range, about 4
+  // ranges per thread when there is enough work (ranges are claimed from a shared
+  // counter, so a thread slowed by other work on the machine takes fewer). Online-
+  // softmax partials per range, merged below. No BLAS call here: only the ops pool's
+  // cpu_threads() threads run (OpenBLAS stays at one thread, ops/threads.h).
+  const int64_t work = T * all_rows * (dk + dv);
   const int64_t threads = cpu_threads();
   int64_t chunks = 1;
-  if (threads > 1 && work >= (1 << 15))
-    chunks = std::max<int64_t>(1, std::min<int64_t>((T + 63) / 64, (4 * threads + J - 1) / J));
+  if (threads > 1 && work >= (1 << 15)) chunks = std::max<int64_t>(1, std::min<int64_t>((T + 63) / 64, 4 * threads));
   const int64_t len = (T + chunks - 1) / chunks;
-  const int64_t tasks = J * chunks;
-  const int64_t per_task = rows * (2 + dv);  // m[rows], l[rows], o[rows, dv]
-  thread_local std::vector<float> part;
-  part.resize(static_cast<size_t>(tasks * per_task));
+  const int64_t per_task = all_rows * (2 + d.dvp);  // m[all_rows], l[all_rows], o[all_rows, dvp]
+  part.resize(static_cast<size_t>(chunks * per_task));
   float* P = part.data();
-  const RangeFn range = level().range;
-  parallel_for(tasks, 1, [&](int64_t a, int64_t b) {
-    for (int64_t task = a; task < b; ++task) {
-      const int64_t j = task / chunks, c = task % chunks;
-      const int64_t t0 = c * len, t1 = std::min(T, t0 + len);
-      float* p = P + task * per_task;
-      if (t0 >= t1) {
-        std::fill(p, p + rows, -std::numeric_limits<float>::infinity());
-        std::fill(p + rows, p + 2 * rows, 0.0f);
-        std::fill(p + 2 * rows, p + per_task, 0.0f);
-        continue;
-      }
-      range(q, qs, k, v, shared_off, d, j, t0, t1, p, p + rows, p + 2 * rows);
+  const float* qp = qbuf.data();
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float* p = P + c * per_task;
+      lv.range(qp, d, k, v, c * len, std::min(T, (c + 1) * len), p, p + all_rows, p + 2 * all_rows);
     }
   });
 
   // Merge: out = sum_c e^{m_c - M} o_c / sum_c e^{m_c - M} l_c, M = max_c m_c.
-  for (int64_t j = 0; j < J; ++j)
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t i = r / g, h = j * g + r % g;
-      float M = -std::numeric_limits<float>::infinity();
-      for (int64_t c = 0; c < chunks; ++c) M = std::max(M, P[(j * chunks + c) * per_task + r]);
-      float* dst = out + i * os + h * dv;
-      std::fill(dst, dst + dv, 0.0f);
-      float L = 0.0f;
-      for (int64_t c = 0; c < chunks; ++c) {
-        const float* p = P + (j * chunks + c) * per_task;
-        if (p[rows + r] == 0.0f) continue;  // no key of this range is visible
-        const float w = std::exp(p[r] - M);
-        L += w * p[rows + r];
-        const float* o = p + 2 * rows + r * dv;
-        for (int64_t x = 0; x < dv; ++x) dst[x] += w * o[x];
-      }
-      const float inv = 1.0f / L;
-      for (int64_t x = 0; x < dv; ++x) dst[x] *= inv;
+  for (int64_t R = 0; R < all_rows; ++R) {
+    const int64_t j = R / d.rows, r = R % d.rows, i = r / g, h = j * g + r % g;
+    float M = -std::numeric_limits<float>::infinity();
+    for (int64_t c = 0; c < chunks; ++c) M = std::max(M, P[c * per_task + R]);
+    float* dst = out + i * os + h * dv;
+    std::fill(dst, dst + dv, 0.0f);
+    float L = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const float* p = P + c * per_task;
+      if (p[all_rows + R] == 0.0f) continue;  // no key of this range is visible
+      const float w = std::exp(p[R] - M);
+      L += w * p[all_rows + R];
+      const float* o = p + 2 * all_rows + R * d.dvp;
+      for (int64_t x = 0; x < dv; ++x) dst[x] += w * o[x];
     }
+    const float inv = 1.0f / L;
+    for (int64_t x = 0; x < dv; ++x) dst[x] *= inv;
+  }
 }
 
 void kv_attention(const float* q, TypedRows k, TypedRows v, float* out, const AttentionDims& d) {

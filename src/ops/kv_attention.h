@@ -3,24 +3,33 @@
 // (exact), so against causal_attention on the same (rounded) rows only the order of
 // the sums differs.
 //
-// Decode (n_q < kKvDecodeBatch): for each kv group, all the query heads of the group
-// (and all n_q queries) against each cached key row in one pass, so a decode step
-// reads each cached row once per group. The keys are split over the threads (each a
-// range of keys, online softmax with its own max / sum / partial output, blocks of 32
-// keys), and the partial results are merged at the end. MLA's absorbed evaluation is
+// Decode (n_q < kKvDecodeBatch): the keys are split into ranges over the threads
+// (each range covers every kv group, so K and V rows are read whole and in order;
+// online softmax per range, partials merged at the end). Within a range, blocks of
+// 64 keys; per block and group, every query head of the group (and all n_q queries)
+// is scored against the block's keys W at a time (W = 16 / 8 / 4 floats per vector
+// at AVX-512 / AVX2 / SSE2), the W per-key lane-wise dot products being reduced
+// together by one shuffle tree; then P x V with the output rows in registers, so
+// each cached row is read from memory once per step. MLA's absorbed evaluation is
 // the case of one group of n_heads query heads whose keys and values are the same
-// cache rows ([c | k_pe] and c): each row is then widened once per block for both.
+// cache rows ([c | k_pe] and c): each row is then read (or widened) once for both.
+// BF16/F16 rows are widened in registers where one pass of the tiles covers the
+// group's query rows (GQA decode), else once per block into an L1 tile that every
+// head reads (MLA). Scores are pre-scaled queries . keys with fused multiply-adds
+// and a vectorised exp_approx softmax.
+//
+// On a CPU the absorbed MLA step is bound by arithmetic, not bytes: n_heads x
+// (r + d_r + r) multiply-adds per cached row (16 x 224 for the 25% form of a
+// 16-head model), about 7 per f32 byte and 14 per bf16 byte of cache; GQA decode
+// does g x 2d per row of 2d values (1 per f32 byte at g = 4) and is bound by bytes.
 //
 // Prefill (n_q >= kKvDecodeBatch): the cached rows are widened into an f32 copy (when
 // not F32) and causal_attention's sgemm path runs on it.
 //
-// Dispatch: chosen once at run time from what the CPU has (AVX-512F, else AVX2 + FMA +
-// F16C, else scalar); MLAR_CPU=scalar|avx2|avx512 forces a level no higher than the
-// CPU's, and set_kv_kernel_level does the same for tests.
+// Dispatch: the level of ops/cpu_features.h (cpu_active_level: the CPU's best, or
+// lower through MLAR_CPU=scalar|avx2|avx512 or set_cpu_level).
 #pragma once
 #include <cstdint>
-#include <string>
-#include <vector>
 
 #include "ops/attention.h"
 #include "tensor/dtype.h"
@@ -53,12 +62,5 @@ constexpr int64_t kKvDecodeBatch = 16;
 void kv_attention(const float* q, TypedRows k, TypedRows v, float* out, const AttentionDims& dims);
 // The decode kernel alone, for any n_q (tests; kv_attention picks it for short batches).
 void kv_decode_attention(const float* q, TypedRows k, TypedRows v, float* out, const AttentionDims& dims);
-
-// The levels this CPU runs ("scalar", "avx2", "avx512": those it supports), the level
-// the kernels use now, and a way to lower it (throws mlar::Error on a level the CPU
-// lacks or an unknown name). Not thread-safe against running kernels.
-std::vector<std::string> kv_kernel_levels();
-std::string kv_kernel_level();
-void set_kv_kernel_level(const std::string& level);
 
 }  // namespace mlar::ops

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <string>
 
+#include "ops/cpu_features.h"
 #include "ops/threads.h"
 #include "scalar_reference.h"
 #include "util/error.h"
@@ -90,29 +91,40 @@ struct GqaCase {
 
 // Restores the dispatch level and thread count a test changed.
 struct LevelGuard {
-  std::string level = ops::kv_kernel_level();
+  ops::CpuLevel level = ops::cpu_active_level();
   int threads = ops::cpu_threads();
   ~LevelGuard() {
-    ops::set_kv_kernel_level(level);
+    ops::set_cpu_level(level);
     ops::set_cpu_threads(threads);
   }
 };
+
+// The levels this CPU runs, by name (the kernels' dispatch is ops/cpu_features.h's).
+std::vector<ops::CpuLevel> levels() {
+  std::vector<ops::CpuLevel> out;
+  for (ops::CpuLevel l : {ops::CpuLevel::Scalar, ops::CpuLevel::Avx2, ops::CpuLevel::Avx512})
+    if (l <= ops::cpu_max_level()) out.push_back(l);
+  return out;
+}
 
 // GQA layout: K and V in separate arrays [T, n_kv * d]; decode (n_q 1 and 3) and
 // prefill (n_q 20, through widening + causal_attention); contexts 1, 7, 300, 1000.
 TEST(KvAttention, GqaMatchesReferenceOnStoredValues) {
   LevelGuard guard;
   ops::set_cpu_threads(4);  // split the keys even on a small machine
-  const GqaCase cases[] = {{1, 1, 8}, {2, 1, 64}, {4, 2, 8}, {5, 5, 64}, {8, 2, 128}, {12, 4, 64}, {16, 1, 128},
-                           {16, 16, 8}, {6, 3, 128}};
-  for (const std::string& level : ops::kv_kernel_levels()) {
-    ops::set_kv_kernel_level(level);
+  // Head sizes below, at and between the vector widths (4, 8, 16 floats; 12, 20 and
+  // 40 pad), odd heads per group (3, 5, 7) and group counts.
+  const GqaCase cases[] = {{1, 1, 8},   {2, 1, 64},  {4, 2, 8},  {5, 5, 64},  {8, 2, 128}, {12, 4, 64}, {16, 1, 128},
+                           {16, 16, 8}, {6, 3, 128}, {9, 3, 12}, {15, 3, 20}, {7, 1, 40},  {10, 2, 4}};
+  for (const ops::CpuLevel lv : levels()) {
+    ASSERT_EQ(ops::set_cpu_level(lv), lv);
+    const std::string level = ops::cpu_level_name(lv);
     for (DType t : {DType::F32, DType::BF16, DType::F16})
       for (const GqaCase& c : cases)
-        for (int64_t T : {1, 7, 300, 1000})
-          for (int64_t n_q : {1, 3, 20}) {
+        for (int64_t T : {1, 7, 65, 300, 1000})  // 65: one key past a block of 64
+          for (int64_t n_q : {1, 3, 15, 20}) {
             if (n_q > T) continue;
-            if (T == 1000 && c.heads * c.d > 512 && n_q == 20) continue;  // keep the reference quick
+            if (T == 1000 && c.heads * c.d > 512 && n_q >= 15) continue;  // keep the reference quick
             const ops::AttentionDims a = dims(n_q, c.heads, c.kv_heads, c.d, c.d, T);
             const int64_t kvd = c.kv_heads * c.d;
             const auto q = test::random_floats(n_q * c.heads * c.d, 1 + T, -2, 2);
@@ -141,15 +153,19 @@ TEST(KvAttention, SharedLatentRowsMatchReference) {
   struct MlaCase {
     int64_t heads, r, R;
   };
-  const MlaCase cases[] = {{1, 8, 8}, {16, 32, 32}, {8, 64, 16}, {3, 128, 64}, {16, 256, 64}};
-  for (const std::string& level : ops::kv_kernel_levels()) {
-    ops::set_kv_kernel_level(level);
+  // {16, 96, 32}: bench_context's 25% compressed form; {5, 20, 12}, {7, 40, 6}: sizes
+  // that pad to the vector width.
+  const MlaCase cases[] = {{1, 8, 8},    {16, 32, 32}, {8, 64, 16}, {3, 128, 64},
+                           {16, 256, 64}, {16, 96, 32}, {5, 20, 12}, {7, 40, 6}};
+  for (const ops::CpuLevel lv : levels()) {
+    ASSERT_EQ(ops::set_cpu_level(lv), lv);
+    const std::string level = ops::cpu_level_name(lv);
     for (DType t : {DType::F32, DType::BF16, DType::F16})
       for (const MlaCase& c : cases)
         for (bool nope : {true, false})
-          for (int64_t T : {1, 7, 300, 1000}) {
+          for (int64_t T : {1, 7, 65, 300, 1000}) {
             const int64_t cs = c.r + c.R, dq = (nope ? c.r : 0) + c.R, n_q = T >= 2 ? 2 : 1;
-            if (T == 1000 && c.heads * cs > 2048 && level != "avx512") continue;  // keep the reference quick
+            if (T == 1000 && c.heads * cs > 2048 && lv != ops::cpu_max_level()) continue;  // keep the reference quick
             ops::AttentionDims a = dims(n_q, c.heads, 1, dq, c.r, T);
             const auto q = test::random_floats(n_q * c.heads * dq, 5 + T, -1, 1);
             const Stored rows = store(test::random_floats(T * cs, 6 + T, -2, 2), t);
@@ -182,9 +198,10 @@ TEST(KvAttention, SplitOverKeysMatchesOneThread) {
 
 TEST(KvAttention, WidenAndRoundRows) {
   const auto x = test::random_floats(5 * 19, 21, -100, 100);  // 19 columns: vector body + tail
-  for (const std::string& level : ops::kv_kernel_levels()) {
+  for (const ops::CpuLevel lv : levels()) {
     LevelGuard guard;
-    ops::set_kv_kernel_level(level);
+    ops::set_cpu_level(lv);
+    const std::string level = ops::cpu_level_name(lv);
     for (DType t : {DType::F32, DType::BF16, DType::F16}) {
       std::vector<uint16_t> h(5 * 20);
       std::vector<float> f(5 * 20);
@@ -197,7 +214,6 @@ TEST(KvAttention, WidenAndRoundRows) {
       for (size_t i = 0; i < back.size(); ++i) ASSERT_EQ(back[i], want.f32[i]) << level << " " << i;
     }
   }
-  EXPECT_THROW(ops::set_kv_kernel_level("sse9"), Error);
   ops::TypedRows bad{x.data(), DType::I32, 1};
   std::vector<float> out(1);
   EXPECT_THROW(ops::widen_rows(bad, 1, 1, out.data(), 1), Error);
