@@ -34,6 +34,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "convert/extend_choice.h"
 #include "convert/kv_lowrank.h"
 #include "convert/rope_split.h"
 #include "model/model.h"
@@ -67,6 +68,15 @@ struct ExtendOptions {
   int64_t calib_tokens = 0;     // statistics from at most this many tokens; 0 = all not held out
   CalibMode calib_mode = CalibMode::Sequential;
   double holdout = 0.1;         // tail fraction of the calibration ids held out when choosing
+  // How the held-out choices are searched (extend_choice.h): fast (a walk with early
+  // stopping, scored on a subsample) or exhaustive (every candidate on all of it).
+  ChoiceMode choice = ChoiceMode::Fast;
+  // Fast only (0 = no limit): the source statistics the candidates are converted from
+  // come from at most this many of the statistics tokens (sequential mode; the
+  // parallel mode's final conversion reads them too, so it uses all), and each
+  // candidate is scored on at most choice_heldout_tokens of the held-out ids.
+  int64_t choice_tokens = 16384;
+  int64_t choice_heldout_tokens = 8192;
   // RoPE separation.
   RopeStrategy rope_strategy = RopeStrategy::Uniform;
   int64_t qk_rope_dim = 0;      // d_r; 0 = choose (by held-out perplexity with a budget, else d/2)
@@ -114,6 +124,7 @@ struct ExtendCandidate {
   int64_t qk_rope_dim = 0, freqfold = 1, kv_lora_rank = 0;
   double key_balance = 0;  // attn only
   double heldout_ppl = 0;
+  double seconds = 0;      // its conversion and held-out pass
 };
 
 // Seconds of one layer's sequential calibration.
@@ -142,6 +153,7 @@ struct ExtendReport {
   std::vector<ExtendCandidate> candidates;      // held-out selection (empty if none)
   std::vector<ExtendStage> stages;
   int64_t calib_tokens = 0, heldout_tokens = 0, calib_windows = 0;
+  int64_t choice_calib_tokens = 0, choice_heldout_tokens = 0;  // what the choice read (0: no choice)
   int64_t calib_passes = 0;
   double seconds = 0;
   std::vector<std::pair<std::string, double>> timings;  // stage name -> seconds, in order
