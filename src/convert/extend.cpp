@@ -266,7 +266,8 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   const int64_t D = c.hidden_size;
   rep.memory.second_moment = (D + 1) * (D + 1) * static_cast<int64_t>(sizeof(double));
   if (want.samples) rep.memory.reservoir = o.reservoir * D * static_cast<int64_t>(sizeof(float));
-  if (want.attention) rep.memory.histogram = (c.num_heads * win.len + c.num_heads) * static_cast<int64_t>(sizeof(double));
+  if (want.attention)
+    rep.memory.histogram = (c.num_heads * win.len + c.num_heads + c.num_heads * d * d) * static_cast<int64_t>(sizeof(double));
   std::vector<LayerStats> src_stats;
   if (need_source) {
     const auto ts = Clock::now();
