@@ -257,6 +257,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   want.attention = o.nope_rotation == NopeRotation::Mean || o.kv_method == KvMethod::Attn;
   want.samples = norms_on(o);
   want.reservoir = o.reservoir;
+  want.attention_tokens = o.attention_tokens;
 
   // Source statistics when something reads every layer's.
   // The fast choice reads a subsample; the parallel mode's conversion reads all of the source statistics.

@@ -93,6 +93,10 @@ struct ExtendOptions {
   LatentNorm latent_norm = LatentNorm::None;
   bool scale_latent = true;  // with a calibrated latent norm: rescale the latent first (scale_latent_for_norm)
   int64_t reservoir = 4096;     // calibration inputs kept per layer for the RMSNorm fits
+  // The attention statistics (distance histogram and value spread, attn_stats.h) from
+  // the first windows up to this many tokens per layer (0 = all the statistics' tokens);
+  // docs/compression.md, "Conversion time", for the measurement behind the default.
+  int64_t attention_tokens = 32768;
   // Sequential mode: carried states above this many bytes go to a mapped temporary
   // file instead of memory (calib_states.h).
   int64_t carried_max_in_memory = int64_t{1} << 30;

@@ -68,6 +68,7 @@ void check_extend_options(const ModelConfig& c, const ExtendOptions& o) {
     fail("--calib-tokens {} is less than one window of --calib-len {}", o.calib_tokens, o.calib_len);
   if (!(o.holdout > 0 && o.holdout < 1)) fail("held-out fraction {} must be in (0, 1)", o.holdout);
   if (o.choice_tokens < 0) fail("--choice-tokens {} must not be negative", o.choice_tokens);
+  if (o.attention_tokens < 0) fail("--attention-tokens {} must not be negative", o.attention_tokens);
   if (o.choice_heldout_tokens < 0) fail("--choice-heldout-tokens {} must not be negative", o.choice_heldout_tokens);
   if (o.kv_budget != 0 && o.kv_lora_rank != 0)
     fail("give either --kv-budget or --kv-lora-rank, not both");
@@ -135,6 +136,7 @@ nlohmann::json ExtendReport::to_json() const {
                {"choice", choice_mode_name(options.choice)},
                {"choice_tokens", options.choice_tokens},
                {"choice_heldout_tokens", options.choice_heldout_tokens},
+               {"attention_tokens", options.attention_tokens},
                {"rope_strategy", rope_strategy_name(options.rope_strategy)},
                {"qk_rope_dim", options.qk_rope_dim == 0 ? json("auto") : json(options.qk_rope_dim)},
                {"freqfold", options.freqfold == 0 ? json("auto") : json(options.freqfold)},

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "convert/extend.h"
+#include "convert/extend_calib.h"
 #include "convert/extend_choice.h"
 #include "extend/extend_fixtures.h"
 
@@ -111,6 +112,41 @@ TEST(ChoiceSearch, ConvertExtendFastScoresFewerCandidatesOnSubsamples) {
     found = found || (cand.heldout_ppl == best && cand.qk_rope_dim == fast.qk_rope_dim &&
                       cand.key_balance == fast.key_balance);
   EXPECT_TRUE(found);
+}
+
+// --attention-tokens: the histogram and value spread come from the first windows
+// only, the second moment still from every window.
+TEST(AttentionTokens, HistogramFromTheFirstWindowsOnly) {
+  const ModelConfig c = test::extend_config(2);
+  const Model src = random_model(c, 21);
+  const auto ids = test::random_ids(400, c.vocab_size, 22);
+  CalibWindows w;
+  w.ids = ids;
+  w.len = 20;
+  StatsWanted all;
+  all.attention = true;
+  StatsWanted capped = all;
+  capped.attention_tokens = 40;  // two windows
+  CalibWindows two = w;
+  two.max_tokens = 40;
+  const auto a = source_pass(src, w, capped, false);
+  const auto b = source_pass(src, two, all, false);
+  const auto full = source_pass(src, w, all, false);
+  double moved = 0;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const auto& A = a[static_cast<size_t>(l)];
+    const auto& B = b[static_cast<size_t>(l)];
+    const auto& F = full[static_cast<size_t>(l)];
+    for (int64_t h = 0; h < c.num_heads; ++h) {
+      EXPECT_DOUBLE_EQ(A.attention.value_spread(h), B.attention.value_spread(h));
+      EXPECT_DOUBLE_EQ(A.attention.mean_rotation(h, 0.3).first, B.attention.mean_rotation(h, 0.3).first);
+      EXPECT_DOUBLE_EQ(A.attention.mean_rotation(h, 0.3).second, B.attention.mean_rotation(h, 0.3).second);
+      moved += std::abs(A.attention.value_spread(h) - F.attention.value_spread(h));
+    }
+    ASSERT_EQ(A.S.a.size(), F.S.a.size());
+    for (size_t i = 0; i < A.S.a.size(); ++i) ASSERT_DOUBLE_EQ(A.S.a[i], F.S.a[i]);
+  }
+  EXPECT_GT(moved, 0.0);  // the cap did change the histogram
 }
 
 }  // namespace

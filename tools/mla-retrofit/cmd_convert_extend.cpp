@@ -20,7 +20,7 @@ namespace mlar::cli {
 
 struct ExtendArgs {
   std::string calib, eval_text, report;
-  int64_t choice_tokens = 16384, choice_heldout_tokens = 8192;
+  int64_t choice_tokens = 16384, choice_heldout_tokens = 8192, attention_tokens = 32768;
   std::string choice = "fast";
   int64_t calib_tokens = 0, calib_len = 256, kv_lora_rank = 0, q_lora_rank = 0, ctx = 256, reservoir = 4096;
   std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "uniform", freqfold = "auto",
@@ -56,6 +56,7 @@ ExtendOptions to_options(const ExtendArgs& a) {
   o.choice = *choice;
   o.choice_tokens = a.choice_tokens;
   o.choice_heldout_tokens = a.choice_heldout_tokens;
+  o.attention_tokens = a.attention_tokens;
   const auto strat = rope_strategy_from_name(a.rope_strategy);
   if (!strat) fail("--rope-strategy {} is unknown (available: {})", a.rope_strategy, rope_strategy_names());
   o.rope_strategy = *strat;
@@ -171,6 +172,11 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
           ->check(CLI::NonNegativeNumber));
   add(cmd->add_option("--choice-heldout-tokens", a->choice_heldout_tokens,
                       "fast choice: held-out tokens each candidate is scored on (0 = all held out)")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber));
+  add(cmd->add_option("--attention-tokens", a->attention_tokens,
+                      "attention statistics (distance histogram, value spread) of each layer from at most this many "
+                      "calibration tokens (0 = all the statistics' tokens)")
           ->capture_default_str()
           ->check(CLI::NonNegativeNumber));
   add(cmd->add_option("--attn-key-balance", a->key_balance,
