@@ -18,8 +18,9 @@
 // A parallel (source) pass is also made, once, when something must be chosen from
 // statistics of every layer: the d_r / freqfold candidates and attn's key balance
 // when not given (each candidate converted from the source statistics and scored by
-// perplexity on the held-out tail of the calibration text), --rank-alloc energy, and
-// the 2norm frequencies (one table for all layers).
+// perplexity on the held-out tail of the calibration text; which candidates, and on how
+// many tokens: ExtendOptions::choice, extend_choice.h), --rank-alloc energy, and the
+// 2norm frequencies (one table for all layers).
 // Memory: the statistics are (D+1)^2 doubles per layer (all layers for a parallel
 // pass: 134 MB per layer at D = 4096; one layer at a time in sequential mode with
 // fixed choices) plus, for the RMSNorm fits, a fixed-size reservoir of inputs; the
