@@ -268,7 +268,8 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   rep.memory.second_moment = (D + 1) * (D + 1) * static_cast<int64_t>(sizeof(double));
   if (want.samples) rep.memory.reservoir = o.reservoir * D * static_cast<int64_t>(sizeof(float));
   if (want.attention)
-    rep.memory.histogram = (c.num_heads * win.len + c.num_heads + c.num_heads * d * d) * static_cast<int64_t>(sizeof(double));
+    rep.memory.histogram =
+        (c.num_heads * win.len + c.num_heads + c.num_heads * d * d) * static_cast<int64_t>(sizeof(double));
   std::vector<LayerStats> src_stats;
   if (need_source) {
     const auto ts = Clock::now();
@@ -364,8 +365,8 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     ChoicePoint start;
     start.rope = o.choice == ChoiceMode::Fast ? rope_start_position(axis, total) : 0;
     start.balance = auto_balance ? static_cast<int64_t>(kKeyBalances.size()) / 2 : 0;
-    const ChoiceResult res =
-        search_choices(o.choice, static_cast<int64_t>(axis.size()), static_cast<int64_t>(balances.size()), start, score);
+    const ChoiceResult res = search_choices(o.choice, static_cast<int64_t>(axis.size()),
+                                            static_cast<int64_t>(balances.size()), start, score);
     chosen = {axis[static_cast<size_t>(res.best.rope)], best_fold.at({res.best.rope, res.best.balance})};
     balance = balances[static_cast<size_t>(res.best.balance)];
     say(o, fmt::format("chose qk_rope_dim {} freqfold {}{} ({} choice: {} candidates on {} held-out tokens)",
