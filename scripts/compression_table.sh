@@ -49,7 +49,7 @@ run() {
   [[ -s "$out/$tag.json" ]] && return 0
   echo "== $tag: $*" >&2
   "$bin" convert "$model" --tokenizer "$tok" --rope-mode extend --calib "$calib" --calib-tokens "$tokens" \
-    --eval-text "$dev" --ctx 256 --threads "$threads" --out "$out/model-tmp" --force \
+    --choice exhaustive --attention-tokens 0 --eval-text "$dev" --ctx 256 --threads "$threads" --out "$out/model-tmp" --force \
     --report "$out/$tag.json.tmp" "$@" >"$out/$tag.log" 2>&1 || { cat "$out/$tag.log" >&2; exit 1; }
   mv "$out/$tag.json.tmp" "$out/$tag.json"
 }

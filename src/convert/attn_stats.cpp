@@ -39,7 +39,21 @@ void DistanceHistogram::add(const ModelConfig& c, const LayerWeights& w, const f
   tq = Tensor{};
   tk = Tensor{};
   tv = Tensor{};
-  const float* wo = f32_or_convert(w.wo, to);  // [D, H d]
+  if (gram_of_ != w.wo.data() || gram_.empty()) {
+    const float* wo = f32_or_convert(w.wo, to);  // [D, H d]
+    gram_.assign(static_cast<size_t>(H * d * d), 0.0);
+    ops::parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
+      std::vector<double> wob(static_cast<size_t>(D * d));  // [D, d] W_o[h]
+      for (int64_t h = h0; h < h1; ++h) {
+        for (int64_t o = 0; o < D; ++o)
+          for (int64_t i = 0; i < d; ++i) wob[static_cast<size_t>(o * d + i)] = wo[o * H * d + h * d + i];
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(d), static_cast<int>(D), 1.0, wob.data(),
+                    static_cast<int>(d), 0.0, gram_.data() + h * d * d, static_cast<int>(d));
+      }
+    });
+    to = Tensor{};
+    gram_of_ = w.wo.data();
+  }
   std::vector<int64_t> pos(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) pos[static_cast<size_t>(i)] = i;
   const std::vector<float> inv_freq = rope_inv_freq(c);
@@ -55,8 +69,6 @@ void DistanceHistogram::add(const ModelConfig& c, const LayerWeights& w, const f
   ops::parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
     std::vector<float> s(static_cast<size_t>(n * n));    // [n, n] scores
     std::vector<double> P(static_cast<size_t>(n * n));   // [n, n] probabilities (lower triangle)
-    std::vector<double> wob(static_cast<size_t>(D * d));  // [D, d] W_o[h]
-    std::vector<double> G(static_cast<size_t>(d * d));    // [d, d] W_o[h]^T W_o[h]
     std::vector<double> vj(static_cast<size_t>(n * d));   // [n, d] v_j
     std::vector<double> pv(static_cast<size_t>(n * d));   // [n, d] P v_j
     std::vector<double> tg(static_cast<size_t>(n * d));   // [n, d] (v_j or P v_j) G
@@ -79,10 +91,7 @@ void DistanceHistogram::add(const ModelConfig& c, const LayerWeights& w, const f
           mh[m - t] += pm[t];
         }
       }
-      for (int64_t o = 0; o < D; ++o)
-        for (int64_t i = 0; i < d; ++i) wob[static_cast<size_t>(o * d + i)] = wo[o * H * d + h * d + i];
-      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, di, static_cast<int>(D), 1.0, wob.data(), di, 0.0, G.data(),
-                  di);
+      const double* G = gram_.data() + h * d * d;  // [d, d] W_o[h]^T W_o[h], upper triangle
       for (int64_t t = 0; t < n; ++t)
         for (int64_t i = 0; i < d; ++i) vj[static_cast<size_t>(t * d + i)] = v[static_cast<size_t>(t * J * d + j * d + i)];
       pv = vj;
@@ -96,9 +105,9 @@ void DistanceHistogram::add(const ModelConfig& c, const LayerWeights& w, const f
         for (int64_t i = 0; i < d; ++i) acc += a[i] * b[i];
         return acc;
       };
-      cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, ni, di, 1.0, G.data(), di, vj.data(), di, 0.0, tg.data(), di);
+      cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, ni, di, 1.0, G, di, vj.data(), di, 0.0, tg.data(), di);
       for (int64_t t = 0; t < n; ++t) un[static_cast<size_t>(t)] = quad(vj, t);
-      cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, ni, di, 1.0, G.data(), di, pv.data(), di, 0.0, tg.data(), di);
+      cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, ni, di, 1.0, G, di, pv.data(), di, 0.0, tg.data(), di);
       double spread = 0;
       for (int64_t m = 0; m < n; ++m) {
         const double* pm = P.data() + m * n;

@@ -9,7 +9,8 @@
 //   spread[h] = E_m sum_n p_h(m,n) |W_o[h] (v_n - vbar_m)|^2,  vbar_m = sum_n p_h(m,n) v_n
 // (first order, d out_h = sum_n p_n ds_n W_o[h] (v_n - vbar)), the exchange rate between
 // key errors (through scores) and value errors in the attn latent metric (kv_lowrank.h).
-// Memory: n_h x window doubles.
+// Memory: n_h x window doubles, and n_h x d x d for the W_o Gram matrices (computed
+// once per layer, not per window).
 #pragma once
 #include <cstdint>
 #include <utility>
@@ -39,6 +40,10 @@ class DistanceHistogram {
   int64_t heads_ = 0, window_ = 0, queries_ = 0;
   std::vector<double> mass_;    // [heads, window]
   std::vector<double> spread_;  // [heads], summed over queries
+  // G_h = W_o[h]^T W_o[h] of every head ([heads, d, d], upper triangles), computed on
+  // the first add and reused while W_o is the same tensor.
+  std::vector<double> gram_;
+  const void* gram_of_ = nullptr;
 };
 
 }  // namespace mlar

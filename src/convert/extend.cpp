@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -303,14 +304,19 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   want.attention = o.nope_rotation == NopeRotation::Mean || o.kv_method == KvMethod::Attn;
   want.samples = norms_on(o);
   want.reservoir = o.reservoir;
+  want.attention_tokens = o.attention_tokens;
 
   // Source statistics when something reads every layer's.
+  // The fast choice reads a subsample; the parallel mode's conversion reads all of the source statistics.
+  const bool choice_sub = choosing && o.choice == ChoiceMode::Fast && o.calib_mode == CalibMode::Sequential;
   const bool need_source = choosing || o.calib_mode == CalibMode::Parallel || o.rank_alloc == RankAlloc::Energy ||
                            o.rope_strategy == RopeStrategy::TwoNorm;
   const int64_t D = c.hidden_size;
   rep.memory.second_moment = (D + 1) * (D + 1) * static_cast<int64_t>(sizeof(double));
   if (want.samples) rep.memory.reservoir = o.reservoir * D * static_cast<int64_t>(sizeof(float));
-  if (want.attention) rep.memory.histogram = (c.num_heads * win.len + c.num_heads) * static_cast<int64_t>(sizeof(double));
+  if (want.attention)
+    rep.memory.histogram =
+        (c.num_heads * win.len + c.num_heads + c.num_heads * d * d) * static_cast<int64_t>(sizeof(double));
   std::vector<LayerStats> src_stats;
   if (need_source) {
     const auto ts = Clock::now();
@@ -319,7 +325,12 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     say(o, fmt::format("source statistics of all {} layers in one pass: about {:.1f} MB", L,
                        static_cast<double>(L * (rep.memory.second_moment + rep.memory.histogram +
                                                 (w.samples ? rep.memory.reservoir : 0))) / 1e6));
-    src_stats = source_pass(gqa, win, w, o.progress);
+    CalibWindows sw = win;  // fast choice, sequential: the statistics from the first choice_tokens
+    if (choice_sub && o.choice_tokens > 0)
+      sw.max_tokens = std::max(win.len, sw.max_tokens > 0 ? std::min(sw.max_tokens, o.choice_tokens) : o.choice_tokens);
+    rep.choice_calib_tokens = choosing ? sw.tokens() : 0;
+    say(o, fmt::format("source statistics from {} windows ({} positions per layer)", sw.count(), sw.tokens()));
+    src_stats = source_pass(gqa, sw, w, o.progress);
     rep.memory.source_pass = L * (rep.memory.second_moment + rep.memory.histogram + (w.samples ? rep.memory.reservoir : 0));
     ++rep.calib_passes;
     rep.timings.push_back({"source_statistics", since(ts)});
@@ -351,7 +362,8 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   };
 
   // Choose (d_r, freqfold), then attn's key balance, by held-out perplexity of models
-  // built from source statistics.
+  // built from source statistics (extend_choice.h: the search; fast mode scores a
+  // subsample of the held-out ids).
   std::pair<int64_t, int64_t> chosen = cands.front();
   double balance = auto_balance ? kKeyBalances[kKeyBalances.size() / 2] : o.attn_key_balance;
   if (choosing) {
@@ -361,31 +373,54 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     plain.latent_norm = LatentNorm::None;
     plain.q_lora_rank = 0;
     plain.query_bias = QueryBias::Keep;
-    double best = 0;
-    auto score = [&](int64_t dr, int64_t f, double b) {
+    std::span<const int32_t> scored_ids = heldout;
+    if (o.choice == ChoiceMode::Fast && o.choice_heldout_tokens > 0 &&
+        static_cast<int64_t>(scored_ids.size()) > o.choice_heldout_tokens)
+      scored_ids = scored_ids.subspan(0, static_cast<size_t>(std::max(o.choice_heldout_tokens, wl)));
+    rep.choice_heldout_tokens = static_cast<int64_t>(scored_ids.size());
+    auto score_one = [&](int64_t dr, int64_t f, double b) {
+      const auto tc = Clock::now();
       Setup s = setup_for(dr, f);
       s.key_balance = b;
       const std::vector<int64_t> ranks = ranks_for(s);
       std::vector<LayerOut> layers = from_source(s, ranks, plain, false);
       const double ppl = hybrid_perplexity(gqa, with_mla(c, mla_config_for(c, s, ranks, false, 0)),
-                                           pick(layers, &LayerOut::final), heldout, o.calib_len);
-      rep.candidates.push_back({dr, f, per_layer_rank(dr), o.kv_method == KvMethod::Attn ? b : 0.0, ppl});
-      say(o, fmt::format("candidate qk_rope_dim {} freqfold {} kv_lora_rank {}{}: held-out perplexity {:.4f}", dr, f,
-                         per_layer_rank(dr),
-                         o.kv_method == KvMethod::Attn ? fmt::format(" key balance {}", b) : std::string(), ppl));
-      const bool better = best == 0 || ppl < best;
-      if (better) best = ppl;
-      return better;
+                                           pick(layers, &LayerOut::final), scored_ids, o.calib_len);
+      rep.candidates.push_back(
+          {dr, f, per_layer_rank(dr), o.kv_method == KvMethod::Attn ? b : 0.0, ppl, since(tc)});
+      say(o, fmt::format("candidate qk_rope_dim {} freqfold {} kv_lora_rank {}{}: held-out perplexity {:.4f} ({:.1f}s)",
+                         dr, f, per_layer_rank(dr),
+                         o.kv_method == KvMethod::Attn ? fmt::format(" key balance {}", b) : std::string(), ppl,
+                         since(tc)));
+      return ppl;
     };
+    // The rope axis: the d_r in increasing order; a position scores its best freqfold.
+    std::vector<int64_t> axis;
     for (const auto& [dr, f] : cands)
-      if (score(dr, f, balance)) chosen = {dr, f};
-    if (auto_balance) {
-      const double start = balance;
-      for (double b : kKeyBalances)
-        if (b != start && score(chosen.first, chosen.second, b)) balance = b;
-    }
-    say(o, fmt::format("chose qk_rope_dim {} freqfold {}{}", chosen.first, chosen.second,
-                       o.kv_method == KvMethod::Attn ? fmt::format(" key balance {}", balance) : std::string()));
+      if (axis.empty() || axis.back() != dr) axis.push_back(dr);
+    std::map<std::pair<int64_t, int64_t>, int64_t> best_fold;  // (rope, balance position) -> freqfold
+    const std::vector<double> balances = auto_balance ? kKeyBalances : std::vector<double>{balance};
+    auto score = [&](ChoicePoint p) {
+      const int64_t dr = axis[static_cast<size_t>(p.rope)];
+      double best = 0;
+      for (const auto& [cdr, f] : cands) {
+        if (cdr != dr) continue;
+        const double v = score_one(dr, f, balances[static_cast<size_t>(p.balance)]);
+        if (best == 0 || v < best) best = v, best_fold[{p.rope, p.balance}] = f;
+      }
+      return best;
+    };
+    ChoicePoint start;
+    start.rope = o.choice == ChoiceMode::Fast ? rope_start_position(axis, total) : 0;
+    start.balance = auto_balance ? static_cast<int64_t>(kKeyBalances.size()) / 2 : 0;
+    const ChoiceResult res = search_choices(o.choice, static_cast<int64_t>(axis.size()),
+                                            static_cast<int64_t>(balances.size()), start, score);
+    chosen = {axis[static_cast<size_t>(res.best.rope)], best_fold.at({res.best.rope, res.best.balance})};
+    balance = balances[static_cast<size_t>(res.best.balance)];
+    say(o, fmt::format("chose qk_rope_dim {} freqfold {}{} ({} choice: {} candidates on {} held-out tokens)",
+                       chosen.first, chosen.second,
+                       o.kv_method == KvMethod::Attn ? fmt::format(" key balance {}", balance) : std::string(),
+                       choice_mode_name(o.choice), rep.candidates.size(), scored_ids.size()));
     rep.timings.push_back({"selection", since(ts)});
   }
   Setup fin = setup_for(chosen.first, chosen.second);

@@ -18,8 +18,9 @@
 // A parallel (source) pass is also made, once, when something must be chosen from
 // statistics of every layer: the d_r / freqfold candidates and attn's key balance
 // when not given (each candidate converted from the source statistics and scored by
-// perplexity on the held-out tail of the calibration text), --rank-alloc energy, and
-// the 2norm frequencies (one table for all layers).
+// perplexity on the held-out tail of the calibration text; which candidates, and on how
+// many tokens: ExtendOptions::choice, extend_choice.h), --rank-alloc energy, and the
+// 2norm frequencies (one table for all layers).
 // Memory: the statistics are (D+1)^2 doubles per layer (all layers for a parallel
 // pass: 134 MB per layer at D = 4096; one layer at a time in sequential mode with
 // fixed choices) plus, for the RMSNorm fits, a fixed-size reservoir of inputs; the
@@ -34,6 +35,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "convert/extend_choice.h"
 #include "convert/kv_lowrank.h"
 #include "convert/query_bias.h"
 #include "convert/rope_split.h"
@@ -68,6 +70,15 @@ struct ExtendOptions {
   int64_t calib_tokens = 0;     // statistics from at most this many tokens; 0 = all not held out
   CalibMode calib_mode = CalibMode::Sequential;
   double holdout = 0.1;         // tail fraction of the calibration ids held out when choosing
+  // How the held-out choices are searched (extend_choice.h): fast (a walk with early
+  // stopping, scored on a subsample) or exhaustive (every candidate on all of it).
+  ChoiceMode choice = ChoiceMode::Fast;
+  // Fast only (0 = no limit): the source statistics the candidates are converted from
+  // come from at most this many of the statistics tokens (sequential mode; the
+  // parallel mode's final conversion reads them too, so it uses all), and each
+  // candidate is scored on at most choice_heldout_tokens of the held-out ids.
+  int64_t choice_tokens = 16384;
+  int64_t choice_heldout_tokens = 8192;
   // RoPE separation.
   RopeStrategy rope_strategy = RopeStrategy::Uniform;
   int64_t qk_rope_dim = 0;      // d_r; 0 = choose (by held-out perplexity with a budget, else d/2)
@@ -90,6 +101,10 @@ struct ExtendOptions {
   // same conversion with the bias kept (ExtendReport::query_bias, MlaConfig::query_bias).
   QueryBias query_bias = QueryBias::Auto;
   double query_bias_ridge = 1e-6;  // fold: ridge relative to tr(E[x x^T]) / D
+  // The attention statistics (distance histogram and value spread, attn_stats.h) from
+  // the first windows up to this many tokens per layer (0 = all the statistics' tokens);
+  // docs/compression.md, "Conversion time", for the measurement behind the default.
+  int64_t attention_tokens = 32768;
   // Sequential mode: carried states above this many bytes go to a mapped temporary
   // file instead of memory (calib_states.h).
   int64_t carried_max_in_memory = int64_t{1} << 30;
@@ -125,6 +140,7 @@ struct ExtendCandidate {
   int64_t qk_rope_dim = 0, freqfold = 1, kv_lora_rank = 0;
   double key_balance = 0;  // attn only
   double heldout_ppl = 0;
+  double seconds = 0;      // its conversion and held-out pass
 };
 
 // Seconds of one layer's sequential calibration.
@@ -153,6 +169,7 @@ struct ExtendReport {
   std::vector<ExtendCandidate> candidates;      // held-out selection (empty if none)
   std::vector<ExtendStage> stages;
   int64_t calib_tokens = 0, heldout_tokens = 0, calib_windows = 0;
+  int64_t choice_calib_tokens = 0, choice_heldout_tokens = 0;  // what the choice read (0: no choice)
   int64_t calib_passes = 0;
   double seconds = 0;
   std::vector<std::pair<std::string, double>> timings;  // stage name -> seconds, in order

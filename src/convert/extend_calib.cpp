@@ -16,7 +16,10 @@ LayerStatsBuilder::LayerStatsBuilder(const Model& src, int64_t layer, int64_t wi
 
 void LayerStatsBuilder::add(const float* x, int64_t n) {
   moment_.add(x, n);
-  if (want_.attention) hist_.add(src_->config, src_->weights.layers[static_cast<size_t>(layer_)], x, n);
+  if (want_.attention && (want_.attention_tokens <= 0 || attention_seen_ < want_.attention_tokens)) {
+    hist_.add(src_->config, src_->weights.layers[static_cast<size_t>(layer_)], x, n);
+    attention_seen_ += n;
+  }
   if (samples_) samples_->add(x, n);
 }
 

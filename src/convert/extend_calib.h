@@ -28,6 +28,9 @@ struct StatsWanted {
   bool attention = false;  // distance histogram (mean rotation, rope strategy attn)
   bool samples = false;    // reservoir (latent norm, q_lora)
   int64_t reservoir = 4096;
+  // The histogram from the first windows up to this many tokens (0 = every window):
+  // its per-head averages settle long before the second moment does.
+  int64_t attention_tokens = 0;
 };
 
 // Accumulates one layer's statistics window by window.
@@ -46,6 +49,7 @@ class LayerStatsBuilder {
   SecondMoment moment_;
   DistanceHistogram hist_;
   std::optional<Reservoir> samples_;
+  int64_t attention_seen_ = 0;  // tokens the histogram has read
 };
 
 // Attention layers: MLA (cfg, the given weights) for layers < mla.size(), the

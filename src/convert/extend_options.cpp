@@ -78,6 +78,9 @@ void check_extend_options(const ModelConfig& c, const ExtendOptions& o) {
   if (o.calib_tokens > 0 && o.calib_tokens < o.calib_len)
     fail("--calib-tokens {} is less than one window of --calib-len {}", o.calib_tokens, o.calib_len);
   if (!(o.holdout > 0 && o.holdout < 1)) fail("held-out fraction {} must be in (0, 1)", o.holdout);
+  if (o.choice_tokens < 0) fail("--choice-tokens {} must not be negative", o.choice_tokens);
+  if (o.attention_tokens < 0) fail("--attention-tokens {} must not be negative", o.attention_tokens);
+  if (o.choice_heldout_tokens < 0) fail("--choice-heldout-tokens {} must not be negative", o.choice_heldout_tokens);
   if (o.kv_budget != 0 && o.kv_lora_rank != 0)
     fail("give either --kv-budget or --kv-lora-rank, not both");
   if (o.kv_budget == 0 && o.kv_lora_rank == 0)
@@ -142,6 +145,10 @@ nlohmann::json ExtendReport::to_json() const {
                {"calib_tokens", options.calib_tokens},
                {"calib_mode", calib_mode_name(options.calib_mode)},
                {"holdout", options.holdout},
+               {"choice", choice_mode_name(options.choice)},
+               {"choice_tokens", options.choice_tokens},
+               {"choice_heldout_tokens", options.choice_heldout_tokens},
+               {"attention_tokens", options.attention_tokens},
                {"rope_strategy", rope_strategy_name(options.rope_strategy)},
                {"qk_rope_dim", options.qk_rope_dim == 0 ? json("auto") : json(options.qk_rope_dim)},
                {"freqfold", options.freqfold == 0 ? json("auto") : json(options.freqfold)},
@@ -168,7 +175,8 @@ nlohmann::json ExtendReport::to_json() const {
     json x = {{"qk_rope_dim", c.qk_rope_dim},
               {"freqfold", c.freqfold},
               {"kv_lora_rank", c.kv_lora_rank},
-              {"heldout_perplexity", c.heldout_ppl}};
+              {"heldout_perplexity", c.heldout_ppl},
+              {"seconds", c.seconds}};
     if (c.key_balance > 0) x["attn_key_balance"] = c.key_balance;
     cand.push_back(x);
   }
@@ -211,6 +219,8 @@ nlohmann::json ExtendReport::to_json() const {
            {{"tokens", calib_tokens},
             {"windows", calib_windows},
             {"heldout_tokens", heldout_tokens},
+            {"choice_tokens", choice_calib_tokens},
+            {"choice_heldout_tokens", choice_heldout_tokens},
             {"passes", calib_passes},
             {"memory", mem}}},
           {"seconds", seconds},

@@ -26,6 +26,8 @@ namespace mlar::cli {
 
 struct ExtendArgs {
   std::string calib, eval_text, report, target;
+  int64_t choice_tokens = 16384, choice_heldout_tokens = 8192, attention_tokens = 32768;
+  std::string choice = "fast";
   int64_t calib_tokens = 0, calib_len = 256, kv_lora_rank = 0, q_lora_rank = 0, ctx = 256, reservoir = 4096;
   std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "uniform", freqfold = "auto",
               kv_method = "attn", latent_norm = "none", query_bias = "auto", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto";
@@ -59,6 +61,12 @@ ExtendOptions to_options(const ExtendArgs& a) {
   if (!mode) fail("--calib-mode {} is not sequential or parallel", a.calib_mode);
   o.calib_mode = *mode;
   o.holdout = a.holdout;
+  const auto choice = choice_mode_from_name(a.choice);
+  if (!choice) fail("--choice {} is not fast or exhaustive", a.choice);
+  o.choice = *choice;
+  o.choice_tokens = a.choice_tokens;
+  o.choice_heldout_tokens = a.choice_heldout_tokens;
+  o.attention_tokens = a.attention_tokens;
   const auto strat = rope_strategy_from_name(a.rope_strategy);
   if (!strat) fail("--rope-strategy {} is unknown (available: {})", a.rope_strategy, rope_strategy_names());
   o.rope_strategy = *strat;
@@ -197,6 +205,26 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
   add(cmd->add_option("--report", a->report, "write the conversion report as JSON to this file"));
   add(cmd->add_option("--holdout", a->holdout, "tail fraction of the calibration text held out for choosing")
           ->capture_default_str());
+  add(cmd->add_option("--choice", a->choice,
+                      "how the auto choices (--qk-rope-dim, --freqfold, --attn-key-balance) are searched: fast (a "
+                      "walk from d_r = half the budget and key balance 0.1 that stops when the held-out perplexity "
+                      "stops improving, on subsamples: --choice-tokens, --choice-heldout-tokens) or exhaustive "
+                      "(every d_r, then every balance, on all statistics and held-out tokens; the table scripts)")
+          ->capture_default_str());
+  add(cmd->add_option("--choice-tokens", a->choice_tokens,
+                      "fast choice: source statistics for the candidates from at most this many calibration "
+                      "tokens (0 = all)")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber));
+  add(cmd->add_option("--choice-heldout-tokens", a->choice_heldout_tokens,
+                      "fast choice: held-out tokens each candidate is scored on (0 = all held out)")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber));
+  add(cmd->add_option("--attention-tokens", a->attention_tokens,
+                      "attention statistics (distance histogram, value spread) of each layer from at most this many "
+                      "calibration tokens (0 = all the statistics' tokens)")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber));
   add(cmd->add_option("--attn-key-balance", a->key_balance,
                       "attn: multiplier of the key part of the metric, or auto (1, 0.3, 0.1, 0.03, 0.01 by held-out "
                       "perplexity; needs the all-layer parallel pass, see --calib-mode)")
