@@ -124,7 +124,7 @@ LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const 
   if (o.latent_norm == LatentNorm::Calibrated) {
     LatentScale ls;
     if (o.scale_latent) {
-      ls = scale_latent_for_norm(out.final, *st.samples, c.rms_norm_eps);
+      ls = scale_latent_for_norm(out.final, *st.samples, c.rms_norm_eps, o.latent_linear);
       say(o, fmt::format("layer {}: latent rescaled for the norm, alpha {}, rms {} sqrt(eps)", l, ls.alpha,
                          ls.kappa == 0 ? std::string("as it was, not") : fmt::format("{:g}", ls.kappa)));
     }

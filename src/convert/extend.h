@@ -94,6 +94,7 @@ struct ExtendOptions {
   int64_t q_lora_rank = 0;      // 0 = full-rank W_q
   LatentNorm latent_norm = LatentNorm::None;
   bool scale_latent = true;  // with a calibrated latent norm: rescale the latent first (scale_latent_for_norm)
+  bool latent_linear = true; // ... and may bring it below sqrt(eps), where the norm is nearly linear
   int64_t reservoir = 4096;     // calibration inputs kept per layer for the RMSNorm fits
   // The query bias (Qwen2 sources; q_lora's intercept), which the DeepSeek formats
   // cannot hold (query_bias.h). When one is removed, the tail of the calibration text

@@ -27,7 +27,7 @@ double rms(const std::vector<double>& v, double eps) {
 
 }  // namespace
 
-LatentScale scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps) {
+LatentScale scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps, bool linear) {
   if (xs.size() == 0) fail("latent norm: no calibration samples");
   const int64_t r = w.w_dkv.dim(0), D = w.w_dkv.dim(1), n = xs.size();
   std::vector<std::vector<double>> cs(static_cast<size_t>(n));  // [n][r] latents
@@ -93,13 +93,15 @@ LatentScale scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, doubl
   };
   LatentScale best_s;
   double best = -1;
-  for (double kappa : kLatentKappas)
+  for (double kappa : kLatentKappas) {
+    if (!linear && kappa != 0) continue;
     for (double alpha : {0.0, 0.25, 0.5, 0.75, 1.0}) {
       const auto d = scales(alpha);
       const double sigma = sigma_for(d, kappa);
       const double e = error(times(d, sigma));
       if (best < 0 || e < best) best = e, best_s = {alpha, kappa, sigma};
     }
+  }
   const auto d = scales(best_s.alpha);
   for (int64_t i = 0; i < r; ++i) {
     const double s = d[static_cast<size_t>(i)], sd = s * best_s.sigma;

@@ -42,7 +42,9 @@ inline constexpr double kLatentKappas[] = {0.0, 0.3, 0.1};
 // what the unnormalised one did. The pre-norm latent is then small (kappa sqrt(eps):
 // 1e-4 at eps 1e-6, kappa 0.1), which bf16 and f32 hold at full relative precision and
 // f16 in its normal range; the cache holds the normalised latent at its usual size.
-LatentScale scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps);
+// linear false: kappa 0 only (the latent keeps its own size: a model that will be
+// trained further, whose optimiser steps would swamp weights scaled down by sigma).
+LatentScale scale_latent_for_norm(MlaLayerWeights& w, const Reservoir& xs, double eps, bool linear = true);
 
 // kv_norm [r] for the layer's w_dkv / b_dkv, fitted so that RMSNorm(c) * kv_norm
 // approximates c / sigma (sigma: the factor scale_latent_for_norm applied).

@@ -33,6 +33,7 @@ struct ExtendArgs {
               kv_method = "attn", latent_norm = "none", query_bias = "auto", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto";
   double kv_budget = 0, holdout = 0.1, query_bias_ridge = 1e-6;
   bool keep_latent_scale = false;
+  std::string latent_scale = "auto";
   int64_t distill_steps = 0, distill_batch = 8, distill_warmup = 10;
   double distill_lr = 3e-3;
   std::vector<CLI::Option*> options;  // every extend-only option, to refuse them with another mode
@@ -103,6 +104,9 @@ ExtendOptions to_options(const ExtendArgs& a) {
   if (!norm) fail("--latent-norm {} is not none or calibrated", a.latent_norm);
   o.latent_norm = *norm;
   o.scale_latent = !a.keep_latent_scale;
+  if (a.latent_scale != "auto" && a.latent_scale != "linear" && a.latent_scale != "natural")
+    fail("--latent-scale {} is not auto, linear or natural", a.latent_scale);
+  o.latent_linear = a.latent_scale == "linear" || (a.latent_scale == "auto" && a.distill_steps == 0);
   const auto qb = query_bias_from_name(a.query_bias);
   if (!qb) fail("--query-bias {} is not auto, fold, mean, drop or keep", a.query_bias);
   o.query_bias = *qb;
@@ -170,6 +174,13 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
           ->capture_default_str());
   add(a->latent_norm_opt = cmd->add_option("--latent-norm", a->latent_norm,
                       "none (no kv_a_layernorm), or calibrated (an RMSNorm weight fitted on calibration data)")
+          ->capture_default_str());
+  add(cmd->add_option("--latent-scale", a->latent_scale,
+                      "with --latent-norm calibrated: linear (the latent brought below sqrt(eps), where the norm "
+                      "barely divides by each token's rms: the exported model computes what the unnormalised one "
+                      "did), natural (its own size: for a model trained further, e.g. --distill-steps or finetune, "
+                      "whose optimiser steps would swamp down-scaled weights), or auto (linear unless "
+                      "--distill-steps)")
           ->capture_default_str());
   add(cmd->add_flag("--keep-latent-scale", a->keep_latent_scale,
                     "with --latent-norm calibrated: fit the norm on the latent as the kv method gives it, without "
