@@ -107,6 +107,11 @@ void absorb(Model& m) {
   MlaConfig& mc = *m.config.mla;
   if (mc.absorbed) return;
   if (mc.qk_norm) fail("{}: {}", m.source, qk_norm_absorb_refusal());
+  if (mc.qk_scale_dim > 0)
+    fail("{}: --absorb: the model's per-head norms act as score scales (Qwen3 extend, --qk-norm cached): the key "
+         "scales multiply each head's scores, which stored absorption does not express; the runtime absorbs on the "
+         "fly",
+         m.source);
   check_weight_shapes(m.config, m.weights, m.source);
   const int64_t H = m.config.num_heads, dn = mc.qk_nope_head_dim, qr = mc.q_rope_width(), R = mc.rope_values();
   for (size_t l = 0; l < m.weights.layers.size(); ++l) {

@@ -30,6 +30,7 @@ const std::vector<double> kKeyBalances = {1.0, 0.3, 0.1, 0.03, 0.01};
 // Everything every layer's conversion shares once d_r and freqfold are fixed.
 struct Setup {
   SplitOptions split;  // attention pointer set per layer
+  QkNormMode qk = QkNormMode::Cached;  // resolved (read for qk_norm sources only)
   KvMethod method = KvMethod::Attn;
   double key_balance = 1.0;
 };
@@ -42,6 +43,7 @@ struct LayerOut {
   RopePlan plan;
   double latent_captured = 0;
   double bias_residual = 0;   // rho(u) of the removal (query_bias.h)
+  std::vector<double> q_norm_scale, k_norm_scale;  // Qwen3: tau_h, sigma_j (qk_norm_fold.h)
 };
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -70,10 +72,19 @@ void say(const ExtendOptions& o, const std::string& s) {
 
 bool norms_on(const ExtendOptions& o) { return o.latent_norm == LatentNorm::Calibrated || o.q_lora_rank > 0; }
 
-SplitLayer split_of(const Model& src, int64_t l, const LayerStats& st, const Setup& s) {
+// The source layer as the split reads it: Qwen3's norms folded (qk_norm_fold.h) into
+// `buf`, else the layer itself.
+const LayerWeights& linear_layer(const Model& src, int64_t l, const la::Mat& S, LinearQk& buf) {
+  const LayerWeights& L = src.weights.layers[static_cast<size_t>(l)];
+  if (!src.config.qk_norm) return L;
+  buf = linear_qk_layer(src.config, L, S);
+  return buf.layer;
+}
+
+SplitLayer split_of(const Model& src, const LayerWeights& L, const LayerStats& st, const Setup& s) {
   SplitOptions so = s.split;
   so.attention = st.attention.empty() ? nullptr : &st.attention;
-  return split_layer(src.config, src.weights.layers[static_cast<size_t>(l)], st.S, so);
+  return split_layer(src.config, L, st.S, so);
 }
 
 // Whether layer weights `w` (before any q_lora factoring) leave a query bias to remove
@@ -91,8 +102,9 @@ bool source_has_query_bias(const Model& m) {
 LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const Setup& s, int64_t rank,
                        const ExtendOptions& o, bool keep_stages) {
   const ModelConfig& c = src.config;
-  const LayerWeights& L = src.weights.layers[static_cast<size_t>(l)];
-  const SplitLayer split = split_of(src, l, st, s);
+  LinearQk lin;
+  const LayerWeights& L = linear_layer(src, l, st.S, lin);
+  const SplitLayer split = split_of(src, L, st, s);
   const DistanceHistogram* attn = st.attention.empty() ? nullptr : &st.attention;
   const KvBasis basis = kv_basis(s.method, kv_problem(c, L, split, st.S, s.method, s.key_balance, attn));
   const la::Mat A = kv_down(basis, rank), B = kv_up(basis, rank);
@@ -106,6 +118,11 @@ LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const 
   out.latent_captured = total > 0 ? kept / total : 1.0;
   out.final = assemble_layer(c, L, split, &A, &B);
   if (keep_stages) out.rope_only = assemble_layer(c, L, split, nullptr, nullptr);
+  if (c.qk_norm && s.qk == QkNormMode::Cached)
+    for (MlaLayerWeights* w : {&out.final, &out.rope_only})
+      if (!w->w_dkv.empty()) add_score_scales(*w, c, src.weights.layers[static_cast<size_t>(l)], lin);
+  out.q_norm_scale = lin.tau;
+  out.k_norm_scale = lin.sigma;
   const QueryBias qb = resolve_query_bias(o);
   const bool has_bias = any_nonzero(out.final.bq);
   const bool remove = removes_query_bias(o, has_bias);
@@ -160,7 +177,8 @@ std::vector<int64_t> model_rope_freqs(const Model& src, const Setup& s, const st
   std::vector<RopeStats> rs;
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerStats& ls = (*st)[static_cast<size_t>(l)];
-    rs.push_back(layer_rope_stats(c, src.weights.layers[static_cast<size_t>(l)], ls.S, true));
+    LinearQk buf;
+    rs.push_back(layer_rope_stats(c, linear_layer(src, l, ls.S, buf), ls.S, true));
   }
   std::vector<const RopeStats*> ptrs;
   for (const auto& r : rs) ptrs.push_back(&r);
@@ -175,6 +193,10 @@ MlaConfig mla_config_for(const ModelConfig& c, const Setup& s, const std::vector
   if (std::any_of(ranks.begin(), ranks.end(), [&](int64_t r) { return r != ranks.front(); })) m.layer_kv_lora_rank = ranks;
   m.latent_norm = latent_norm;
   m.q_lora_rank = q_lora;
+  if (c.qk_norm && s.qk == QkNormMode::Cached) {
+    m.qk_scale_dim = c.head_dim;
+    m.qk_scale_kv_heads = c.num_kv_heads;
+  }
   return m;
 }
 
@@ -188,9 +210,11 @@ std::vector<std::vector<double>> layer_spectra(const Model& src, const Setup& s,
   std::vector<std::vector<double>> out;
   for (int64_t l = 0; l < src.config.num_layers; ++l) {
     const LayerStats& ls = st[static_cast<size_t>(l)];
-    const SplitLayer split = split_of(src, l, ls, s);
+    LinearQk buf;
+    const LayerWeights& Ll = linear_layer(src, l, ls.S, buf);
+    const SplitLayer split = split_of(src, Ll, ls, s);
     out.push_back(
-        kv_basis(s.method, kv_problem(src.config, src.weights.layers[static_cast<size_t>(l)], split, ls.S, s.method,
+        kv_basis(s.method, kv_problem(src.config, Ll, split, ls.S, s.method,
                                       s.key_balance, ls.attention.empty() ? nullptr : &ls.attention))
             .energy);
   }
@@ -249,7 +273,12 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   rep.options.eval_ids.clear();
 
   // The (d_r, freqfold) candidates.
-  const int64_t total = o.kv_budget > 0 ? budget_values(c, o.kv_budget) : 0;
+  // A budget counts everything cached: with --qk-norm cached also the n_kv key scales.
+  const int64_t scales = c.qk_norm && resolve_qk_norm(o) == QkNormMode::Cached ? c.num_kv_heads : 0;
+  const int64_t total = o.kv_budget > 0 ? budget_values(c, o.kv_budget) - scales : 0;
+  if (o.kv_budget > 0 && total < 3)
+    fail("--kv-budget {} leaves {} values per layer besides the {} cached key scales of --qk-norm cached: too few",
+         o.kv_budget, total, scales);
   std::vector<int64_t> dims;
   if (o.qk_rope_dim > 0) dims = {o.qk_rope_dim};
   else if (total > 0) dims = rope_dim_candidates(c, o.rope_strategy, total);
@@ -346,6 +375,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     s.split.complex_pca = o.rope_pca == RopePca::Complex;
     s.method = o.kv_method;
     s.key_balance = o.attn_key_balance;
+    s.qk = resolve_qk_norm(o);
     s.split.kept = model_rope_freqs(gqa, s, src_ptr);  // rorope: informational (plan_rope derives them)
     return s;
   };
@@ -512,7 +542,12 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     rep.layer_rope_captured.push_back(l.plan.captured);
     rep.layer_latent_captured.push_back(l.latent_captured);
     rep.plans.push_back(l.plan);
+    if (c.qk_norm) {
+      rep.layer_q_norm_scale.push_back(l.q_norm_scale);
+      rep.layer_k_norm_scale.push_back(l.k_norm_scale);
+    }
   }
+  if (c.qk_norm) rep.qk_norm_mode = fin.qk;
   auto stage = [&](const std::string& name, const ModelConfig& cfg, const std::vector<MlaLayerWeights>& w) {
     ExtendStage st;
     st.name = name;

@@ -37,6 +37,7 @@
 
 #include "convert/extend_choice.h"
 #include "convert/kv_lowrank.h"
+#include "convert/qk_norm_fold.h"
 #include "convert/query_bias.h"
 #include "convert/rope_split.h"
 #include "model/model.h"
@@ -101,6 +102,11 @@ struct ExtendOptions {
   // is held out (as for choosing) and the removal's cost measured on it against the
   // same conversion with the bias kept (ExtendReport::query_bias, MlaConfig::query_bias).
   QueryBias query_bias = QueryBias::Auto;
+  // Qwen3 sources: how the per-head q/k RMSNorms are carried (qk_norm_fold.h): cached
+  // (exact score scales, n_kv values per token more, this project's runtime only) or
+  // calibrated (constants folded into W_q / W_k: exportable); auto = calibrated with
+  // --latent-norm calibrated (the exportable conversions), cached otherwise.
+  QkNormMode qk_norm = QkNormMode::Auto;
   double query_bias_ridge = 1e-6;  // fold: ridge relative to tr(E[x x^T]) / D
   // The attention statistics (distance histogram and value spread, attn_stats.h) from
   // the first windows up to this many tokens per layer (0 = all the statistics' tokens);
@@ -118,6 +124,9 @@ struct ExtendOptions {
 // The query-bias mode after `auto`: fold with --latent-norm calibrated (the only
 // exportable conversions), keep otherwise.
 QueryBias resolve_query_bias(const ExtendOptions& o);
+
+// The q/k norm mode after `auto` (Cached or Calibrated).
+QkNormMode resolve_qk_norm(const ExtendOptions& o);
 
 // Values cached per layer for a budget: round(budget * 2 * n_kv * d).
 int64_t budget_values(const ModelConfig& c, double budget);
@@ -180,6 +189,10 @@ struct ExtendReport {
   QueryBiasRemoval query_bias;                   // measured cost (empty when nothing was removed)
   std::vector<double> layer_query_bias_residual; // rho(u) per layer (query_bias.h), when removed
   std::vector<RopePlan> plans;  // per layer (for tests and reports)
+  // Qwen3 sources (qk_norm_fold.h): the mode as resolved, and per layer the constants
+  // tau_h (per query head) and sigma_j (per kv head) folded into W_q / W_k.
+  QkNormMode qk_norm_mode = QkNormMode::Auto;
+  std::vector<std::vector<double>> layer_q_norm_scale, layer_k_norm_scale;
 
   int64_t kv_bytes_before() const;
   int64_t kv_bytes_after() const;

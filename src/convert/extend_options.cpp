@@ -14,6 +14,11 @@ QueryBias resolve_query_bias(const ExtendOptions& o) {
   return o.latent_norm == LatentNorm::Calibrated ? QueryBias::Fold : QueryBias::Keep;
 }
 
+QkNormMode resolve_qk_norm(const ExtendOptions& o) {
+  if (o.qk_norm != QkNormMode::Auto) return o.qk_norm;
+  return o.latent_norm == LatentNorm::Calibrated ? QkNormMode::Calibrated : QkNormMode::Cached;
+}
+
 int64_t budget_values(const ModelConfig& c, double budget) {
   return static_cast<int64_t>(std::llround(budget * static_cast<double>(2 * c.kv_dim())));
 }
@@ -64,12 +69,12 @@ std::optional<RankAlloc> rank_alloc_from_name(const std::string& s) {
 void check_extend_options(const ModelConfig& c, const ExtendOptions& o) {
   if (c.mla) fail("extend: the model is already MLA (rope mode {}); convert starts from a GQA model",
                   rope_mode_name(c.mla->rope_mode));
-  if (c.qk_norm)
-    fail("--rope-mode extend: the model has a per-head key norm (Qwen3 k_norm: an RMSNorm of each kv head's whole "
-         "key before RoPE, and q_norm on each query head); the DeepSeek layout splits every key into one shared "
-         "rope key and a NoPE part rebuilt from a low-rank latent, and the key norm is not linear, so it cannot be "
-         "carried into that split (a construction that keeps its effect is not implemented yet); use --rope-mode "
-         "repeat, which is exact (the keys stay per-kv-head rope keys with their norm)");
+  if (c.qk_norm && c.attention_bias && resolve_qk_norm(o) == QkNormMode::Cached)
+    fail("--qk-norm cached: the model has q/k biases before its per-head norms, which the score-scale probes do "
+         "not hold; use --qk-norm calibrated");
+  if (!c.qk_norm && o.qk_norm != QkNormMode::Auto)
+    fail("--qk-norm {} applies to models with per-head q/k norms (Qwen3); this model has none",
+         qk_norm_mode_name(o.qk_norm));
   const int64_t d = c.head_dim, Z = 2 * c.kv_dim();
   if (o.calib_len < 2) fail("--calib-len {} must be at least 2 (BOS and one token)", o.calib_len);
   if (o.calib_len > c.max_position_embeddings)
@@ -159,6 +164,7 @@ nlohmann::json ExtendReport::to_json() const {
                {"q_lora_rank", options.q_lora_rank},
                {"latent_norm", latent_norm_name(options.latent_norm)},
                {"query_bias", query_bias_name(options.query_bias)},
+               {"qk_norm", qk_norm_mode_name(options.qk_norm)},
                {"query_bias_ridge", options.query_bias_ridge},
                {"eval_ctx", options.eval_ctx}};
   if (options.kv_budget > 0) opts["kv_budget"] = options.kv_budget;
@@ -200,7 +206,15 @@ nlohmann::json ExtendReport::to_json() const {
     qb["layer_residual"] = layer_query_bias_residual;
     qb["note"] = query_bias.describe();
   }
+  json qk = nullptr;
+  if (qk_norm_mode != QkNormMode::Auto)
+    qk = {{"mode", qk_norm_mode_name(qk_norm_mode)},
+          {"layer_query_scale", layer_q_norm_scale},
+          {"layer_key_scale", layer_k_norm_scale},
+          {"cached_key_scales_per_token_layer",
+           qk_norm_mode == QkNormMode::Cached && !layer_k_norm_scale.empty() ? layer_k_norm_scale.front().size() : 0}};
   return {{"options", opts},
+          {"qk_norm", qk},
           {"query_bias", qb},
           {"qk_rope_dim", qk_rope_dim},
           {"freqfold", freqfold},

@@ -156,12 +156,23 @@ DeepseekLayoutPlan plan_deepseek_layout(const Model& m, DeepseekFormat f) {
   p.source = src;
   const char* fmt_name = f == DeepseekFormat::HfDeepseekV3 ? "DeepSeek-V3 (HF)" : "GGUF deepseek2";
   // Qwen3's per-head norms: checked first, as neither converting nor any rewrite helps.
-  if (c.qk_norm || (c.mla && c.mla->qk_norm))
+  // (An MLA model converted from Qwen3 keeps config.qk_norm as its source's: what its
+  // attention does is in config.mla; `extend --qk-norm calibrated` folded the norms.)
+  if (c.mla ? c.mla->qk_norm : c.qk_norm)
     fail("{}: the model has a per-head key norm (Qwen3 k_norm: an RMSNorm of each kv head's key before RoPE, and "
          "q_norm on each query head); {} has no per-head key or query norm (DeepSeek-V3 normalises only the latent "
-         "and the q_a projection), so the export would change the model; run the MLA directory with this "
-         "project's runtime (convert --rope-mode repeat)",
+         "and the q_a projection), so the export would change the model; convert with --rope-mode extend "
+         "--qk-norm calibrated (the norms replaced by calibrated constants folded into W_q and W_k), which exports, "
+         "or run the MLA directory of --rope-mode repeat (exact) with this project's runtime",
          src, fmt_name);
+  if (c.mla && c.mla->qk_scale_dim > 0)
+    fail("{}: the model keeps Qwen3's per-head q/k norms as score scales (convert --rope-mode extend --qk-norm "
+         "cached: a scale per query head from its own rms, and {} key scales per token cached beside the latent); {} "
+         "has no per-head norm and caches only [latent | rope key], so the export would change the model; convert "
+         "with --qk-norm calibrated (the norms replaced by calibrated constants folded into W_q and W_k, which "
+         "exports) or run the MLA directory with this project's runtime",
+         src, c.mla->qk_scale_kv_heads, fmt_name);
+  c.qk_norm = false;  // an MLA model: any Qwen3 norm is folded (checked above)
   if (!c.mla)
     fail("{}: is a GQA model; export writes MLA models in the DeepSeek layout: convert it first "
          "(mla-retrofit convert --rope-mode extend)",

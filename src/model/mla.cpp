@@ -31,6 +31,10 @@ nlohmann::json mla_config_to_json(const MlaConfig& c) {
                       {"absorbed", c.absorbed},
                       {"softmax_scale", c.softmax_scale}};
   if (c.qk_norm) j["qk_norm"] = true;
+  if (c.qk_scale_dim > 0) {
+    j["qk_scale_dim"] = c.qk_scale_dim;
+    j["qk_scale_kv_heads"] = c.qk_scale_kv_heads;
+  }
   if (!c.layer_kv_lora_rank.empty()) j["layer_kv_lora_rank"] = c.layer_kv_lora_rank;
   if (!c.rope_inv_freq.empty()) j["rope_inv_freq"] = c.rope_inv_freq;
   if (!c.query_bias.empty())
@@ -78,6 +82,8 @@ MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) 
   c.latent_norm = get_bool("latent_norm");
   c.absorbed = get_bool("absorbed");
   c.qk_norm = get_bool("qk_norm");
+  c.qk_scale_dim = get_int("qk_scale_dim", 0, false);
+  c.qk_scale_kv_heads = get_int("qk_scale_kv_heads", 0, false);
   if (!j.contains("softmax_scale") || !j["softmax_scale"].is_number()) fail("{}: mla.softmax_scale is missing", src);
   c.softmax_scale = j["softmax_scale"].get<double>();
   if (j.contains("layer_kv_lora_rank")) {
@@ -123,6 +129,10 @@ MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) 
     fail("{}: mla.qk_norm needs the rope-query up-projection (q_rope_in_dim > 0, not absorbed): the query norm "
          "acts on each head's rope-query input",
          src);
+  if (c.qk_scale_dim > 0 && (c.qk_scale_kv_heads <= 0 || c.absorbed || c.qk_norm))
+    fail("{}: mla.qk_scale_dim needs mla.qk_scale_kv_heads > 0, no stored absorption and no mla.qk_norm", src);
+  if (c.qk_scale_dim == 0 && c.qk_scale_kv_heads != 0)
+    fail("{}: mla.qk_scale_kv_heads is set without mla.qk_scale_dim", src);
   return c;
 }
 

@@ -10,6 +10,14 @@
 //            W_qr[h] = W_uk[h]^T, the key up-projection absorbed into the query),
 //            else q_rope_in_h itself (n_r * d_r values); then RoPE per rope head
 //   score  = (q_nope_h . W_uk[h] c  +  sum_r q_pe_h[r] . k_pe[r]) * s
+//   (qk_scale_dim > 0, the extend retrofit of a Qwen3 model, MLA.md §4 and
+//    docs/mla-format.md: the per-head RMSNorms as score scales. Query head h's whole
+//    projected query is multiplied by t_h = 1/sqrt(mean((W_qs x)_h^2) + eps), and each
+//    token caches, after [c | k_pe], s_j = 1/sqrt(mean((W_ks x)_j^2) + eps) for each
+//    of the source's n_kv key heads j; head h's score against token n is multiplied
+//    by s_{j(h)}(n), j(h) = h / (n_h / n_kv). The norms' weights are folded into the
+//    linear projections, so this is Qwen3's attention with the rope split applied to
+//    its un-normalised key.)
 //   o_h    = W_uv[h] sum_n p_n c_n           (or W_o consumes the latent directly)
 //   out    = W_o concat_h o_h
 //
@@ -61,6 +69,11 @@ struct MlaConfig {
   // RoPE. The repeat retrofit of a Qwen3 model (its q_norm / k_norm). Needs W_qr
   // (q_rope_in_dim > 0, not absorbed).
   bool qk_norm = false;
+  // Per-head RMSNorms as score scales (see the top): the source head size whose rms
+  // W_qs / W_ks rows are taken over (0 = none) and the number of key scales cached
+  // per token (the source's n_kv). Extend mode, not absorbed.
+  int64_t qk_scale_dim = 0;
+  int64_t qk_scale_kv_heads = 0;
   double softmax_scale = 0.0;    // s
   // Inverse frequencies of the d_r/2 rope pairs when they are not those of a
   // head of size d_r with the source's theta and scaling (partial-RoPE strategies
@@ -72,8 +85,9 @@ struct MlaConfig {
     return layer_kv_lora_rank.empty() ? kv_lora_rank : layer_kv_lora_rank.at(layer);
   }
   int64_t rope_values() const { return num_rope_heads * qk_rope_head_dim; }
-  // KV cache values per token of `layer`: r + n_r * d_r.
-  int64_t cache_values(int64_t layer) const { return rank(layer) + rope_values(); }
+  // KV cache values per token of `layer`: r + n_r * d_r (+ the key scales).
+  int64_t cache_values(int64_t layer) const { return rank(layer) + rope_values() + key_scales(); }
+  int64_t key_scales() const { return qk_scale_dim > 0 ? qk_scale_kv_heads : 0; }
   // Per-head query widths as the q projection produces them.
   int64_t q_nope_width(int64_t layer) const { return absorbed ? rank(layer) : qk_nope_head_dim; }
   int64_t q_rope_width() const { return (q_rope_in_dim > 0 && !absorbed) ? q_rope_in_dim : rope_values(); }
@@ -88,6 +102,8 @@ struct MlaLayerWeights {
   TypedTensor wqr;       // [n_h, n_r * d_r, q_rope_in_dim] W_uk[h]^T of the repeat mode; empty if none
   TypedTensor q_norm;    // [q_rope_in_dim] when qk_norm
   TypedTensor k_norm;    // [d_r] when qk_norm
+  TypedTensor wq_scale;  // [n_h * qk_scale_dim, D] when qk_scale_dim > 0 (the query-norm probe)
+  TypedTensor wk_scale;  // [qk_scale_kv_heads * qk_scale_dim, D] when qk_scale_dim > 0 (the key-norm probe)
   TypedTensor w_dkv;     // [r, D]
   TypedTensor b_dkv;     // [r] or empty
   TypedTensor kv_norm;   // [r] when latent_norm

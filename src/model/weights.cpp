@@ -41,6 +41,11 @@ void check_mla_layer_shapes(const ModelConfig& c, int64_t layer, const MlaLayerW
   expect_opt(w.wqr, {H, rope, m.q_rope_in_dim}, has_qr, n("wqr"), src);
   expect_opt(w.q_norm, {m.q_rope_in_dim}, m.qk_norm, n("q_norm"), src);
   expect_opt(w.k_norm, {m.qk_rope_head_dim}, m.qk_norm, n("k_norm"), src);
+  const bool scales = m.qk_scale_dim > 0;
+  expect_opt(w.wq_scale, {H * m.qk_scale_dim, D}, scales, n("wq_scale"), src);
+  expect_opt(w.wk_scale, {m.qk_scale_kv_heads * m.qk_scale_dim, D}, scales, n("wk_scale"), src);
+  if (scales && (m.qk_scale_kv_heads <= 0 || H % m.qk_scale_kv_heads != 0))
+    fail("{}: mla.qk_scale_kv_heads {} does not divide the {} query heads", src, m.qk_scale_kv_heads, H);
   expect(w.w_dkv, {r, D}, n("w_dkv"), src);
   expect_opt(w.b_dkv, {r}, !w.b_dkv.empty(), n("b_dkv"), src);
   expect_opt(w.kv_norm, {r}, m.latent_norm, n("kv_norm"), src);
@@ -101,7 +106,7 @@ int64_t parameter_count(const ModelWeights& w) {
   int64_t n = w.embed.numel() + w.final_norm.numel() + w.lm_head.numel();
   for (const auto& L : w.layers)
     n += L.mla.wq.numel() + L.mla.bq.numel() + L.mla.wq_a.numel() + L.mla.q_a_norm.numel() + L.mla.wq_b.numel() +
-         L.mla.wqr.numel() + L.mla.q_norm.numel() + L.mla.k_norm.numel() + L.mla.w_dkv.numel() + L.mla.b_dkv.numel() + L.mla.kv_norm.numel() + L.mla.w_kr.numel() +
+         L.mla.wqr.numel() + L.mla.wq_scale.numel() + L.mla.wk_scale.numel() + L.mla.q_norm.numel() + L.mla.k_norm.numel() + L.mla.w_dkv.numel() + L.mla.b_dkv.numel() + L.mla.kv_norm.numel() + L.mla.w_kr.numel() +
          L.mla.b_kr.numel() + L.mla.w_uk.numel() + L.mla.w_uv.numel() + L.mla.wo.numel();
   for (const auto& L : w.layers)
     n += L.attn_norm.numel() + L.wq.numel() + L.wk.numel() + L.wv.numel() + L.wo.numel() + L.bq.numel() +

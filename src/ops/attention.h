@@ -22,6 +22,10 @@ struct AttentionDims {
   // cache holding every earlier token, q_start = tokens cached before this batch.
   int64_t q_start = 0;
   float scale = 1.0f;  // usually 1/sqrt(dk)
+  // Optional per-key score multipliers (shared_kv_attention only): head h's score
+  // against key t is also multiplied by key_scale[t * key_scale_stride + h / key_scale_group].
+  const float* key_scale = nullptr;
+  int64_t key_scale_stride = 0, key_scale_group = 1;
 };
 
 // q:   [n_q, n_heads, dk]            (row stride q_stride)

@@ -12,14 +12,14 @@
 namespace mlar::ops {
 
 int64_t shared_kv_scores_size(const AttentionDims& d) {
-  return d.n_q >= kSharedKvBatch ? 0 : d.n_q * d.n_heads * (d.q_start + d.n_q);
+  return d.n_q >= kSharedKvBatch && !d.key_scale ? 0 : d.n_q * d.n_heads * (d.q_start + d.n_q);
 }
 
 void shared_kv_attention(const float* q, const float* k, const float* v, float* out, const AttentionDims& d,
                          float* scores) {
   if (d.n_kv_heads != 1) throw std::invalid_argument("shared_kv_attention: n_kv_heads must be 1");
   if (d.n_q <= 0) return;
-  if (d.n_q >= kSharedKvBatch) {
+  if (d.n_q >= kSharedKvBatch && !d.key_scale) {
     causal_attention(q, k, v, out, d);
     return;
   }
@@ -41,6 +41,12 @@ void shared_kv_attention(const float* q, const float* k, const float* v, float* 
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(H), static_cast<int>(nt),
                   static_cast<int>(dk), d.scale, q + i * qs, static_cast<int>(dk), k + t0 * ks, static_cast<int>(ks),
                   0.0f, scores + i * H * T + t0, static_cast<int>(T));
+      if (d.key_scale)
+        for (int64_t h = 0; h < H; ++h) {
+          float* s = scores + (i * H + h) * T;
+          const float* ks = d.key_scale + h / d.key_scale_group;
+          for (int64_t t = t0; t < t0 + nt; ++t) s[t] *= ks[t * d.key_scale_stride];
+        }
     }
   });
 

@@ -16,7 +16,8 @@ namespace mlar::ops {
 constexpr int64_t kSharedKvBatch = 16;
 
 // Floats of `scores` scratch shared_kv_attention needs for `dims`:
-// n_q * n_heads * (q_start + n_q) for short batches, 0 for long ones.
+// n_q * n_heads * (q_start + n_q) for short batches (and any batch with key_scale),
+// 0 for long ones.
 int64_t shared_kv_scores_size(const AttentionDims& dims);
 
 // dims.n_kv_heads must be 1. Layouts (strides as in AttentionDims, 0 = packed):
@@ -29,6 +30,8 @@ int64_t shared_kv_scores_size(const AttentionDims& dims);
 // in parallel), a softmax per row, then probabilities x values by one sgemm per
 // block of value columns (in parallel), so even one query token uses every thread.
 // `scores` holds shared_kv_scores_size(dims) floats (may be null when that is 0).
+// With dims.key_scale every batch takes the short-batch path, each score multiplied
+// by its key's scale before the softmax.
 void shared_kv_attention(const float* q, const float* k, const float* v, float* out, const AttentionDims& dims,
                          float* scores);
 

@@ -1,5 +1,7 @@
 #include "runtime/mla_attention.h"
 
+#include <cmath>
+
 #include "model/weights.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
@@ -17,7 +19,7 @@ namespace mlar {
 namespace {
 
 // Workspace slots of this layer type (shared by all MLA layers of a decoder).
-enum Slot : size_t { kQ, kQa, kQh, kK, kV, kAtt, kQt, kO, kScores, kRows, kWide };
+enum Slot : size_t { kQ, kQa, kQh, kK, kV, kAtt, kQt, kO, kScores, kRows, kWide, kProbe };
 constexpr size_t kPos = 0;  // integer slot
 
 // True when rows [h * qw, h * qw + width) of the projection w (and bias b) are zero
@@ -46,6 +48,19 @@ const float* f32_rows(const MlaLayerCache& cache, int64_t T, Workspace& ws) {
   float* wide = ws.get(kWide, T * rows.cols());
   rows.read(0, T, wide, rows.cols());
   return wide;
+}
+
+// Per (token, head) of `heads` heads of `dim` values in rows of `stride`:
+// out[t * out_stride + h] = 1 / sqrt(mean(x^2) + eps), the scale an RMSNorm applies.
+void inverse_rms(const float* x, int64_t n, int64_t heads, int64_t dim, int64_t stride, float eps, float* out,
+                 int64_t out_stride) {
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* v = x + t * stride + h * dim;
+      double ss = 0;
+      for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(v[i]) * v[i];
+      out[t * out_stride + h] = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
+    }
 }
 
 }  // namespace
@@ -84,7 +99,7 @@ std::string MlaAttention::kind() const {
 }
 
 std::unique_ptr<LayerCache> MlaAttention::make_cache(DType dtype) const {
-  return std::make_unique<MlaLayerCache>(r_, R_, dtype);
+  return std::make_unique<MlaLayerCache>(r_, R_, dtype, n_ks_);
 }
 
 // The Auto rule, from bench_mla --sweep (time of one forward call of n tokens after
@@ -120,10 +135,10 @@ void MlaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
                            float* out) const {
   auto* cache = dynamic_cast<MlaLayerCache*>(&cache_base);
   if (!cache) fail("MlaAttention: given a cache of another attention type");
-  if (cache->rank() != r_ || cache->rope_values() != R_)
-    fail("MlaAttention: cache rows of {} + {} values, layer has rank {} and {} rope values", cache->rank(),
-         cache->rope_values(), r_, R_);
-  const int64_t cs = r_ + R_;  // cache row stride
+  if (cache->rank() != r_ || cache->rope_values() != R_ || cache->key_scales() != n_ks_)
+    fail("MlaAttention: cache rows of {} + {} + {} values, layer has rank {}, {} rope values and {} key scales",
+         cache->rank(), cache->rope_values(), cache->key_scales(), r_, R_, n_ks_);
+  const int64_t cs = r_ + R_ + n_ks_;  // cache row stride
   int64_t* pos = ws.get_i64(kPos, n);  // [n] positions
   for (int64_t i = 0; i < n; ++i) pos[i] = pos0 + i;
 
@@ -140,10 +155,26 @@ void MlaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
   // q_norm on every head's rope-query input: rows of qin values at stride qw over the
   // n * H (token, head) pairs.
   if (qk_norm_) ops::rmsnorm_strided(q + qn_, qw_, w_.q_norm.ptr(), q + qn_, qw_, n * H_, qin_, eps_);
-
-  // New cache rows in f32, [n, r + R] = [norm?(W_dkv x + b_dkv) | RoPE(knorm?(W_kr x + b_kr))],
-  // then rounded into rows pos0 .. pos0+n-1 of the cache in its dtype.
   float* rows = ws.get(kRows, n * cs);
+  if (qs_dim_ > 0) {
+    // Score scales: each head's whole query times t_h = 1/rms(W_qs x)_h; the key
+    // scales s_j = 1/rms(W_ks x)_j go into the new cache rows after [c | k_pe].
+    float* probe = ws.get(kProbe, n * H_ * qs_dim_);  // [n, H * qs_dim] (then [n, n_ks * qs_dim])
+    std::vector<float> t(static_cast<size_t>(n * H_));  // [n, H]
+    ops::linear(x, w_.wq_scale, probe, n);
+    inverse_rms(probe, n, H_, qs_dim_, H_ * qs_dim_, eps_, t.data(), H_);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t h = 0; h < H_; ++h) {
+        float* qh = q + (i * H_ + h) * qw_;
+        const float th = t[static_cast<size_t>(i * H_ + h)];
+        for (int64_t k = 0; k < qw_; ++k) qh[k] *= th;
+      }
+    ops::linear(x, w_.wk_scale, probe, n);
+    inverse_rms(probe, n, n_ks_, qs_dim_, n_ks_ * qs_dim_, eps_, rows + r_ + R_, cs);
+  }
+
+  // New cache rows in f32, [n, r + R] = [norm?(W_dkv x + b_dkv) | RoPE(knorm?(W_kr x + b_kr))]
+  // (| key scales), then rounded into rows pos0 .. pos0+n-1 of the cache in its dtype.
   ops::linear(x, D_, w_.w_dkv, w_.b_dkv, rows, cs, n);
   if (latent_norm_) ops::rmsnorm_strided(rows, cs, w_.kv_norm.ptr(), rows, cs, n, r_, eps_);
   ops::linear(x, D_, w_.w_kr, w_.b_kr, rows + r_, cs, n);
@@ -183,8 +214,8 @@ void MlaAttention::rope_queries(const float* q, int64_t n, const int64_t* pos, f
 
 void MlaAttention::forward_naive(const float* q, int64_t n, int64_t pos0, const int64_t* pos,
                                  const MlaLayerCache& cache, Workspace& ws, float* out) const {
-  const int64_t T = pos0 + n, cs = r_ + R_, dk = dn_ + R_;
-  const float* c = f32_rows(cache, T, ws);  // [T, r + R]
+  const int64_t T = pos0 + n, cs = r_ + R_ + n_ks_, dk = dn_ + R_;
+  const float* c = f32_rows(cache, T, ws);  // [T, r + R (+ n_ks)]
 
   // Queries [n, H, d_n + R]: [q_nope_h | q_pe_h].
   float* qh = ws.get(kQh, n * H_ * dk);
@@ -207,6 +238,15 @@ void MlaAttention::forward_naive(const float* q, int64_t n, int64_t pos0, const 
     ops::matmul_heads(c, wuk_, k, d);
   }
   ops::copy_heads(c + r_, cs, 0, k + dn_, H_ * dk, dk, T, H_, R_);
+  if (n_ks_ > 0) {  // head h's key of token t times s_{j(h)}(t)
+    const int64_t g = H_ / n_ks_;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H_; ++h) {
+        const float st = c[t * cs + r_ + R_ + h / g];
+        float* kh = k + (t * H_ + h) * dk;
+        for (int64_t i = 0; i < dk; ++i) kh[i] *= st;
+      }
+  }
 
   // Values [T, H * d_v] = c W_uv^T.
   float* v = ws.get(kV, T * H_ * dv_);
@@ -227,7 +267,7 @@ void MlaAttention::forward_naive(const float* q, int64_t n, int64_t pos0, const 
 
 void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, const int64_t* pos,
                                     const MlaLayerCache& cache, Workspace& ws, float* out) const {
-  const int64_t cs = r_ + R_;
+  const int64_t cs = r_ + R_ + n_ks_;
   const int64_t dq = (nope_ ? r_ : 0) + R_;  // per-head query (and key) width
 
   // Queries in latent space [n, H, dq]: [W_uk[h]^T q_nope_h | q_pe_h] (or [q_pe_h]).
@@ -262,7 +302,15 @@ void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, con
   a.v_stride = cs;
   a.q_start = pos0;
   a.scale = scale_;
-  if (n < ops::kKvDecodeBatch) {
+  if (n_ks_ > 0) {
+    // Key scales: the explicit score matrix of shared_kv_attention, scaled per key.
+    const float* c = f32_rows(cache, pos0 + n, ws);  // [T, r + R + n_ks]
+    a.key_scale = c + r_ + R_;
+    a.key_scale_stride = cs;
+    a.key_scale_group = H_ / n_ks_;
+    float* scores = ws.get(kScores, ops::shared_kv_scores_size(a));  // [n * H, T]
+    ops::shared_kv_attention(qt, nope_ ? c : c + r_, c, o, a, scores);
+  } else if (n < ops::kKvDecodeBatch) {
     // Decode: the cache rows in their dtype, each read once for all heads.
     const ops::TypedRows rows = cache.rows().view();
     ops::kv_decode_attention(qt, nope_ ? rows : ops::offset_cols(rows, r_), rows, o, a);

@@ -11,6 +11,10 @@
 //   with qk_norm (Qwen3 repeat): q_rope_in_h <- RMSNorm_qnorm(q_rope_in_h) and each
 //   rope head of W_kr x + b_kr <- RMSNorm_knorm(.) before RoPE and caching
 //   score_h(m, n) = s * (q_nope_h . W_uk[h] c_n + q_pe_h . k_pe_n),  n <= m (causal)
+//   with score scales (qk_scale_dim, Qwen3 extend): q_h *= t_h(m) = 1/rms((W_qs x)_h),
+//   each cache row also holds s_j(n) = 1/rms((W_ks x)_j), and score_h(m, n) *=
+//   s_{j(h)}(n). The absorbed evaluation then scores through shared_kv_attention's
+//   explicit score matrix (not the typed decode kernel), cache rows widened to f32.
 //   out      = W_o concat_h W_uv[h] sum_n p_h(m, n) c_n
 // RoPE runs on every rope head of d_r values, frequencies from the config's
 // rope_theta / rope_scaling for head size d_r, pairs in config.rope_layout.

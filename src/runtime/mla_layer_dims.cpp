@@ -28,6 +28,10 @@ MlaLayerDims::MlaLayerDims(const ModelConfig& c, int64_t layer, const MlaLayerWe
   qk_norm_ = m.qk_norm;
   if (qk_norm_ && !has_qr_)
     fail("{}: layer {}: q/k norms need the rope-query up-projection (the query norm acts on its input)", who, layer);
+  qs_dim_ = m.qk_scale_dim;
+  n_ks_ = m.key_scales();
+  if (qs_dim_ > 0 && (absorbed_ || qk_norm_))
+    fail("{}: layer {}: score scales (qk_scale_dim) with stored absorption or qk_norm", who, layer);
   scale_ = static_cast<float>(m.softmax_scale);
   eps_ = static_cast<float>(c.rms_norm_eps);
   pairs_ = rope_pairs(c.rope_layout);

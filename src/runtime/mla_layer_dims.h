@@ -28,6 +28,9 @@ class MlaLayerDims {
   int64_t q_lora_;
   bool has_qr_, absorbed_, latent_norm_;
   bool qk_norm_;  // q_norm on each head's rope-query input, k_norm on each rope head
+  // Per-head RMSNorms as score scales (MlaConfig::qk_scale_dim): the probes' head
+  // size (0 = none) and the key scales cached per token after [c | k_pe].
+  int64_t qs_dim_ = 0, n_ks_ = 0;
   float scale_, eps_;
   ops::RopePairs pairs_;
   std::vector<float> inv_freq_;  // [d_r / 2]: the config's explicit table, else from rope_theta

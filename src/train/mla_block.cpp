@@ -41,6 +41,10 @@ MlaBlock::MlaBlock(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w
     fail("train: layer {} has per-head q/k RMSNorms (a Qwen3 source's q_norm / k_norm), which training does not "
          "implement yet (their forward and backward); the runtime (eval, compare, generate) runs such models",
          layer);
+  if (qs_dim_ > 0)
+    fail("train: layer {} has per-head norms as score scales (a Qwen3 source converted with --rope-mode extend "
+         "--qk-norm cached), which training does not implement yet; convert with --qk-norm calibrated to fine-tune",
+         layer);
 }
 
 std::unique_ptr<AttentionState> MlaBlock::forward(const float* x, const BatchShape& b, float* out) const {

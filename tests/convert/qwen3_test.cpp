@@ -2,8 +2,8 @@
 // explicit head_dim different from hidden / heads, tied embeddings) loads and runs as
 // the independent naive forward; the repeat retrofit keeps its logits (every
 // evaluation, prefill and decode, every cache dtype) and carries the norms through the
-// MLA format; --absorb, extend, export, training and the Llama writer refuse with
-// the reason.
+// MLA format; --absorb, export, training and the Llama writer refuse with the reason
+// (extend: tests/extend/qwen3_extend_test.cpp).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -231,10 +231,7 @@ TEST(Qwen3, RefusalsNameTheNorms) {
   EXPECT_HAS(error_of([&] { absorb(mla); }), "q_norm");
   EXPECT_FALSE(mla.config.mla->absorbed);
 
-  const std::string ext = error_of([&] { check_extend_options(g.config, ExtendOptions{}); });
-  EXPECT_HAS(ext, "per-head key norm (Qwen3 k_norm");
-  EXPECT_HAS(ext, "use --rope-mode repeat");
-  EXPECT_HAS(error_of([&] { convert_extend(g, ExtendOptions{}, ids(64)); }), "key norm");
+  // (extend converts Qwen3: tests/extend/qwen3_extend_test.cpp)
 
   for (DeepseekFormat f : {DeepseekFormat::HfDeepseekV3, DeepseekFormat::GgufDeepseek2}) {
     EXPECT_HAS(error_of([&] { plan_deepseek_layout(mla, f); }), "has no per-head key or query norm");

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "convert/extend.h"
@@ -111,8 +112,21 @@ inline double max_abs(const Tensor& a) {
 //   score      = ( q_h . k_nope_j  +  sum_t R_{m w_t} q'_{h,t} . R_{n w_t} k'_t ) / sqrt(d)
 // with w_t the source frequency of plan.slot_freq[t]: the source attention with the
 // rotation removed from everything but the rope key.
+//
+// Qwen3 sources (c.qk_norm; convert/qk_norm_fold.h), with the constants tau (per layer,
+// per query head) and sigma (per layer, per kv head) of the conversion (its report):
+// the split runs on the key sigma_j gamma_k (.) k_j; `cached` queries are exact,
+// gamma_q (.) q_h / rms(q_h), and scores against token n are multiplied by
+// s_j(n) / sigma_j, s_j = 1/rms(k_j); calibrated queries are tau_h gamma_q (.) q_h and
+// scores keep no per-token scale.
+struct QkReference {
+  bool cached = true;
+  std::vector<std::vector<double>> tau, sigma;
+};
+
 inline std::vector<std::vector<double>> rope_removed_forward(const Model& m, const std::vector<RopePlan>& plans,
-                                                             const std::vector<int32_t>& tokens) {
+                                                             const std::vector<int32_t>& tokens,
+                                                             const QkReference* qk = nullptr) {
   const ModelConfig& c = m.config;
   const ModelWeights& W = m.weights;
   const int64_t n = int64_t(tokens.size()), D = c.hidden_size, d = c.head_dim;
@@ -134,12 +148,33 @@ inline std::vector<std::vector<double>> rope_removed_forward(const Model& m, con
     const int64_t T = plan.d_r / 2;
     // Per token: q, k_nope, v, the rope keys [T][2] and rope queries [H][T][2].
     std::vector<std::vector<double>> q(n), kn(n), v(n);
+    std::vector<std::vector<double>> kscale(n, std::vector<double>(J, 1.0));  // s_j(n) / sigma_j (cached)
     std::vector<std::vector<std::array<double, 2>>> kr(n, std::vector<std::array<double, 2>>(T));
     std::vector<std::vector<std::array<double, 2>>> qr(n, std::vector<std::array<double, 2>>(H * T));
     for (int64_t t = 0; t < n; ++t) {
       const auto x = naive_rmsnorm(h[t], L.attn_norm, c.rms_norm_eps);
       q[t] = naive_linear(L.wq, x, &L.bq);
-      const auto k = naive_linear(L.wk, x, &L.bk);
+      auto k = naive_linear(L.wk, x, &L.bk);
+      if (c.qk_norm) {
+        if (!qk) throw std::invalid_argument("rope_removed_forward: a qk_norm model needs its QkReference");
+        Tensor gq_s, gk_s;
+        const float* gq = f32_or_convert(L.q_norm, gq_s);
+        const float* gk = f32_or_convert(L.k_norm, gk_s);
+        auto inv_rms = [&](const std::vector<double>& v, int64_t h) {
+          double ss = 0;
+          for (int64_t i = 0; i < d; ++i) ss += v[h * d + i] * v[h * d + i];
+          return 1.0 / std::sqrt(ss / double(d) + c.rms_norm_eps);
+        };
+        for (int64_t hh = 0; hh < H; ++hh) {
+          const double f = qk->cached ? inv_rms(q[t], hh) : qk->tau[l][hh];
+          for (int64_t i = 0; i < d; ++i) q[t][hh * d + i] *= f * gq[i];
+        }
+        for (int64_t j = 0; j < J; ++j) {
+          const double sj = qk->sigma[l][j];
+          if (qk->cached) kscale[t][j] = inv_rms(k, j) / sj;
+          for (int64_t i = 0; i < d; ++i) k[j * d + i] *= sj * gk[i];
+        }
+      }
       v[t] = naive_linear(L.wv, x, &L.bv);
       kn[t] = k;
       for (int64_t s = 0; s < T; ++s) {
@@ -186,7 +221,7 @@ inline std::vector<std::vector<double>> rope_removed_forward(const Model& m, con
             const double rim = kp[0] * std::sin(ang) + kp[1] * std::cos(ang);
             dot += qp[0] * rre + qp[1] * rim;
           }
-          sc[u] = dot / std::sqrt(double(d));
+          sc[u] = dot * kscale[u][j] / std::sqrt(double(d));
           mx = std::max(mx, sc[u]);
         }
         double z = 0;

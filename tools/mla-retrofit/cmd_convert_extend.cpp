@@ -30,7 +30,7 @@ struct ExtendArgs {
   std::string choice = "fast";
   int64_t calib_tokens = 0, calib_len = 256, kv_lora_rank = 0, q_lora_rank = 0, ctx = 256, reservoir = 4096;
   std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "uniform", freqfold = "auto",
-              kv_method = "attn", latent_norm = "none", query_bias = "auto", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto";
+              kv_method = "attn", latent_norm = "none", query_bias = "auto", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto", qk_norm = "auto";
   double kv_budget = 0, holdout = 0.1, query_bias_ridge = 1e-6;
   bool keep_latent_scale = false;
   std::string latent_scale = "auto";
@@ -111,6 +111,9 @@ ExtendOptions to_options(const ExtendArgs& a) {
   if (!qb) fail("--query-bias {} is not auto, fold, mean, drop or keep", a.query_bias);
   o.query_bias = *qb;
   o.query_bias_ridge = a.query_bias_ridge;
+  const auto qk = qk_norm_mode_from_name(a.qk_norm);
+  if (!qk) fail("--qk-norm {} is not auto, cached or calibrated", a.qk_norm);
+  o.qk_norm = *qk;
   o.reservoir = a.reservoir;
   o.eval_ctx = a.ctx;
   return o;
@@ -193,6 +196,14 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
                       "calibrated, else keep). A removal is measured on the held-out calibration tail against the "
                       "bias kept (max |dlogit|, perplexity), reported and recorded for export")
           ->capture_default_str());
+  add(cmd->add_option("--qk-norm", a->qk_norm,
+                      "Qwen3 sources (per-head q_norm / k_norm before RoPE, not linear): cached (exact: each query "
+                      "head scaled by its own 1/rms at run time, and each token caches its n_kv key scales beside the "
+                      "latent: n_kv values per token more; this project's runtime only, export refuses it), "
+                      "calibrated (the norms' per-token scales replaced by calibrated constants folded into W_q and "
+                      "W_k: a plain DeepSeek-layout model that exports), or auto (calibrated with --latent-norm "
+                      "calibrated, --target or --format, else cached)")
+          ->capture_default_str());
   add(cmd->add_option("--query-bias-ridge", a->query_bias_ridge,
                       "fold: ridge of the least-squares fit, relative to tr(E[x x^T]) / hidden size")
           ->capture_default_str());
@@ -270,6 +281,10 @@ void make_exportable(const ModelConfig& c, const ExtendArgs& a, const std::strin
          why);
   if (a.rank_alloc_opt->count() > 0 && o.rank_alloc != RankAlloc::Uniform)
     fail("--rank-alloc {} conflicts with {}: the DeepSeek formats hold one kv_lora_rank for all layers", a.rank_alloc,
+         why);
+  if (c.qk_norm && o.qk_norm == QkNormMode::Cached)
+    fail("--qk-norm cached conflicts with {}: its per-token key scales and per-head query scales have no place in "
+         "the DeepSeek formats; drop --qk-norm (auto folds calibrated constants, which export)",
          why);
   if (!a.target.empty())
     apply_target(c, *serve_target_from_name(a.target), o);
