@@ -12,13 +12,16 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <tuple>
 
 #include "common/hf_fixtures.h"
+#include "convert/absorb.h"
 #include "common/test_data.h"
 #include "extend/extend_fixtures.h"
 #include "io/deepseek_export.h"
 #include "io/load_model.h"
 #include "io/mla_model.h"
+#include "train/attention_block.h"
 
 namespace fs = std::filesystem;
 
@@ -102,6 +105,22 @@ TEST(Qwen3Extend, CachedFullRankChangesNothingButTheRemovedRope) {
         EXPECT_LE(max_abs_diff(logits_with(mla, ids, MlaEval::Naive), logits_with(mla, ids, MlaEval::Absorbed)), 1e-4);
       }
     }
+}
+
+TEST(Qwen3Extend, HfFixtureFullRankChangesNothingButTheRemovedRope) {
+  const Model src = load_model(test::write_family_fixture("qwen3", 3));  // 4 heads, 2 kv heads of 16
+  const auto calib = random_ids(800, src.config.vocab_size, 7);
+  const auto ids = random_ids(32, src.config.vocab_size, 9);
+  for (const auto& [strategy, d_r, fold] : {std::tuple{RopeStrategy::RoRoPE, 16, 1}, std::tuple{RopeStrategy::RoRoPE, 8, 2},
+                                           std::tuple{RopeStrategy::Uniform, 8, 1}}) {
+    ExtendOptions o = full_rank_options(src.config, strategy, d_r, fold);
+    o.qk_norm = QkNormMode::Cached;
+    ExtendReport rep;
+    const Model mla = convert_extend(src, o, calib, &rep);
+    const test::QkReference ref = reference_of(rep);
+    EXPECT_LE(max_abs_diff(runtime_logits(mla, ids), test::rope_removed_forward(src, rep.plans, ids, &ref)), 1e-4)
+        << "d_r " << d_r;
+  }
 }
 
 TEST(Qwen3Extend, CalibratedFullRankIsTheSourceWithConstantNormScales) {
@@ -191,6 +210,12 @@ TEST(Qwen3Extend, HalfBudgetCountsTheKeyScalesAndReloads) {
     }
     EXPECT_LE(diff, 0.05);  // bf16 cache rows
   }
+
+  // Stored absorption and training refuse the scales with the reason.
+  Model copy = h.mla;
+  EXPECT_CONTAINS(error_message([&] { absorb(copy); }), "score scales");
+  EXPECT_CONTAINS(error_message([&] { train::make_attention_block(h.mla.config, 0, h.mla.weights.layers[0]); }),
+                  "--qk-norm calibrated to fine-tune");
 
   const std::string dir = test::temp_dir("qwen3-extend") + "/mla";
   fs::create_directory(dir);
