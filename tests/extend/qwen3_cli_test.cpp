@@ -50,6 +50,10 @@ TEST(Qwen3Cli, ConvertsExportsAndRefuses) {
   ASSERT_TRUE(m.config.mla);
   EXPECT_EQ(m.config.mla->qk_scale_kv_heads, 2);
   EXPECT_EQ(m.config.kv_values_per_token_layer(0), 32);  // half of 2 x 2 x 16, key scales included
+  const auto ins = run_extend_cli("inspect " + quote(dir + "/cached"));
+  ASSERT_EQ(ins.status, 0) << ins.err;
+  EXPECT_CONTAINS(ins.out, "as score scales (Qwen3 extend, --qk-norm cached)");
+  EXPECT_CONTAINS(ins.out, "2 key scales cached per token");
 
   const auto exp = run_extend_cli("export " + quote(dir + "/cached") + " --format deepseek-v3 --out " +
                                   quote(dir + "/cached-ds"));

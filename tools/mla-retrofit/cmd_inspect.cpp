@@ -128,6 +128,10 @@ void register_inspect(CLI::App& app) {
         fmt::print("q/k norms    RMSNorm q_norm [{}] on each head's rope-query input, k_norm [{}] on each of the {} "
                    "rope keys, before RoPE\n",
                    a.q_rope_in_dim, a.qk_rope_head_dim, a.num_rope_heads);
+      if (a.qk_scale_dim > 0)
+        fmt::print("q/k norms    as score scales (Qwen3 extend, --qk-norm cached): each query head times its 1/rms "
+                   "over {} values, {} key scales cached per token\n",
+                   a.qk_scale_dim, a.qk_scale_kv_heads);
     } else if (c.qk_norm) {
       fmt::print("q/k norms    RMSNorm q_norm [{}] on each query head, k_norm [{}] on each kv head, before RoPE\n",
                  c.head_dim, c.head_dim);
