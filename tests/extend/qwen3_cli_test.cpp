@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "common/hf_fixtures.h"
 #include "common/test_data.h"
@@ -44,8 +47,14 @@ std::string common_args() {
 
 TEST(Qwen3Cli, ConvertsExportsAndRefuses) {
   const std::string dir = test::temp_dir("qwen3-cli");
-  const auto conv = run_extend_cli("convert " + common_args() + " --out " + quote(dir + "/cached"));
+  const auto conv = run_extend_cli("convert " + common_args() + " --out " + quote(dir + "/cached") + " --report " +
+                                   quote(dir + "/cached.json"));
   ASSERT_EQ(conv.status, 0) << conv.err;
+  const nlohmann::json rep = nlohmann::json::parse(std::ifstream(dir + "/cached.json"));
+  EXPECT_EQ(rep["qk_norm"]["mode"], "cached");
+  EXPECT_EQ(rep["qk_norm"]["cached_key_scales_per_token_layer"], 2);
+  EXPECT_EQ(rep["qk_norm"]["layer_key_scale"].size(), 2u);
+  EXPECT_DOUBLE_EQ(rep["kv_fraction"].get<double>(), 0.5);
   const Model m = load_model(dir + "/cached");
   ASSERT_TRUE(m.config.mla);
   EXPECT_EQ(m.config.mla->qk_scale_kv_heads, 2);
