@@ -189,10 +189,16 @@ void convert_markdown(const json& j) {
 // ratio against the ratio of their bytes.
 void bound_markdown(const json& j) {
   fmt::print("#### {}: decode against the bytes-per-step bound\n\n", j.at("label").get<std::string>());
-  fmt::print("Bound = read bandwidth ({:.1f} GB/s, {} threads, same run) / (weight bytes + KV bytes x context) per "
-             "step. {} threads; best of {} runs of {} decode steps.\n\n",
-             j.at("read_bandwidth_bytes_per_s").get<double>() / 1e9, j.at("threads").get<int>(),
+  fmt::print("Bound = read bandwidth ({:.1f} GB/s: the larger of {:.1f} before and {:.1f} after the runs, {} threads) / "
+             "(weight bytes + KV bytes x context) per step. {} threads; best of {} runs of {} decode steps.\n\n",
+             j.at("read_bandwidth_bytes_per_s").get<double>() / 1e9,
+             j.value("read_bandwidth_before_bytes_per_s", 0.0) / 1e9, j.value("read_bandwidth_after_bytes_per_s", 0.0) / 1e9,
+             j.at("threads").get<int>(),
              j.at("threads").get<int>(), j.at("reps").get<int>(), j.at("decode_tokens").get<int64_t>());
+  const double b0 = j.value("read_bandwidth_before_bytes_per_s", 0.0), b1 = j.value("read_bandwidth_after_bytes_per_s", 0.0);
+  if (b0 > 0 && b1 > 0 && std::max(b0, b1) > 1.1 * std::min(b0, b1))
+    fmt::print("**The read bandwidth moved by more than 10% during this run (a shared host): its ratios are not "
+               "reliable; run it again.**\n\n");
   fmt::print("| cache | context | GQA tok/s | GQA bound | GQA / bound | compressed absorbed tok/s | bound | / bound | "
              "speed ratio compressed / GQA | bytes ratio GQA / compressed | speed / bytes ratio |\n");
   fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
