@@ -42,6 +42,7 @@ struct LayerOut {
   RopePlan plan;
   double latent_captured = 0;
   double bias_residual = 0;   // rho(u) of the removal (query_bias.h)
+  double kv_bias_residual = 0;  // rho(u) of the latent / rope-key bias fold (0: none)
 };
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -107,6 +108,14 @@ LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const 
   out.final = assemble_layer(c, L, split, &A, &B);
   if (keep_stages) out.rope_only = assemble_layer(c, L, split, nullptr, nullptr);
   const QueryBias qb = resolve_query_bias(o);
+  if (o.fold_kv_bias) {
+    const std::vector<double> u = bias_fold_direction(st.S, QueryBias::Fold, o.query_bias_ridge);
+    if (fold_kv_biases(out.final, u)) {
+      out.kv_bias_residual = bias_residual(st.S, u);
+      say(o, fmt::format("layer {}: latent / rope-key biases folded into the weights (rho {:.3g})", l,
+                         out.kv_bias_residual));
+    }
+  }
   const bool has_bias = any_nonzero(out.final.bq);
   const bool remove = removes_query_bias(o, has_bias);
   // Without the norm fits: remove the bias (full-rank W_q) and return.
@@ -531,6 +540,11 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   if (norms_on(o))
     stage("low_rank", with_mla(c, mla_config_for(c, fin, ranks, false, 0)),
           keep_stages ? pick(layers, &LayerOut::low_rank) : std::vector<MlaLayerWeights>{});
+  for (const auto& l : layers)
+    if (l.kv_bias_residual > 0) {
+      for (const auto& k : layers) rep.layer_kv_bias_residual.push_back(k.kv_bias_residual);
+      break;
+    }
   std::vector<MlaLayerWeights> kept_w;
   if (bias_removed) {
     for (auto& l : layers)  // a layer without a bias to remove is the same in both models

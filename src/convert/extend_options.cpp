@@ -200,6 +200,7 @@ nlohmann::json ExtendReport::to_json() const {
     qb["layer_residual"] = layer_query_bias_residual;
     qb["note"] = query_bias.describe();
   }
+  if (!layer_kv_bias_residual.empty()) qb["kv_bias_folded_layer_residual"] = layer_kv_bias_residual;
   return {{"options", opts},
           {"query_bias", qb},
           {"qk_rope_dim", qk_rope_dim},
