@@ -439,8 +439,8 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   for (int64_t r : ranks)
     if (r < 1 || r > Z) fail("extend: layer rank {} outside [1, {}]", r, Z);
   const bool keep_stages = !o.eval_ids.empty();
-  const MlaConfig final_cfg =
-      mla_config_for(c, fin, ranks, o.latent_norm == LatentNorm::Calibrated, o.q_lora_rank);
+  MlaConfig final_cfg = mla_config_for(c, fin, ranks, o.latent_norm == LatentNorm::Calibrated, o.q_lora_rank);
+  final_cfg.latent_linear = o.latent_norm == LatentNorm::Calibrated && o.scale_latent && o.latent_linear;
 
   // Final conversion; converted layers are kept in the source's weight dtype.
   const DType store_dtype = gqa.weights.layers.front().wq.dtype;

@@ -31,6 +31,7 @@ nlohmann::json mla_config_to_json(const MlaConfig& c) {
                       {"absorbed", c.absorbed},
                       {"softmax_scale", c.softmax_scale}};
   if (c.qk_norm) j["qk_norm"] = true;
+  if (c.latent_linear) j["latent_linear"] = true;
   if (!c.layer_kv_lora_rank.empty()) j["layer_kv_lora_rank"] = c.layer_kv_lora_rank;
   if (!c.rope_inv_freq.empty()) j["rope_inv_freq"] = c.rope_inv_freq;
   if (!c.query_bias.empty())
@@ -78,6 +79,7 @@ MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) 
   c.latent_norm = get_bool("latent_norm");
   c.absorbed = get_bool("absorbed");
   c.qk_norm = get_bool("qk_norm");
+  c.latent_linear = get_bool("latent_linear");
   if (!j.contains("softmax_scale") || !j["softmax_scale"].is_number()) fail("{}: mla.softmax_scale is missing", src);
   c.softmax_scale = j["softmax_scale"].get<double>();
   if (j.contains("layer_kv_lora_rank")) {
