@@ -21,6 +21,7 @@
 // Each row also gives the bytes a decode step must read: weights (all but the
 // embedding table, of which one row is read) plus the cache in its dtype, the
 // tokens/s that many bytes allow at the read bandwidth measured in the same run
+// (before and after the runs; the larger of the two)
 // (bound_tokens_per_s), and the fraction of that bound reached.
 #include <fmt/format.h>
 
@@ -272,6 +273,20 @@ int main(int argc, char** argv) {
       add(compressed);
     }
     if (wanted("gqa")) add(Form{"gqa", std::move(src)});
+    // The read bandwidth again after the runs (it moves with the neighbours' load on a
+    // shared host): the bound uses the larger of the two, so a fraction of it is a
+    // lower estimate.
+    const double before = bandwidth, after = bench::read_bandwidth(ops::cpu_threads());
+    const double bw = std::max(before, after);
+    fmt::print(stderr, "read bandwidth after the runs: {:.1f} GB/s; bounds use {:.1f} GB/s\n", after / 1e9, bw / 1e9);
+    out["read_bandwidth_before_bytes_per_s"] = before;
+    out["read_bandwidth_after_bytes_per_s"] = after;
+    out["read_bandwidth_bytes_per_s"] = bw;
+    for (auto& r : rows) {
+      const double bound = bw / r.at("bytes_read_per_step").get<double>();
+      r["bound_tokens_per_s"] = bound;
+      r["fraction_of_bound"] = r.at("tokens_per_s").get<double>() / bound;
+    }
     out["rows"] = std::move(rows);
     if (a.json_out.empty()) {
       fmt::print("{}\n", out.dump(2));

@@ -27,7 +27,8 @@ using bench::Panel;
 using bench::Series;
 
 const char* kUsage =
-    "bench_report --context FILE [--context FILE ...] [--convert FILE] [--svg OUT.svg]\n"
+    "bench_report --context FILE [--context FILE ...] [--bound FILE ...] [--convert FILE] [--svg OUT.svg]\n"
+    "--bound: a bench_context run over several --kv-dtypes, tabulated against the bytes-per-step bound.\n"
     "Markdown tables on stdout; the plot to --svg.\n";
 
 json read_json(const std::string& path) {
@@ -183,14 +184,52 @@ void convert_markdown(const json& j) {
   fmt::print("\n");
 }
 
+// A bench_context run over several cache dtypes: every (form, cache dtype, context)
+// against its bound (bytes per step / read bandwidth), and the compressed/GQA speed
+// ratio against the ratio of their bytes.
+void bound_markdown(const json& j) {
+  fmt::print("#### {}: decode against the bytes-per-step bound\n\n", j.at("label").get<std::string>());
+  fmt::print("Bound = read bandwidth ({:.1f} GB/s: the larger of {:.1f} before and {:.1f} after the runs, {} threads) / "
+             "(weight bytes + KV bytes x context) per step. {} threads; best of {} runs of {} decode steps.\n\n",
+             j.at("read_bandwidth_bytes_per_s").get<double>() / 1e9,
+             j.value("read_bandwidth_before_bytes_per_s", 0.0) / 1e9, j.value("read_bandwidth_after_bytes_per_s", 0.0) / 1e9,
+             j.at("threads").get<int>(),
+             j.at("threads").get<int>(), j.at("reps").get<int>(), j.at("decode_tokens").get<int64_t>());
+  const double b0 = j.value("read_bandwidth_before_bytes_per_s", 0.0), b1 = j.value("read_bandwidth_after_bytes_per_s", 0.0);
+  if (b0 > 0 && b1 > 0 && std::max(b0, b1) > 1.1 * std::min(b0, b1))
+    fmt::print("**The read bandwidth moved by more than 10% during this run (a shared host): its ratios are not "
+               "reliable; run it again.**\n\n");
+  fmt::print("| cache | context | GQA tok/s | GQA bound | GQA / bound | compressed absorbed tok/s | bound | / bound | "
+             "speed ratio compressed / GQA | bytes ratio GQA / compressed | speed / bytes ratio |\n");
+  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  std::map<std::pair<std::string, int64_t>, std::pair<const json*, const json*>> rows;  // (dtype, ctx) -> (gqa, mla)
+  for (const auto& r : j.at("rows")) {
+    const std::string form = r.at("form"), eval = r.at("eval");
+    auto& slot = rows[{r.at("kv_dtype").get<std::string>(), r.at("context").get<int64_t>()}];
+    if (form == "gqa") slot.first = &r;
+    if (form == "compressed" && eval == "absorbed") slot.second = &r;
+  }
+  for (const auto& [key, gm] : rows) {
+    const auto [g, c] = gm;
+    if (!g || !c) continue;
+    const double gt = g->at("tokens_per_s"), gb = g->at("bound_tokens_per_s"), ct = c->at("tokens_per_s"),
+                 cb = c->at("bound_tokens_per_s");
+    fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.0f}% | {:.1f} | {:.1f} | {:.0f}% | {:.2f} | {:.2f} | {:.2f} |\n",
+               key.first, key.second, gt, gb, 100 * gt / gb, ct, cb, 100 * ct / cb, ct / gt, cb / gb,
+               (ct / gt) / (cb / gb));
+  }
+  fmt::print("\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    std::vector<std::string> contexts;
+    std::vector<std::string> contexts, bounds;
     std::string convert, svg;
     bench::parse_args(argc, argv, "bench_report", kUsage, [&](const std::string& k, auto& val) {
       if (k == "--context") contexts.push_back(val());
+      else if (k == "--bound") bounds.push_back(val());
       else if (k == "--convert") convert = val();
       else if (k == "--svg") svg = val();
       else return false;
@@ -227,6 +266,7 @@ int main(int argc, char** argv) {
       }
     }
     if (!contexts.empty()) panels.push_back(std::move(kv));
+    for (const auto& path : bounds) bound_markdown(read_json(path));
     if (!convert.empty()) {
       const json j = read_json(convert);
       convert_markdown(j);

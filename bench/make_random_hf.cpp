@@ -30,7 +30,7 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 const char* kUsage =
-    "make_random_hf --out DIR [--shape llama3-8b|llama3-1b] [--layers N] [--vocab V] [--dtype bf16|f16|f32]\n"
+    "make_random_hf --out DIR [--shape llama3-8b|llama3-1b|H,L,NH,NKV,D,F,V] [--layers N] [--vocab V] [--dtype bf16|f16|f32]\n"
     "               [--seed S] [--tokenizer-from DIR] [--max-shard-bytes B] [--force]\n"
     "Writes a random-weight HF Llama directory (config.json, generation_config.json,\n"
     "safetensors shards + index, tokenizer.json, tokenizer_config.json) of a real shape,\n"
@@ -111,8 +111,16 @@ ModelConfig preset(const std::string& name) {
     c.intermediate_size = 8192;
     c.rope_scaling.factor = 32.0;
     c.tie_word_embeddings = true;
+  } else if (name.find(',') != std::string::npos) {
+    // H,L,NH,NKV,D,F,V as bench_context's --shape (no RoPE scaling, untied head): the
+    // random model of bench_context as a file.
+    c = bench::parse_shape(name, 32768);
+    c.rope_theta = 10000.0;
+    c.rope_scaling = RopeScaling{};
+    c.bos_token_id = 1;
+    c.eos_token_id = 2;
   } else {
-    fail("make_random_hf: --shape '{}' is not one of llama3-8b, llama3-1b", name);
+    fail("make_random_hf: --shape '{}' is not llama3-8b, llama3-1b or H,L,NH,NKV,D,F,V", name);
   }
   return c;
 }

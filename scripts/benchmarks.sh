@@ -44,6 +44,9 @@ echo "== 1/4 stories260K -> 25% of its KV cache (calibrated, CLI defaults)"
 echo "== 2/4 decode against context"
 "$bin/bench_context" --threads "$threads" --label "random Llama-shaped, 246 M parameters" \
   --json "$out/context-random.json"
+"$bin/bench_context" --threads "$threads" --label "random Llama-shaped, 246 M parameters" --forms compressed,gqa \
+  --contexts 512,4096,16384 --kv-dtypes f32,bf16 --naive-max-context 1 --decode 16 --reps 3 \
+  --json "$out/bound-random.json"
 "$bin/bench_context" --threads "$threads" --label "stories260K" --model "$M/stories260K.bin" \
   --tokenizer "$M/tok512.model" --compressed "$out/stories-25" --decode 16 --reps 3 \
   --json "$out/context-stories.json"
@@ -54,7 +57,7 @@ echo "== 3/4 conversion cost against model size"
 
 echo "== 4/4 report"
 "$bin/bench_report" --context "$out/context-random.json" --context "$out/context-stories.json" \
-  --convert "$out/convert.json" --svg "$out/benchmarks.svg" >"$out/benchmarks.md"
+  --bound "$out/bound-random.json" --convert "$out/convert.json" --svg "$out/benchmarks.svg" >"$out/benchmarks.md"
 cat "$out/benchmarks.md"
 if ((update)); then
   cp "$out/benchmarks.svg" "$root/docs/benchmarks.svg"

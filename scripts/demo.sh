@@ -43,7 +43,7 @@ step "KV cache: the source, the exact retrofit, and a DeepSeek layout at 25% (r 
 "$bin" inspect "$out/stories260K-mla-repeat"
 
 step "compressed retrofit to the DeepSeek layout at 25% of the KV cache (calibrated, no training)"
-"$bin" convert "$m/stories260K.bin" --tokenizer "$m/tok512.model" --rope-mode extend --target transformers --kv-budget 0.25 \
+"$bin" convert "$m/stories260K.bin" --tokenizer "$m/tok512.model" --rope-mode extend --target transformers --kv-budget 0.25 --latent-scale natural \
   --calib "$data/text/tinystories-calib.txt" --eval-text "$data/text/tinystories-dev.txt" \
   --ctx 256 --out "$out/stories260K-mla-25" --report "$out/stories260K-mla-25.json" --force
 step "fine-tune it: layerwise against the source, then end to end with KL to the source (short runs)"

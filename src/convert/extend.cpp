@@ -44,6 +44,7 @@ struct LayerOut {
   double latent_captured = 0;
   double bias_residual = 0;   // rho(u) of the removal (query_bias.h)
   std::vector<double> q_norm_scale, k_norm_scale;  // Qwen3: tau_h, sigma_j (qk_norm_fold.h)
+  double kv_bias_residual = 0;  // rho(u) of the latent / rope-key bias fold (0: none)
 };
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -124,6 +125,14 @@ LayerOut convert_layer(const Model& src, int64_t l, const LayerStats& st, const 
   out.q_norm_scale = lin.tau;
   out.k_norm_scale = lin.sigma;
   const QueryBias qb = resolve_query_bias(o);
+  if (o.fold_kv_bias) {
+    const std::vector<double> u = bias_fold_direction(st.S, QueryBias::Fold, o.query_bias_ridge);
+    if (fold_kv_biases(out.final, u)) {
+      out.kv_bias_residual = bias_residual(st.S, u);
+      say(o, fmt::format("layer {}: latent / rope-key biases folded into the weights (rho {:.3g})", l,
+                         out.kv_bias_residual));
+    }
+  }
   const bool has_bias = any_nonzero(out.final.bq);
   const bool remove = removes_query_bias(o, has_bias);
   // Without the norm fits: remove the bias (full-rank W_q) and return.
@@ -460,8 +469,8 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   for (int64_t r : ranks)
     if (r < 1 || r > Z) fail("extend: layer rank {} outside [1, {}]", r, Z);
   const bool keep_stages = !o.eval_ids.empty();
-  const MlaConfig final_cfg =
-      mla_config_for(c, fin, ranks, o.latent_norm == LatentNorm::Calibrated, o.q_lora_rank);
+  MlaConfig final_cfg = mla_config_for(c, fin, ranks, o.latent_norm == LatentNorm::Calibrated, o.q_lora_rank);
+  final_cfg.latent_linear = o.latent_norm == LatentNorm::Calibrated && o.scale_latent && o.latent_linear;
 
   // Final conversion; converted layers are kept in the source's weight dtype.
   const DType store_dtype = gqa.weights.layers.front().wq.dtype;
@@ -566,6 +575,11 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   if (norms_on(o))
     stage("low_rank", with_mla(c, mla_config_for(c, fin, ranks, false, 0)),
           keep_stages ? pick(layers, &LayerOut::low_rank) : std::vector<MlaLayerWeights>{});
+  for (const auto& l : layers)
+    if (l.kv_bias_residual > 0) {
+      for (const auto& k : layers) rep.layer_kv_bias_residual.push_back(k.kv_bias_residual);
+      break;
+    }
   std::vector<MlaLayerWeights> kept_w;
   if (bias_removed) {
     for (auto& l : layers)  // a layer without a bias to remove is the same in both models

@@ -108,6 +108,9 @@ struct ExtendOptions {
   // --latent-norm calibrated (the exportable conversions), cached otherwise.
   QkNormMode qk_norm = QkNormMode::Auto;
   double query_bias_ridge = 1e-6;  // fold: ridge relative to tr(E[x x^T]) / D
+  // Also fold the latent and rope-key biases (from b_k, b_v) the same way: GGUF
+  // deepseek2 and vLLM / SGLang's DeepSeek layers load none (query_bias.h).
+  bool fold_kv_bias = false;
   // The attention statistics (distance histogram and value spread, attn_stats.h) from
   // the first windows up to this many tokens per layer (0 = all the statistics' tokens);
   // docs/compression.md, "Conversion time", for the measurement behind the default.
@@ -188,6 +191,7 @@ struct ExtendReport {
   QueryBias query_bias_mode = QueryBias::Keep;   // as resolved
   QueryBiasRemoval query_bias;                   // measured cost (empty when nothing was removed)
   std::vector<double> layer_query_bias_residual; // rho(u) per layer (query_bias.h), when removed
+  std::vector<double> layer_kv_bias_residual;    // rho(u) per layer of the latent / rope-key bias fold, when made
   std::vector<RopePlan> plans;  // per layer (for tests and reports)
   // Qwen3 sources (qk_norm_fold.h): the mode as resolved, and per layer the constants
   // tau_h (per query head) and sigma_j (per kv head) folded into W_q / W_k.

@@ -213,6 +213,7 @@ nlohmann::json ExtendReport::to_json() const {
           {"layer_key_scale", layer_k_norm_scale},
           {"cached_key_scales_per_token_layer",
            qk_norm_mode == QkNormMode::Cached && !layer_k_norm_scale.empty() ? layer_k_norm_scale.front().size() : 0}};
+  if (!layer_kv_bias_residual.empty()) qb["kv_bias_folded_layer_residual"] = layer_kv_bias_residual;
   return {{"options", opts},
           {"qk_norm", qk},
           {"query_bias", qb},

@@ -65,20 +65,38 @@ double bias_residual(const la::Mat& S, const std::vector<double>& u) {
   return S(D, D) - 2 * um + usu;  // S(D, D) = E[1] = 1
 }
 
-void fold_query_bias(MlaLayerWeights& w, const std::vector<double>& u) {
-  if (w.bq.empty()) return;
-  if (w.wq.empty()) fail("query bias: no full-rank W_q to fold the bias into (q_lora: refit q_b instead)");
-  const int64_t out = w.wq.dim(0), D = w.wq.dim(1);
-  if (static_cast<int64_t>(u.size()) != D || w.bq.numel() != out)
-    fail("query bias: W_q of {} x {}, bias of {}, direction of {}", out, D, w.bq.numel(), u.size());
-  const Tensor b = w.bq.to_f32();
+namespace {
+
+// W += b u^T, b removed.
+void fold_bias(TypedTensor& W, TypedTensor& bias, const std::vector<double>& u, const char* what) {
+  const int64_t out = W.dim(0), D = W.dim(1);
+  if (static_cast<int64_t>(u.size()) != D || bias.numel() != out)
+    fail("{}: weight of {} x {}, bias of {}, direction of {}", what, out, D, bias.numel(), u.size());
+  const Tensor b = bias.to_f32();
   for (int64_t o = 0; o < out; ++o) {
     const double bo = b.data[static_cast<size_t>(o)];
     if (bo == 0) continue;
-    float* row = w.wq.row(o);
+    float* row = W.row(o);
     for (int64_t i = 0; i < D; ++i) row[i] = static_cast<float>(row[i] + bo * u[static_cast<size_t>(i)]);
   }
-  w.bq = TypedTensor{};
+  bias = TypedTensor{};
+}
+
+}  // namespace
+
+void fold_query_bias(MlaLayerWeights& w, const std::vector<double>& u) {
+  if (w.bq.empty()) return;
+  if (w.wq.empty()) fail("query bias: no full-rank W_q to fold the bias into (q_lora: refit q_b instead)");
+  fold_bias(w.wq, w.bq, u, "query bias");
+}
+
+bool fold_kv_biases(MlaLayerWeights& w, const std::vector<double>& u) {
+  bool folded = false;
+  if (any_nonzero(w.b_dkv)) fold_bias(w.w_dkv, w.b_dkv, u, "latent bias"), folded = true;
+  if (any_nonzero(w.b_kr)) fold_bias(w.w_kr, w.b_kr, u, "rope-key bias"), folded = true;
+  w.b_dkv = TypedTensor{};
+  w.b_kr = TypedTensor{};
+  return folded;
 }
 
 bool any_nonzero(const TypedTensor& t) {

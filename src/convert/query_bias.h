@@ -46,6 +46,12 @@ double bias_residual(const la::Mat& S, const std::vector<double>& u);
 // W_q += b_q u^T, b_q removed (w.wq a full-rank query; no-op without b_q).
 void fold_query_bias(MlaLayerWeights& w, const std::vector<double>& u);
 
+// The same for the latent and rope-key biases (b_dkv, b_kr: a Qwen2 source's b_k, b_v
+// after the conversion), which GGUF deepseek2 and vLLM / SGLang's DeepSeek layers do not
+// load: W += b u^T, b removed. The error is the same scalar u^T x - 1 times each bias,
+// so rho(u) measures it too. Returns true when a bias was folded.
+bool fold_kv_biases(MlaLayerWeights& w, const std::vector<double>& u);
+
 // True when t holds a non-zero value.
 bool any_nonzero(const TypedTensor& t);
 

@@ -150,6 +150,9 @@ void apply_target(const ModelConfig& c, ServeTarget t, ExtendOptions& o) {
     o.qk_rope_dim = f.shape.qk_rope_dim;
   }
   o.latent_norm = LatentNorm::Calibrated;
+  // vLLM / SGLang's DeepSeek layers and GGUF deepseek2 load no attention biases;
+  // transformers' DeepseekV3 does (attention_bias).
+  if (!p.shapes.empty()) o.fold_kv_bias = true;
 }
 
 }  // namespace mlar

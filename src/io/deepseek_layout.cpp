@@ -230,6 +230,11 @@ DeepseekLayoutPlan plan_deepseek_layout(const Model& m, DeepseekFormat f) {
   }
   if (dropped) notes.push_back("dropped all-zero attention biases");
   if (!a.query_bias.empty()) notes.push_back(a.query_bias.describe() + " (made by convert --query-bias)");
+  if (a.latent_linear)
+    notes.push_back("the latent runs in the linear regime of kv_a_layernorm (convert --latent-scale linear): the "
+                    "latent rows of the kv_a projection are scaled down by about 1e-4 and the norm weight up; exact "
+                    "for inference, but fine-tuning the export needs a per-tensor learning rate for those rows (or "
+                    "convert with --latent-scale natural)");
   c.attention_bias = has_kv_bias;
 
   // RoPE frequencies: explicit ones must be a standard set.

@@ -35,6 +35,7 @@ nlohmann::json mla_config_to_json(const MlaConfig& c) {
     j["qk_scale_dim"] = c.qk_scale_dim;
     j["qk_scale_kv_heads"] = c.qk_scale_kv_heads;
   }
+  if (c.latent_linear) j["latent_linear"] = true;
   if (!c.layer_kv_lora_rank.empty()) j["layer_kv_lora_rank"] = c.layer_kv_lora_rank;
   if (!c.rope_inv_freq.empty()) j["rope_inv_freq"] = c.rope_inv_freq;
   if (!c.query_bias.empty())
@@ -84,6 +85,7 @@ MlaConfig mla_config_from_json(const nlohmann::json& j, const std::string& src) 
   c.qk_norm = get_bool("qk_norm");
   c.qk_scale_dim = get_int("qk_scale_dim", 0, false);
   c.qk_scale_kv_heads = get_int("qk_scale_kv_heads", 0, false);
+  c.latent_linear = get_bool("latent_linear");
   if (!j.contains("softmax_scale") || !j["softmax_scale"].is_number()) fail("{}: mla.softmax_scale is missing", src);
   c.softmax_scale = j["softmax_scale"].get<double>();
   if (j.contains("layer_kv_lora_rank")) {

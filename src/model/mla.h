@@ -74,6 +74,11 @@ struct MlaConfig {
   // per token (the source's n_kv). Extend mode, not absorbed.
   int64_t qk_scale_dim = 0;
   int64_t qk_scale_kv_heads = 0;
+  // The latent is kept below sqrt(eps), where the latent norm is nearly linear (convert
+  // --latent-scale linear, norm_fit.h): W_dkv's rows are scaled down by ~1e-4 and the
+  // norm weight up. Evaluation is unaffected; training refuses such a model, since
+  // optimiser steps of fixed size would swamp the down-scaled rows.
+  bool latent_linear = false;
   double softmax_scale = 0.0;    // s
   // Inverse frequencies of the d_r/2 rope pairs when they are not those of a
   // head of size d_r with the source's theta and scaling (partial-RoPE strategies

@@ -37,6 +37,10 @@ Buf buf(int64_t n) { return Buf(static_cast<size_t>(n)); }
 MlaBlock::MlaBlock(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w)
     : MlaLayerDims(c, layer, w, "train"), w_(w) {
   dk_ = absorbed_ ? r_ + R_ : dn_ + R_;
+  if (c.mla && c.mla->latent_linear)
+    fail("train: the latent of this model is in the linear regime of its norm (convert --latent-scale linear, the "
+         "default without --distill-steps): W_dkv's rows are scaled down by about 1e-4, which optimiser steps of "
+         "fixed size would swamp; convert it again with --latent-scale natural to fine-tune it");
   if (qk_norm_)
     fail("train: layer {} has per-head q/k RMSNorms (a Qwen3 source's q_norm / k_norm), which training does not "
          "implement yet (their forward and backward); the runtime (eval, compare, generate) runs such models",

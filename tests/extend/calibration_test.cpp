@@ -171,17 +171,22 @@ TEST(NormFit, LatentRescaleIsExactAndHelpsTheNorm) {
   Reservoir xs(3, n);
   xs.add(x.data(), n);
   const double eps = 1e-6;
+  // Sample t's latent c = W_dkv x + b_dkv of layer l; returns sum c^2.
+  auto latent = [&](const MlaLayerWeights& l, int64_t t, std::vector<double>& c) {
+    c.assign(3, 0.0);
+    double ss = 0;
+    for (int64_t i = 0; i < 3; ++i) {
+      c[i] = l.b_dkv.ptr()[i];
+      for (int64_t j = 0; j < 3; ++j) c[i] += double(l.w_dkv.row(i)[j]) * x[3 * t + j];
+      ss += c[i] * c[i];
+    }
+    return ss;
+  };
   // Keys and values of every sample: up(RMSNorm(c) * kv_norm) with the norm, up(c) without.
   auto outputs = [&](const MlaLayerWeights& l, const Tensor* norm) {
-    std::vector<double> out;
+    std::vector<double> out, c;
     for (int64_t t = 0; t < n; ++t) {
-      std::vector<double> c(3);
-      double ss = 0;
-      for (int64_t i = 0; i < 3; ++i) {
-        c[i] = l.b_dkv.ptr()[i];
-        for (int64_t j = 0; j < 3; ++j) c[i] += double(l.w_dkv.row(i)[j]) * x[3 * t + j];
-        ss += c[i] * c[i];
-      }
+      const double ss = latent(l, t, c);
       if (norm)
         for (int64_t i = 0; i < 3; ++i) c[i] *= norm->data[i] / std::sqrt(ss / 3 + eps);
       for (const TypedTensor* up : {&l.w_uk, &l.w_uv})
@@ -215,14 +220,9 @@ TEST(NormFit, LatentRescaleIsExactAndHelpsTheNorm) {
   // within 100x of the plain fit's.
   auto cached_ms = [&](const MlaLayerWeights& l, const Tensor& norm) {
     double ms = 0;
+    std::vector<double> c;
     for (int64_t t = 0; t < n; ++t) {
-      std::vector<double> c(3);
-      double ss = 0;
-      for (int64_t i = 0; i < 3; ++i) {
-        c[i] = l.b_dkv.ptr()[i];
-        for (int64_t j = 0; j < 3; ++j) c[i] += double(l.w_dkv.row(i)[j]) * x[3 * t + j];
-        ss += c[i] * c[i];
-      }
+      const double ss = latent(l, t, c);
       for (int64_t i = 0; i < 3; ++i) ms += std::pow(c[i] * norm.data[i] / std::sqrt(ss / 3 + eps), 2);
     }
     return ms / (3.0 * n);

@@ -55,6 +55,13 @@ TEST(TargetCli, TransformersTargetConvertsAndExportsInOneCommand) {
   ASSERT_TRUE(mla.config.mla);
   EXPECT_TRUE(mla.config.mla->latent_norm);
   EXPECT_EQ(mla.config.mla->kv_lora_rank + mla.config.mla->qk_rope_head_dim, 16);  // 25% of 64
+  EXPECT_TRUE(mla.config.mla->latent_linear);  // --latent-scale auto without --distill-steps
+  // Training refuses the linear-regime latent, naming the option that avoids it.
+  const auto ft = test::run_extend_cli("finetune " + test::quote(dir + "/mla") + " --text " +
+                                       test::quote(test::data_path("text/tinystories-calib.txt")) +
+                                       " --steps 1 --lr 1e-3 --mode e2e --out " + test::quote(dir + "/ft") + " -q");
+  EXPECT_EQ(ft.status, 1);
+  EXPECT_CONTAINS(ft.err, "--latent-scale natural");
   const Model gguf = load_model(dir + "/m.gguf");
   const auto ids = test::random_ids(40, mla.config.vocab_size, 5);
   const Tensor a = test::runtime_logits(mla, ids), b = test::runtime_logits(gguf, ids);

@@ -196,5 +196,38 @@ TEST(QueryBiasFold, Qwen2FixtureExportsAndReloadsWithTheLogits) {
   EXPECT_HAS(test::error_of([&] { plan_deepseek_layout(mla, DeepseekFormat::GgufDeepseek2); }), "bias");
 }
 
+// fold_kv_bias (what --target vllm|sglang|llama.cpp and --format gguf set): the latent
+// and rope-key biases are folded by the same least squares; the model then exports to
+// GGUF deepseek2 and reloads with its logits, and stays close to the bias-keeping one.
+TEST(QueryBiasFold, KvBiasFoldMakesQwen2ExportableToGguf) {
+  const std::string dir = test::write_family_fixture("qwen2", 4);
+  const Model src = load_model(dir);
+  const auto calib = random_ids(31 * 30, src.config.vocab_size, 2);
+  ExtendOptions o = qwen_options(QueryBias::Auto);
+  ExtendReport kept_rep;
+  const Model kept = convert_extend(src, o, calib, &kept_rep);
+  o.fold_kv_bias = true;
+  ExtendReport rep;
+  const Model conv = convert_extend(src, o, calib, &rep);
+  ASSERT_EQ(rep.layer_kv_bias_residual.size(), static_cast<size_t>(src.config.num_layers));
+  for (double r : rep.layer_kv_bias_residual) {
+    EXPECT_GT(r, 0.0);
+    EXPECT_LE(r, 1.0);
+  }
+  for (const auto& L : conv.weights.layers) {
+    EXPECT_TRUE(L.mla.b_dkv.empty());
+    EXPECT_TRUE(L.mla.b_kr.empty());
+  }
+  const std::string out = test::temp_dir("qbias-gguf") + "/m.gguf";
+  export_deepseek(conv, DeepseekFormat::GgufDeepseek2, out);
+  test::expect_same_logits(conv, load_model(out), 1e-4);
+  // The fold moves the logits by less than dropping the biases would.
+  Model dropped = kept;
+  for (auto& L : dropped.weights.layers) L.mla.b_dkv = TypedTensor{}, L.mla.b_kr = TypedTensor{};
+  const auto ids = random_ids(24, src.config.vocab_size, 8);
+  const Tensor lk = test::all_logits(kept, ids), lf = test::all_logits(conv, ids), ld = test::all_logits(dropped, ids);
+  EXPECT_LT(test::max_abs_diff(lk, lf), test::max_abs_diff(lk, ld));
+}
+
 }  // namespace
 }  // namespace mlar

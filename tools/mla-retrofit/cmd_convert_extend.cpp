@@ -290,6 +290,7 @@ void make_exportable(const ModelConfig& c, const ExtendArgs& a, const std::strin
     apply_target(c, *serve_target_from_name(a.target), o);
   else
     o.latent_norm = LatentNorm::Calibrated;
+  if (export_format == "gguf") o.fold_kv_bias = true;  // GGUF deepseek2 has no bias tensors
 }
 
 }  // namespace
