@@ -12,6 +12,7 @@
 #include "convert/extend_layer.h"
 #include "convert/norm_fit.h"
 #include "convert/rank_alloc.h"
+#include "io/deepseek_export.h"
 #include "ops/threads.h"
 #include "runtime/compare.h"
 #include "runtime/mla_attention.h"
@@ -292,6 +293,26 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   if (o.qk_rope_dim > 0) dims = {o.qk_rope_dim};
   else if (total > 0) dims = rope_dim_candidates(c, o.rope_strategy, total);
   else dims = {d / 2};
+  if (o.standard_rope && o.qk_rope_dim == 0) {
+    // Exportable conversions: only rope sizes whose kept frequencies a DeepSeek loader
+    // derives from (rope_theta, rope_scaling) (deepseek_export.h, rope_spec_for).
+    std::vector<int64_t> ok;
+    for (int64_t dr : dims) {
+      bool derivable = o.rope_strategy == RopeStrategy::RoRoPE ? d % dr == 0 : false;
+      if (o.rope_strategy == RopeStrategy::Uniform || o.rope_strategy == RopeStrategy::High ||
+          o.rope_strategy == RopeStrategy::Low) {
+        const std::vector<int64_t> kept = choose_partial_freqs(c, o.rope_strategy, dr, {});
+        const std::vector<double> freqs = rope_inv_freq_table(c, dr, kept);
+        derivable = freqs.empty() || rope_spec_for(freqs, c, dr).has_value();
+      }
+      if (derivable) ok.push_back(dr);
+    }
+    if (ok.empty())
+      fail("extend: no rope key size with --rope-strategy {} keeps frequencies that the DeepSeek formats derive "
+           "from rope_theta (needed for export); use --rope-strategy uniform or give --qk-rope-dim",
+           rope_strategy_name(o.rope_strategy));
+    dims = std::move(ok);
+  }
   std::vector<std::pair<int64_t, int64_t>> cands;
   for (int64_t dr : dims) {
     const std::vector<int64_t> folds =

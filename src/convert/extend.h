@@ -111,6 +111,9 @@ struct ExtendOptions {
   // Also fold the latent and rope-key biases (from b_k, b_v) the same way: GGUF
   // deepseek2 and vLLM / SGLang's DeepSeek layers load none (query_bias.h).
   bool fold_kv_bias = false;
+  // Choose only rope key sizes whose frequencies the DeepSeek formats derive from
+  // rope_theta / rope_scaling (set by --target and --format: exportable conversions).
+  bool standard_rope = false;
   // The attention statistics (distance histogram and value spread, attn_stats.h) from
   // the first windows up to this many tokens per layer (0 = all the statistics' tokens);
   // docs/compression.md, "Conversion time", for the measurement behind the default.

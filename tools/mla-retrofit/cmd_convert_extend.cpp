@@ -291,6 +291,7 @@ void make_exportable(const ModelConfig& c, const ExtendArgs& a, const std::strin
   else
     o.latent_norm = LatentNorm::Calibrated;
   if (export_format == "gguf") o.fold_kv_bias = true;  // GGUF deepseek2 has no bias tensors
+  o.standard_rope = true;
 }
 
 }  // namespace
