@@ -54,17 +54,22 @@ int64_t parse_auto_int(const std::string& v, const char* opt) {
   fail("{} {}: expected a positive integer or auto", opt, v);
 }
 
+// The value `v` of option `opt` through `from_name` (an optional-returning parser),
+// or "OPT V is not CHOICES".
+template <class F>
+auto named(F from_name, const std::string& v, const char* opt, const char* choices) {
+  const auto x = from_name(v);
+  if (!x) fail("{} {} is not {}", opt, v, choices);
+  return *x;
+}
+
 ExtendOptions to_options(const ExtendArgs& a) {
   ExtendOptions o;
   o.calib_len = a.calib_len;
   o.calib_tokens = a.calib_tokens;
-  const auto mode = calib_mode_from_name(a.calib_mode);
-  if (!mode) fail("--calib-mode {} is not sequential or parallel", a.calib_mode);
-  o.calib_mode = *mode;
+  o.calib_mode = named(calib_mode_from_name, a.calib_mode, "--calib-mode", "sequential or parallel");
   o.holdout = a.holdout;
-  const auto choice = choice_mode_from_name(a.choice);
-  if (!choice) fail("--choice {} is not fast or exhaustive", a.choice);
-  o.choice = *choice;
+  o.choice = named(choice_mode_from_name, a.choice, "--choice", "fast or exhaustive");
   o.choice_tokens = a.choice_tokens;
   o.choice_heldout_tokens = a.choice_heldout_tokens;
   o.attention_tokens = a.attention_tokens;
@@ -74,12 +79,8 @@ ExtendOptions to_options(const ExtendArgs& a) {
   o.qk_rope_dim = parse_auto_int(a.qk_rope_dim, "--qk-rope-dim");
   o.freqfold = parse_auto_int(a.freqfold, "--freqfold");
   if (o.rope_strategy != RopeStrategy::RoRoPE && a.freqfold == "auto") o.freqfold = 1;
-  const auto rot = nope_rotation_from_name(a.nope_rotation);
-  if (!rot) fail("--nope-rotation {} is not none or mean", a.nope_rotation);
-  o.nope_rotation = *rot;
-  const auto pca = rope_pca_from_name(a.rope_pca);
-  if (!pca) fail("--rope-pca {} is not real or complex", a.rope_pca);
-  o.rope_pca = *pca;
+  o.nope_rotation = named(nope_rotation_from_name, a.nope_rotation, "--nope-rotation", "none or mean");
+  o.rope_pca = named(rope_pca_from_name, a.rope_pca, "--rope-pca", "real or complex");
   o.kv_lora_rank = a.kv_lora_rank;
   o.kv_budget = a.kv_budget;
   const auto method = kv_method_from_name(a.kv_method);
@@ -96,24 +97,16 @@ ExtendOptions to_options(const ExtendArgs& a) {
       fail("--attn-key-balance {}: expected a positive number or auto", a.key_balance);
     }
   }
-  const auto alloc = rank_alloc_from_name(a.rank_alloc);
-  if (!alloc) fail("--rank-alloc {} is not uniform or energy", a.rank_alloc);
-  o.rank_alloc = *alloc;
+  o.rank_alloc = named(rank_alloc_from_name, a.rank_alloc, "--rank-alloc", "uniform or energy");
   o.q_lora_rank = a.q_lora_rank;
-  const auto norm = latent_norm_from_name(a.latent_norm);
-  if (!norm) fail("--latent-norm {} is not none or calibrated", a.latent_norm);
-  o.latent_norm = *norm;
+  o.latent_norm = named(latent_norm_from_name, a.latent_norm, "--latent-norm", "none or calibrated");
   o.scale_latent = !a.keep_latent_scale;
   if (a.latent_scale != "auto" && a.latent_scale != "linear" && a.latent_scale != "natural")
     fail("--latent-scale {} is not auto, linear or natural", a.latent_scale);
   o.latent_linear = a.latent_scale == "linear" || (a.latent_scale == "auto" && a.distill_steps == 0);
-  const auto qb = query_bias_from_name(a.query_bias);
-  if (!qb) fail("--query-bias {} is not auto, fold, mean, drop or keep", a.query_bias);
-  o.query_bias = *qb;
+  o.query_bias = named(query_bias_from_name, a.query_bias, "--query-bias", "auto, fold, mean, drop or keep");
   o.query_bias_ridge = a.query_bias_ridge;
-  const auto qk = qk_norm_mode_from_name(a.qk_norm);
-  if (!qk) fail("--qk-norm {} is not auto, cached or calibrated", a.qk_norm);
-  o.qk_norm = *qk;
+  o.qk_norm = named(qk_norm_mode_from_name, a.qk_norm, "--qk-norm", "auto, cached or calibrated");
   o.reservoir = a.reservoir;
   o.eval_ctx = a.ctx;
   return o;
