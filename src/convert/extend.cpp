@@ -298,7 +298,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     // derives from (rope_theta, rope_scaling) (deepseek_export.h, rope_spec_for).
     std::vector<int64_t> ok;
     for (int64_t dr : dims) {
-      bool derivable = o.rope_strategy == RopeStrategy::RoRoPE ? d % dr == 0 : false;
+      bool derivable = o.rope_strategy == RopeStrategy::RoRoPE;  // candidates already divide d
       if (o.rope_strategy == RopeStrategy::Uniform || o.rope_strategy == RopeStrategy::High ||
           o.rope_strategy == RopeStrategy::Low) {
         const std::vector<int64_t> kept = choose_partial_freqs(c, o.rope_strategy, dr, {});
