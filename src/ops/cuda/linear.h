@@ -1,0 +1,23 @@
+// Projections on the device, the counterpart of ops::linear: f32 activations, weights
+// in their storage dtype (F32 | BF16 | F16, HF [out, in]), f32 accumulation.
+//
+// n <= kGemvRows (decode, short batches): one warp per output row reads the weight row
+// once for all n activation rows (16-byte loads where rows are aligned), so a step
+// streams the weights at close to the memory bandwidth. Longer batches: BF16/F16
+// weights are widened into an f32 scratch and cuBLAS's SGEMM (no TF32) runs, which
+// keeps the CPU's arithmetic (f32 products of the same rounded weights).
+#pragma once
+#include <cstdint>
+
+#include "ops/kv_attention.h"  // TypedRows
+
+namespace mlar::cuda {
+
+constexpr int64_t kGemvRows = 8;
+
+// y[t, o] = sum_i x[t, i] W[o, i] (+ bias[o]) for t < n, o < out; W: [out, in] rows
+// of w.stride elements; bias: [out] f32 or null; x, y row strides in floats.
+void linear(const float* x, int64_t x_stride, ops::TypedRows w, int64_t out, int64_t in, const float* bias,
+            float* y, int64_t y_stride, int64_t n);
+
+}  // namespace mlar::cuda
