@@ -5,11 +5,9 @@ import json
 import math
 import os
 
-# Where a DeepSeek-V3 export keeps its latent in the linear regime of kv_a_layernorm
-# (convert --latent-scale linear), the latent rows of kv_a_proj_with_mqa are ~1e-4 of their
-# natural size and the norm weight ~1e4 larger; this median |weight| separates the regimes
-# with a wide margin (natural: O(1); linear: O(1e3..1e5)).
-LINEAR_LATENT_NORM_WEIGHT = 100.0
+# A latent in the linear regime of kv_a_layernorm (convert --latent-scale linear) has an RMS far
+# below sqrt(eps) = 1e-3 (its rows are ~1e-4 of their natural size); natural latents are O(0.1..10).
+LINEAR_LATENT_RMS = 1e-2
 
 
 class InputError(Exception):
@@ -73,17 +71,33 @@ def load_student(path, device):
             del bad["missing_keys"]
     if bad:
         raise InputError(f"{path}: DeepseekV3ForCausalLM did not load it cleanly: {bad}")
-    check_latent_regime(path, m)
     m.config.use_cache = False
-    return m.to(device), cfg
+    m = m.to(device)
+    check_latent_regime(path, m, cfg["vocab_size"])
+    return m, cfg
 
 
-def check_latent_regime(path, model):
+def check_latent_regime(path, model, vocab):
+    """Refuses a student whose latent runs in the linear regime of its norm (also when the config
+    does not record it): the RMS of every layer's latent on a few tokens."""
+    import torch
+    rms, hooks = {}, []
+    r = model.config.kv_lora_rank
     for i, layer in enumerate(model.model.layers):
-        w = layer.self_attn.kv_a_layernorm.weight.detach().float().abs()
-        if w.median().item() > LINEAR_LATENT_NORM_WEIGHT:
-            raise InputError(linear_latent_message(path) +
-                             f" (layer {i}: median |kv_a_layernorm weight| {w.median().item():.3g})")
+        def hook(_m, _a, out, i=i):
+            rms[i] = out[..., :r].float().pow(2).mean().sqrt().item()
+        hooks.append(layer.self_attn.kv_a_proj_with_mqa.register_forward_hook(hook))
+    try:
+        dev = next(model.parameters()).device
+        with torch.no_grad():
+            model.model(input_ids=(torch.arange(1, 65, device=dev) % vocab).unsqueeze(0), use_cache=False)
+    finally:
+        for h in hooks:
+            h.remove()
+    low = {i: v for i, v in rms.items() if v < LINEAR_LATENT_RMS}
+    if low:
+        i, v = min(low.items(), key=lambda kv: kv[1])
+        raise InputError(linear_latent_message(path) + f" (layer {i}: latent RMS {v:.3g} on 64 tokens)")
 
 
 def load_teacher(path, device, torch_dtype):
