@@ -120,7 +120,8 @@ def fingerprint(a, has_teacher):
 
 
 class Trainer:
-    def __init__(self, args, env):
+    def __init__(self, args, env, student=None, teacher=None):
+        """student / teacher: already built models (bench.py); else loaded from args.model / args.teacher."""
         import torch
         self.a, self.env = args, env
         self.torch = torch
@@ -131,9 +132,14 @@ class Trainer:
         if a.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.amp_dtype = torch.bfloat16 if a.precision == "bf16" else None
-        self.student, self.scfg = load_student(a.model, env.device)
+        if student is not None:
+            self.student, self.scfg = student, student.config.to_dict()
+        else:
+            self.student, self.scfg = load_student(a.model, env.device)
         self.teacher, tcfg = (None, None)
-        if a.teacher:
+        if teacher is not None:
+            self.teacher, tcfg = teacher, teacher.config.to_dict()
+        elif a.teacher:
             self.teacher, tcfg = load_teacher(a.teacher, env.device,
                                               torch.bfloat16 if a.precision == "bf16" else torch.float32)
         check_options(a, self.scfg, tcfg)
@@ -316,6 +322,8 @@ class Trainer:
             if a.stop_after and step + 1 == a.stop_after and step + 1 < a.steps:
                 log_err(env, f"stopped after update {step + 1} (--stop-after); continue with --resume")
                 return {"stopped": True, "losses": losses, "end_step": step + 1}
+            if getattr(a, "no_checkpoints", False):
+                continue
             if (a.checkpoint_every and (step + 1) % a.checkpoint_every == 0) or step + 1 == a.steps:
                 self.save_checkpoint(ckpt_dir, {"step": step + 1, "options": fp, "data": batcher.state(),
                                                 "student": a.model, "teacher": a.teacher or ""})
