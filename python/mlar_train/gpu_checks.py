@@ -5,14 +5,15 @@
       [--json RESULTS.json]
 
 DATA_DIR: models/stories260K/{stories260K.bin,tok512.model}, text/{tinystories-calib.txt,tinystories-dev.txt};
-optionally models/llama3ish/ (an HF Llama directory) for the first-step checks on a second model.
+optionally models/llama3ish/ (an HF Llama directory) for the first-step checks on a second model. The
+layout of the lead's .gpu-data also works (interop/models/stories260K, interop/text, text/, llama3ish/).
 Steps (stories260K converted at 25% of the KV cache, exported to DeepSeek-V3; teacher = the source
 imported as an HF Llama directory):
   1. the student's tokenizer in transformers gives our CLI's ids for the whole training text;
   2. first-step losses of both modes (fp32) against `mla-retrofit finetune` on the same export, the same
      first batch (--seed 3 --batch 4 --seq 128): relative difference <= 1e-4;
-  3. 50 updates of each mode (Python in bf16, C++ in float32, the same options): dev perplexity of both
-     outputs (our CLI's eval) within 2%; the e2e run lowers the training loss and the perplexity;
+  3. 50 updates of each mode (C++ in float32; GPU in fp32 and in bf16, the same options): dev perplexity of
+     each GPU output (our CLI's eval) within 2% of the C++ one; the e2e bf16 run lowers the loss and perplexity;
   4. resume: 8 updates in one go vs 5 (checkpoint at 4) + --resume: identical losses and weights;
   5. the Python output is read by our CLI: eval and compare against the student;
   6. a student whose latent runs in the linear regime of its norm (convert --latent-scale linear) is refused.
@@ -78,9 +79,33 @@ class Rows:
         self.add(check, model, "ERROR", False, " | ".join(msg[-3:])[:400])
 
 
+def find(data, *rels):
+    """The first of DATA_DIR/rel that exists (the shared-data layout, or the lead's .gpu-data one)."""
+    for r in rels:
+        p = os.path.join(data, r)
+        if os.path.exists(p):
+            return p
+    raise FileNotFoundError(f"{data}: none of {', '.join(rels)}")
+
+
+def stories_dir(data):
+    return os.path.dirname(find(data, "models/stories260K/stories260K.bin", "interop/models/stories260K/stories260K.bin"))
+
+
+def text_file(data, name):
+    return find(data, f"text/{name}", f"interop/text/{name}")
+
+
+def llama3ish_dir(data):
+    for r in ("models/llama3ish", "llama3ish"):
+        if os.path.exists(os.path.join(data, r, "model.safetensors")):
+            return os.path.join(data, r)
+    return None
+
+
 def prepare_stories(cli, data, out):
-    st = os.path.join(data, "models", "stories260K")
-    calib = os.path.join(data, "text", "tinystories-calib.txt")
+    st = stories_dir(data)
+    calib = text_file(data, "tinystories-calib.txt")
     teacher = os.path.join(out, "stories-teacher-hf")
     student = os.path.join(out, "stories-ds25")
     sh([cli, "import", os.path.join(st, "stories260K.bin"), "--tokenizer", os.path.join(st, "tok512.model"),
@@ -93,8 +118,8 @@ def prepare_stories(cli, data, out):
 
 
 def prepare_llama3ish(cli, data, out):
-    src = os.path.join(data, "models", "llama3ish")
-    calib = os.path.join(data, "text", "tinystories-calib.txt")
+    src = llama3ish_dir(data)
+    calib = text_file(data, "tinystories-calib.txt")
     student = os.path.join(out, "llama3ish-ds25")
     sh([cli, "convert", src, "--rope-mode", "extend", "--target", "transformers", "--kv-budget", "0.25",
         "--latent-scale", "natural", "--calib", calib, "--calib-tokens", "20000",
@@ -155,30 +180,38 @@ def fifty_steps(rows, cli, name, teacher, student, text, ids_json, dev, out, tim
     train = ["--teacher", teacher, "--train", "attn", "--steps", "50", "--batch", "8", "--seq", "256", "--seed", "1",
              "--warmup", "10", "--clip", "1"]
     for mode, extra in [("layerwise", ["--lr", "3e-3"]), ("e2e", ["--lr", "2e-3", "--kl-weight", "1"])]:
-        check = f"50 updates, {mode}: dev ppl GPU / C++"
         try:
-            c_out, p_out = os.path.join(out, f"{name}-c50-{mode}"), os.path.join(out, f"{name}-p50-{mode}")
+            c_out = os.path.join(out, f"{name}-c50-{mode}")
             _, tc = sh([cli, "finetune", student, "--text", text, "--mode", mode, *train, *extra, "--out", c_out,
                         "--force", "-q"])
-            _, tp = mlar_train([student, "--ids", ids_json, "--mode", mode, *train, *extra, "--out", p_out, "--force"])
-            timing[f"{name} 50 {mode}"] = {"cpp_s": tc, "gpu_s": tp}
-            pc, pp = ppl(cli, c_out, dev), ppl(cli, p_out, dev)
-            r = pp / pc
-            rows.add(check, name, r, abs(r - 1) <= PPL_RTOL, f"GPU {pp:.4f}, C++ {pc:.4f} (before {base:.4f}); "
-                                                             f"C++ {tc:.1f} s, GPU process {tp:.1f} s")
-            if mode == "e2e":
-                recs = log_records(os.path.join(p_out, "train_log.jsonl"))
-                first, last5 = recs[0]["loss"], sum(x["loss"] for x in recs[-5:]) / 5
-                rows.add("50 updates e2e lower the loss (last 5 / first)", name, last5 / first,
-                         last5 < first and pp < base, f"loss {first:.4f} -> {last5:.4f}, dev ppl {base:.4f} -> {pp:.4f}")
-                # 5. our CLI reads the output.
-                r2, _ = sh([cli, "compare", student, p_out, "--text", dev, "--ctx", "256", "--json", "-q"])
-                cj = json.loads(r2.stdout)
-                kl = cj.get("mean_kl", cj.get("kl", float("nan")))
-                rows.add("CLI eval + compare read the GPU output", name, float(kl), True,
-                         "mean KL(student before || after) on dev" if "mean_kl" in cj else "compare ran")
+            pc = ppl(cli, c_out, dev)
         except Exception as e:  # noqa: BLE001
-            rows.error(check, name, e)
+            rows.error(f"50 updates, {mode}: C++ run", name, e)
+            continue
+        for prec in ["fp32", "bf16"]:
+            check = f"50 updates, {mode}, GPU {prec}: dev ppl GPU / C++"
+            try:
+                p_out = os.path.join(out, f"{name}-p50-{mode}-{prec}")
+                _, tp = mlar_train([student, "--ids", ids_json, "--mode", mode, *train, *extra, "--precision", prec,
+                                    "--out", p_out, "--force"])
+                timing[f"{name} 50 {mode} {prec}"] = {"cpp_s": tc, "gpu_process_s": tp}
+                pp = ppl(cli, p_out, dev)
+                r = pp / pc
+                rows.add(check, name, r, abs(r - 1) <= PPL_RTOL,
+                         f"GPU {pp:.4f}, C++ {pc:.4f} (before {base:.4f}); C++ {tc:.1f} s, GPU process {tp:.1f} s")
+                if mode == "e2e" and prec == "bf16":
+                    recs = log_records(os.path.join(p_out, "train_log.jsonl"))
+                    first, last5 = recs[0]["loss"], sum(x["loss"] for x in recs[-5:]) / 5
+                    rows.add("50 updates e2e bf16 lower the loss (last 5 / first)", name, last5 / first,
+                             last5 < first and pp < base,
+                             f"loss {first:.4f} -> {last5:.4f}, dev ppl {base:.4f} -> {pp:.4f}")
+                    # 5. our CLI reads the output.
+                    r2, _ = sh([cli, "compare", student, p_out, "--text", dev, "--ctx", "256", "--json", "-q"])
+                    cj = json.loads(r2.stdout)
+                    rows.add("CLI eval + compare read the GPU output", name, float(cj.get("mean_kl", float("nan"))),
+                             True, "mean KL between the student before and after, on dev text")
+            except Exception as e:  # noqa: BLE001
+                rows.error(check, name, e)
 
 
 def file_hash(p):
@@ -218,11 +251,11 @@ def linear_refused(rows, cli, data, teacher, ids_json, out):
     """A student exported from a linear-regime conversion is refused with a clear message."""
     check = "linear-regime latent refused"
     try:
-        st = os.path.join(data, "models", "stories260K")
+        st = stories_dir(data)
         lin = os.path.join(out, "stories-ds25-linear")
         sh([cli, "convert", os.path.join(st, "stories260K.bin"), "--tokenizer", os.path.join(st, "tok512.model"),
             "--rope-mode", "extend", "--target", "transformers", "--kv-budget", "0.25", "--latent-scale", "linear",
-            "--calib", os.path.join(data, "text", "tinystories-calib.txt"), "--calib-tokens", "20000",
+            "--calib", text_file(data, "tinystories-calib.txt"), "--calib-tokens", "20000",
             "--out", os.path.join(out, "stories-mla25-linear"), "--format", "deepseek-v3", "--export-out", lin,
             "--force", "-q"])
         r, _ = sh([sys.executable, "-m", "mlar_train", lin, "--ids", ids_json, "--teacher", teacher, "--steps", "1",
@@ -249,7 +282,7 @@ def main():
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, python {platform.python_version()}, "
           f"{dev_name}", flush=True)
     rows, timing = Rows(), {}
-    dev = os.path.join(args.data, "text", "tinystories-dev.txt")
+    dev = text_file(args.data, "tinystories-dev.txt")
 
     teacher, student, text = prepare_stories(args.cli, args.data, args.out)
     ids_json = os.path.join(args.out, "stories-train-ids.json")
@@ -260,7 +293,7 @@ def main():
     resume(rows, "stories260K", teacher, student, ids_json, args.out)
     linear_refused(rows, args.cli, args.data, teacher, ids_json, args.out)
 
-    if os.path.exists(os.path.join(args.data, "models", "llama3ish", "model.safetensors")):
+    if llama3ish_dir(args.data):
         try:
             lt, ls, ltext = prepare_llama3ish(args.cli, args.data, args.out)
             lids_json = os.path.join(args.out, "llama3ish-train-ids.json")
@@ -270,7 +303,7 @@ def main():
         except Exception as e:  # noqa: BLE001
             rows.error("llama3ish: convert + export", "llama3ish", e)
     else:
-        print("llama3ish: skipped (no DATA_DIR/models/llama3ish/model.safetensors)")
+        print("llama3ish: skipped (no DATA_DIR/models/llama3ish/model.safetensors or DATA_DIR/llama3ish/...)")
 
     bad = [r for r in rows.rows if not r["ok"]]
     summary = {"torch": torch.__version__, "transformers": transformers.__version__,
