@@ -1,6 +1,7 @@
 #include "train/objectives.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "train/ops_loss.h"
 #include "train/ops_rmsnorm.h"
@@ -37,25 +38,41 @@ StepLoss layerwise_loss(const TrainModel& student, const TrainModel& teacher, st
   const ModelConfig& c = student.model().config;
   const int64_t N = b.rows(), D = c.hidden_size, L = c.num_layers;
   const float eps = static_cast<float>(c.rms_norm_eps);
+  // A student whose residual stream is the teacher's times alpha with eps x alpha^2 (a
+  // DeepSeek-V3 export of a model with another eps: export rescales the stream so that
+  // every norm runs at eps 1e-6) computes the same function; its blocks read
+  // alpha h^teacher and their outputs are compared in the teacher's units (/ alpha).
+  const double alpha = std::sqrt(c.rms_norm_eps / teacher.model().config.rms_norm_eps);
+  const bool scaled = alpha != 1.0;
   Activations ta;
   teacher.forward(inputs, b, ta);
   std::vector<float> x(static_cast<size_t>(N * D)), y(x.size()), dy(x.size()), dx(x.size());  // [rows, D] each
+  std::vector<float> hs(scaled ? x.size() : 0);  // [rows, D]: alpha h^teacher
   StepLoss r;
   for (int64_t l = 0; l < L; ++l) {
     const LayerActivations& tl = ta.layers[static_cast<size_t>(l)];
     const LayerWeights& w = student.model().weights.layers[static_cast<size_t>(l)];
     LayerWeights& g = grad.layers[static_cast<size_t>(l)];
-    rmsnorm_forward(tl.h_in.data(), w.attn_norm.ptr(), x.data(), {N, D, 0, 0, eps});
+    const float* h = tl.h_in.data();
+    if (scaled) {
+      for (size_t i = 0; i < hs.size(); ++i) hs[i] = static_cast<float>(alpha * tl.h_in[i]);
+      h = hs.data();
+    }
+    rmsnorm_forward(h, w.attn_norm.ptr(), x.data(), {N, D, 0, 0, eps});
     const AttentionBlock& block = student.attention(l);
     auto state = block.forward(x.data(), b, y.data());
+    if (scaled)
+      for (float& v : y) v = static_cast<float>(v / alpha);
     const double numel = static_cast<double>(N * D);
     const double se = squared_error(y.data(), tl.attn_out.data(), N * D, dy.data(), 1.0 / (numel * L));
+    if (scaled)
+      for (float& v : dy) v = static_cast<float>(v / alpha);
     r.layer_mse.push_back(se / numel);
     r.layer_rel.push_back(se / std::max(1e-30, sum_squares(tl.attn_out.data(), N * D)));
     r.loss += se / numel / static_cast<double>(L);
     const bool norm = !g.attn_norm.empty();
     block.backward(x.data(), *state, b, dy.data(), norm ? dx.data() : nullptr, g);
-    if (norm) rmsnorm_backward(tl.h_in.data(), w.attn_norm.ptr(), dx.data(), nullptr, false, g.attn_norm.ptr(), {N, D, 0, 0, eps});
+    if (norm) rmsnorm_backward(h, w.attn_norm.ptr(), dx.data(), nullptr, false, g.attn_norm.ptr(), {N, D, 0, 0, eps});
   }
   return r;
 }

@@ -23,8 +23,10 @@ StepLoss e2e_loss(const TrainModel& student, const TrainModel* teacher, double k
                   std::span<const int32_t> inputs, std::span<const int32_t> targets, const BatchShape& b,
                   ModelWeights& grad);
 
-// layerwise: for every layer l, x = rmsnorm(h_l^teacher, student attn_norm_l), and
-// loss_l = mean((Attn_l^student(x) - Attn_l^teacher output)^2); loss = mean_l loss_l.
+// layerwise: for every layer l, x = rmsnorm(alpha h_l^teacher, student attn_norm_l), and
+// loss_l = mean((Attn_l^student(x) / alpha - Attn_l^teacher output)^2); loss = mean_l loss_l.
+// alpha = sqrt(student eps / teacher eps): 1 unless the student is a DeepSeek-V3 export
+// whose residual stream export rescaled to run every norm at eps 1e-6.
 // Adds the gradient into grad (attention tensors; attn_norm when it has a gradient).
 StepLoss layerwise_loss(const TrainModel& student, const TrainModel& teacher, std::span<const int32_t> inputs,
                         const BatchShape& b, ModelWeights& grad);

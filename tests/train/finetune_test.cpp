@@ -12,6 +12,7 @@
 #include "common/test_data.h"
 #include "common/typed_values.h"
 #include "convert/repeat.h"
+#include "io/deepseek_export.h"
 #include "ops/threads.h"
 #include "train/finetune.h"
 #include "train/train_models.h"
@@ -207,6 +208,30 @@ TEST(Finetune, RepeatConversionStartsExact) {
   o.kl_weight = 0.0;
   const auto rg = train::finetune(g2, nullptr, ids, {}, o, {});
   EXPECT_NEAR(re.losses[0], rg.losses[0], 1e-5);  // CE equal, KL ~ 0
+}
+
+// A DeepSeek-V3 export rescales the residual stream (eps 1e-5 -> 1e-6, stream x
+// sqrt(0.1)); layerwise training of the export against the GQA teacher must see the
+// same losses as training the model before export (the GPU trainer's cross-check
+// runs the C++ trainer on the export).
+TEST(Finetune, LayerwiseOnAnExportWithRescaledStreamMatches) {
+  const Model gqa = train_model({"gqa", TrainVariant::Gqa}, 21);
+  const Model student = train_model({"ds", TrainVariant::DeepSeek}, 22);
+  ASSERT_EQ(student.config.rms_norm_eps, 1e-5);
+  const Model exported = deepseek_layout(student, DeepseekFormat::HfDeepseekV3);
+  ASSERT_EQ(exported.config.rms_norm_eps, 1e-6);
+  const auto ids = toy_text(gqa.config.vocab_size, 23);
+  for (auto mode : {FinetuneMode::Layerwise, FinetuneMode::E2E}) {
+    auto o = small_options(mode);
+    o.steps = 1;
+    o.warmup = 0;
+    o.kl_weight = 1.0;
+    Model a = student, b = exported;
+    const double la = train::finetune(a, &gqa, ids, {}, o, {}).losses[0];
+    const double lb = train::finetune(b, &gqa, ids, {}, o, {}).losses[0];
+    EXPECT_GT(la, 1e-4);
+    EXPECT_NEAR(lb, la, 1e-5 * la) << train::finetune_mode_name(mode);
+  }
 }
 
 TEST(Finetune, TrainingLowersTheLoss) {
