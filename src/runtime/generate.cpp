@@ -28,7 +28,7 @@ const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
-GenerateStats generate(Session& session, std::span<const int32_t> prompt, const GenerateOptions& opts,
+GenerateStats generate(Sequence& session, std::span<const int32_t> prompt, const GenerateOptions& opts,
                        const OnToken& on_token) {
   if (prompt.empty()) fail("generate: empty prompt (it should at least hold BOS)");
   GenerateStats st;

@@ -41,7 +41,7 @@ using OnToken = std::function<bool(int32_t token)>;
 // prompt: the ids to condition on, BOS included by the caller (not empty). The
 // sequence (prompt + generated) never exceeds the session's context limit.
 // Continues from whatever `session` holds (reset() it for a fresh sequence).
-GenerateStats generate(Session& session, std::span<const int32_t> prompt, const GenerateOptions& opts,
+GenerateStats generate(Sequence& session, std::span<const int32_t> prompt, const GenerateOptions& opts,
                        const OnToken& on_token = {});
 
 // A fresh session over `model` (GQA or MLA, default options).

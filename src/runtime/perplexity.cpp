@@ -11,7 +11,7 @@
 
 namespace mlar {
 
-PerplexityResult perplexity(Session& session, std::span<const int32_t> ids, const PerplexityOptions& opts) {
+PerplexityResult perplexity(Sequence& session, std::span<const int32_t> ids, const PerplexityOptions& opts) {
   if (opts.ctx < 2) fail("perplexity: ctx must be at least 2, got {}", opts.ctx);
   if (opts.ctx > session.max_tokens())
     fail("perplexity: ctx {} exceeds the context limit {}", opts.ctx, session.max_tokens());

@@ -31,7 +31,7 @@ struct PerplexityResult {
 };
 
 // Uses (and resets) `session`; its context limit must be >= ctx.
-PerplexityResult perplexity(Session& session, std::span<const int32_t> ids, const PerplexityOptions& opts);
+PerplexityResult perplexity(Sequence& session, std::span<const int32_t> ids, const PerplexityOptions& opts);
 
 // A fresh session over `model` (GQA or MLA, default options) with a context of ctx.
 PerplexityResult perplexity(const Model& model, std::span<const int32_t> ids, const PerplexityOptions& opts);

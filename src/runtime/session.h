@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "runtime/decoder.h"
 #include "runtime/kv_cache.h"
+#include "runtime/sequence.h"
 
 namespace mlar {
 
@@ -27,9 +28,7 @@ struct SessionOptions {
   DType kv_dtype = DType::F32;
 };
 
-enum class Logits { Last, All };
-
-class Session {
+class Session final : public Sequence {
  public:
   // Decoder(model, opts.mla_eval) over `model` (which must outlive the session).
   explicit Session(const Model& model, SessionOptions opts = {});
@@ -40,18 +39,21 @@ class Session {
   // for n == 1). Returns logits: [n, V] for Logits::All, [1, V] for Logits::Last.
   // The reference stays valid until the next call. Throws mlar::Error past the
   // context limit or on an id outside the vocabulary (the session is then unchanged).
-  const Tensor& forward(std::span<const int32_t> tokens, Logits which = Logits::Last);
-  const Tensor& prefill(std::span<const int32_t> tokens) { return forward(tokens, Logits::Last); }
-  const Tensor& decode(int32_t token) { return forward(std::span<const int32_t>(&token, 1), Logits::Last); }
+  const Tensor& forward(std::span<const int32_t> tokens, Logits which = Logits::Last) override;
+  using Sequence::decode;
+  using Sequence::prefill;
 
-  int64_t n_past() const { return cache_.size(); }         // tokens cached
-  int64_t max_tokens() const { return cache_.max_tokens(); }  // context limit
-  void reset() { cache_.clear(); }                           // start a new sequence
+  int64_t n_past() const override { return cache_.size(); }  // tokens cached
+  int64_t max_tokens() const override { return cache_.max_tokens(); }  // context limit
+  void reset() override { cache_.clear(); }  // start a new sequence
   void truncate(int64_t n) { cache_.truncate(n); }           // forget positions >= n
 
   const KvCache& cache() const { return cache_; }
   const Decoder& decoder() const { return *decoder_; }
-  const ModelConfig& config() const { return decoder_->config(); }
+  const ModelConfig& config() const override { return decoder_->config(); }
+  std::string attention_kind() const override { return decoder_->attention(0).kind(); }
+  std::string device() const override { return "cpu"; }
+  int64_t kv_bytes_per_token() const override { return cache_.bytes_per_token(); }
 
  private:
   std::shared_ptr<const Decoder> decoder_;

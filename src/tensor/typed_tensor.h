@@ -11,12 +11,11 @@
 #include <memory>
 #include <vector>
 
+#include "tensor/device.h"
 #include "tensor/dtype.h"
 #include "tensor/tensor.h"
 
 namespace mlar {
-
-enum class Device { Cpu };  // where the bytes live (Cuda comes with the GPU backend)
 
 class TypedTensor {
  public:
@@ -50,7 +49,7 @@ class TypedTensor {
   int ndim() const { return static_cast<int>(shape.size()); }
   bool empty() const { return numel() == 0 || data_ == nullptr; }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
-  Device device() const { return Device::Cpu; }
+  Device device() const { return Device::Cpu; }  // host bytes (ops/cuda/device_tensor.h holds device copies)
   bool is_view() const { return keep_ != nullptr; }   // bytes owned elsewhere (a mapped file)
   const void* data() const { return data_; }          // raw bytes of `dtype`
   // Bytes of row r (first dimension) of an [rows, ...] tensor.

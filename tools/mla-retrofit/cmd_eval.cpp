@@ -17,7 +17,7 @@ void register_eval(CLI::App& app) {
     int64_t ctx = 256, max_tokens = 0;
     int threads = 0;
     bool json = false, quiet = false;
-    std::string attn = "auto", kv_dtype = "bf16";
+    std::string attn = "auto", kv_dtype = "bf16", device = "cpu";
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -38,6 +38,7 @@ void register_eval(CLI::App& app) {
   cmd->add_flag("--quiet,-q", args->quiet, "no progress on stderr");
   add_attn_option(cmd, args->attn);
   add_kv_dtype_option(cmd, args->kv_dtype);
+  add_device_option(cmd, args->device);
   cmd->callback([args] {
     const DType kv_dtype = kv_dtype_of(args->kv_dtype);
     set_threads(args->threads);
@@ -56,8 +57,9 @@ void register_eval(CLI::App& app) {
     int64_t total = args->max_tokens > 0 ? std::min<int64_t>(args->max_tokens, ids.size()) : ids.size();
     Progress progress("eval", total, !args->quiet);
     opts.progress = [&](int64_t done, int64_t) { progress.update(done); };
-    Session session(m, SessionOptions{.max_tokens = args->ctx, .mla_eval = eval, .kv_dtype = kv_dtype});
-    PerplexityResult r = perplexity(session, ids, opts);
+    auto session = open_sequence(m, SessionOptions{.max_tokens = args->ctx, .mla_eval = eval, .kv_dtype = kv_dtype},
+                                 device_of(args->device));
+    PerplexityResult r = perplexity(*session, ids, opts);
     progress.finish();
     if (args->json) {
       nlohmann::json j = {{"model", m.source},
@@ -67,7 +69,8 @@ void register_eval(CLI::App& app) {
                           {"mean_nll", r.mean_nll},
                           {"tokens_scored", r.tokens},
                           {"windows", r.windows},
-                          {"attention", session.decoder().attention(0).kind()},
+                          {"attention", session->attention_kind()},
+                          {"device", session->device()},
                           {"kv_dtype", dtype_flag_name(kv_dtype)},
                           {"seconds", r.seconds},
                           {"tokens_per_s", r.tokens_per_s}};

@@ -34,7 +34,7 @@ void register_generate(CLI::App& app) {
     uint64_t seed = 0;
     int threads = 0;
     bool json = false;
-    std::string attn = "auto", kv_dtype = "bf16";
+    std::string attn = "auto", kv_dtype = "bf16", device = "cpu";
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt, streaming it to stdout.");
@@ -51,6 +51,7 @@ void register_generate(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print the text and speed as JSON instead of streaming");
   add_attn_option(cmd, args->attn);
   add_kv_dtype_option(cmd, args->kv_dtype);
+  add_device_option(cmd, args->device);
   cmd->callback([args] {
     set_threads(args->threads);
     Model m = args->model.load();
@@ -78,8 +79,10 @@ void register_generate(CLI::App& app) {
       return text;
     };
     if (!args->json) flush(false);
-    Session session(m, SessionOptions{.max_tokens = opts.max_tokens, .mla_eval = eval, .kv_dtype = kv_dtype});
-    GenerateStats st = generate(session, std::span<const int32_t>(ids.data(), n_prompt), opts, [&](int32_t t) {
+    auto session = open_sequence(
+        m, SessionOptions{.max_tokens = opts.max_tokens, .mla_eval = eval, .kv_dtype = kv_dtype},
+        device_of(args->device));
+    GenerateStats st = generate(*session, std::span<const int32_t>(ids.data(), n_prompt), opts, [&](int32_t t) {
       ids.push_back(t);
       if (!args->json) flush(false);
       return true;
@@ -92,9 +95,10 @@ void register_generate(CLI::App& app) {
                           {"ids", ids},
                           {"prefill_tokens_per_s", st.prefill_tok_s},
                           {"decode_tokens_per_s", st.decode_tok_s},
-                          {"attention", session.decoder().attention(0).kind()},
+                          {"attention", session->attention_kind()},
+                          {"device", session->device()},
                           {"kv_dtype", dtype_flag_name(kv_dtype)},
-                          {"kv_cache_bytes_per_token", session.cache().bytes_per_token()},
+                          {"kv_cache_bytes_per_token", session->kv_bytes_per_token()},
                           {"stop", stop_reason_name(st.stop)}};
       fmt::print("{}\n", j.dump(2));
     } else {

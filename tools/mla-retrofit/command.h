@@ -6,7 +6,9 @@
 #include <string>
 
 #include "io/load_model.h"
+#include "backend/open_sequence.h"
 #include "runtime/mla_attention.h"
+#include "tensor/device.h"
 #include "tensor/dtype.h"
 
 namespace mlar::cli {
@@ -55,6 +57,11 @@ MlaEval attn_eval(const std::string& attn, const Model& m);
 // stores values. kv_dtype_of parses it (mlar::Error on anything else).
 void add_kv_dtype_option(CLI::App* cmd, std::string& kv_dtype);
 DType kv_dtype_of(const std::string& kv_dtype);
+
+// --device cpu|cuda (default cpu): where a running command computes (cuda needs a
+// build with -DMLAR_CUDA=ON and a GPU). device_of parses it.
+void add_device_option(CLI::App* cmd, std::string& device);
+Device device_of(const std::string& device);
 
 // `convert --format F --export-out PATH`: exports the converted model (cmd_export.cpp);
 // what it prints goes to stderr when `to_stderr` (convert --json keeps stdout JSON).

@@ -63,6 +63,15 @@ void add_kv_dtype_option(CLI::App* cmd, std::string& kv_dtype) {
 
 DType kv_dtype_of(const std::string& kv_dtype) { return parse_write_dtype(kv_dtype, "--kv-dtype"); }
 
+void add_device_option(CLI::App* cmd, std::string& device) {
+  cmd->add_option("--device", device,
+                  std::string("where to compute: cpu, or cuda (an NVIDIA GPU; ") +
+                      (cuda_built() ? "this build has the CUDA backend)" : "needs a build with -DMLAR_CUDA=ON)"))
+      ->capture_default_str();
+}
+
+Device device_of(const std::string& device) { return parse_device(device, "--device"); }
+
 void add_shard_option(CLI::App* cmd, uint64_t& max_shard_bytes) {
   cmd->add_option("--max-shard-bytes", max_shard_bytes,
                   "split safetensors weights into shards of at most this many bytes "

@@ -1,0 +1,20 @@
+#include "backend/open_sequence.h"
+
+#include "util/error.h"
+#ifdef MLAR_HAVE_CUDA
+#include "runtime/cuda/cuda_session.h"
+#endif
+
+namespace mlar {
+
+std::unique_ptr<Sequence> open_sequence(const Model& model, const SessionOptions& opts, Device device) {
+  if (device == Device::Cpu) return std::make_unique<Session>(model, opts);
+#ifdef MLAR_HAVE_CUDA
+  return std::make_unique<CudaSession>(model, opts);
+#else
+  fail("{}: --device cuda needs a build with the CUDA backend (cmake -DMLAR_CUDA=ON, see docs/benchmarks-gpu.md)",
+       model.source);
+#endif
+}
+
+}  // namespace mlar

@@ -1,0 +1,36 @@
+// One sequence run through a model, whatever the device: what evaluation and
+// generation need. Session (the CPU runtime) and CudaSession (runtime/cuda, with
+// -DMLAR_CUDA=ON) implement it; open_sequence (backend/) picks one by device.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "model/config.h"
+#include "tensor/tensor.h"
+
+namespace mlar {
+
+enum class Logits { Last, All };
+
+class Sequence {
+ public:
+  virtual ~Sequence() = default;
+  // Runs `tokens` at positions n_past() .. n_past()+n-1 (prefill for n > 1, decode
+  // for n == 1). Returns host logits: [n, V] for Logits::All, [1, V] for Logits::Last,
+  // valid until the next call. Throws mlar::Error past the context limit or on an id
+  // outside the vocabulary (the sequence is then unchanged).
+  virtual const Tensor& forward(std::span<const int32_t> tokens, Logits which = Logits::Last) = 0;
+  const Tensor& prefill(std::span<const int32_t> tokens) { return forward(tokens, Logits::Last); }
+  const Tensor& decode(int32_t token) { return forward(std::span<const int32_t>(&token, 1), Logits::Last); }
+  virtual int64_t n_past() const = 0;      // tokens cached
+  virtual int64_t max_tokens() const = 0;  // context limit
+  virtual void reset() = 0;                // start a new sequence
+  virtual const ModelConfig& config() const = 0;
+  // The attention of layer 0 ("gqa", "mla-absorbed", ...) and where it runs, for reports.
+  virtual std::string attention_kind() const = 0;
+  virtual std::string device() const = 0;  // "cpu", "cuda"
+  virtual int64_t kv_bytes_per_token() const = 0;  // over all layers, in the cache's dtype
+};
+
+}  // namespace mlar
