@@ -14,6 +14,10 @@
 #include "io/load_model.h"
 #include "runtime/generate.h"
 #include "runtime/perplexity.h"
+#include "convert/convert.h"
+#include "mla/mla_test_models.h"
+#include "ops/cuda/attention.h"
+#include "runtime/random_mla_model.h"
 #include "runtime/random_model.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
@@ -62,12 +66,14 @@ std::vector<int32_t> some_ids(int64_t n, int64_t vocab, uint64_t seed) {
 }
 
 // Prompt of 37 tokens (all logits), then 5 decode steps; worst |gpu - cpu| / max |logit|.
-double logits_gap(const Model& m, DType kv) {
+// The CPU side evaluates MLA layers as `cpu_eval` says (the GPU always absorbed).
+double logits_gap(const Model& m, DType kv, MlaEval cpu_eval = MlaEval::Auto) {
   SessionOptions o;
   o.max_tokens = 64;
   o.kv_dtype = kv;
-  Session cpu(m, o);
   CudaSession gpu(m, o);
+  o.mla_eval = cpu_eval;
+  Session cpu(m, o);
   auto ids = some_ids(42, m.config.vocab_size, 5);
   double worst = 0;
   auto cmp = [&](const Tensor& a, const Tensor& b) {
@@ -88,6 +94,69 @@ TEST_F(CudaSessionTest, LogitsMatchCpuOnRealAndOddModels) {
     EXPECT_LE(logits_gap(random_model(odd_config(false), 7), kv), 1e-4) << "qwen2-shaped " << dtype_name(kv);
     EXPECT_LE(logits_gap(random_model(odd_config(true), 8), kv), 1e-4) << "qwen3-shaped " << dtype_name(kv);
   }
+}
+
+// MLA layouts (tests/mla's random variants: DeepSeek with q_lora, biases, latent norm,
+// per-layer ranks, Llama 3 / linear rope scaling; repeat; stored absorption), against
+// both CPU evaluations, and the exact repeat conversion of stories260K.
+TEST_F(CudaSessionTest, MlaLogitsMatchCpu) {
+  using RL = RopeLayout;
+  using RS = RopeScaling::Type;
+  const std::vector<test::MlaVariant> variants = {
+      {.name = "deepseek", .latent_norm = true},
+      {.name = "deepseek_qlora_bias", .q_lora = true, .bias = true, .latent_norm = true},
+      {.name = "deepseek_interleaved_llama3", .bias = true, .layout = RL::Interleaved, .scaling = RS::Llama3},
+      {.name = "deepseek_per_layer", .q_lora = true, .latent_norm = true, .per_layer = true},
+      {.name = "repeat_bias_interleaved", .repeat = true, .bias = true, .layout = RL::Interleaved},
+      {.name = "repeat_compressed_per_layer", .repeat = true, .per_layer = true, .rank = 12},
+      {.name = "absorbed_deepseek", .q_lora = true, .bias = true, .latent_norm = true, .absorbed = true},
+      {.name = "absorbed_repeat", .repeat = true, .bias = true, .absorbed = true},
+  };
+  for (const auto& v : variants) {
+    const Model m = random_mla_model(test::mla_config(v), 11);
+    for (DType kv : {DType::F32, DType::BF16})
+      for (MlaEval e : {MlaEval::Naive, MlaEval::Absorbed})
+        EXPECT_LE(logits_gap(m, kv, e), 1e-4) << v.name << " " << dtype_name(kv) << " cpu " << mla_eval_name(e);
+  }
+  Model src = load_model(data_path("models/stories260K/stories260K.bin"));
+  const Model repeat = convert_model(std::move(src), ConvertOptions{});
+  EXPECT_LE(logits_gap(repeat, DType::F32), 1e-4) << "stories260K repeat";
+  EXPECT_LE(logits_gap(stories(), DType::F32), 1e-4) << "stories260K source";
+}
+
+// A DeepSeek-shaped MLA layer wide enough for the tensor-core kernel (BF16 cache,
+// dk = r + d_r = 192, dv = r = 128): queries and probabilities are rounded to bf16
+// there, so the bound is 5e-3 of the largest logit.
+TEST_F(CudaSessionTest, MlaTensorCorePathInASession) {
+  ModelConfig c = test::small_config();
+  c.hidden_size = 256;
+  c.intermediate_size = 384;
+  c.num_heads = 16;
+  c.num_kv_heads = 4;
+  c.head_dim = 64;
+  MlaConfig m;
+  m.rope_mode = RopeMode::Extend;
+  m.kv_lora_rank = 128;
+  m.qk_nope_head_dim = 64;
+  m.qk_rope_head_dim = 64;
+  m.num_rope_heads = 1;
+  m.v_head_dim = 64;
+  m.latent_norm = true;
+  m.softmax_scale = 1.0 / std::sqrt(128.0);
+  c.mla = m;
+  const Model model = random_mla_model(c, 12);
+  ops::AttentionDims d;
+  d.n_q = 1;
+  d.n_heads = 16;
+  d.n_kv_heads = 1;
+  d.dk = 192;
+  d.dv = 128;
+  cuda::DeviceBuffer probe(192 * 2 * 4);
+  const ops::TypedRows rows{probe.data(), DType::BF16, 192};
+  ASSERT_EQ(cuda::attention_path(rows, rows, d), cuda::AttentionPath::TensorCore);
+  const double gap = logits_gap(model, DType::BF16, MlaEval::Absorbed);
+  EXPECT_LE(gap, 5e-3);
+  std::printf("[ tensor-core MLA session ] max |gpu - cpu| / max |logit| = %.2e\n", gap);
 }
 
 double ppl(Sequence& s, const std::vector<int32_t>& ids) {

@@ -8,6 +8,8 @@
 #include "ops/cuda/device_tensor.h"
 #include "ops/cuda/elementwise.h"
 #include "ops/cuda/linear.h"
+#include "runtime/cuda/cuda_mla_layer.h"
+#include "runtime/cuda/device_workspace.h"
 #include "runtime/rope_table.h"
 #include "util/error.h"
 
@@ -23,7 +25,9 @@ struct DeviceLayer {
   DeviceTensor wq, wk, wv, wo;                       // file dtype, [out, in]
   DeviceTensor bq, bk, bv;                           // F32 or empty
   DeviceTensor w_gate, w_up, w_down;
-  DeviceBuffer k_cache, v_cache;  // [max_tokens, n_kv * d] of the cache dtype
+  std::unique_ptr<CudaMlaLayer> mla;  // MLA layers (then wq..bv are empty)
+  // GQA: K and V rows [max_tokens, n_kv * d]; MLA: k_cache alone, rows [max_tokens, r + R].
+  DeviceBuffer k_cache, v_cache;
 };
 
 DeviceTensor f32_to_device(const TypedTensor& t) { return cuda::to_device(t, DType::F32); }
@@ -44,6 +48,8 @@ struct CudaSession::State {
   // gate, up [n, F]; logits [rows, V]; ids [n] int32; positions [n] int64.
   DeviceBuffer h, x, a, q, att, k, v, gate, up, logits, ids, pos;
   int64_t capacity = 0;
+  DeviceWorkspace mla_ws;  // the MLA layers' scratch
+  std::string kind = "gqa";
 };
 
 CudaSession::CudaSession(const Model& model, SessionOptions opts) : model_(model), s_(std::make_unique<State>()) {
@@ -51,11 +57,11 @@ CudaSession::CudaSession(const Model& model, SessionOptions opts) : model_(model
   cuda::require_device(model.source);
   c.validate(model.source);
   check_weight_shapes(c, model.weights, model.source);
-  if (c.mla)
-    fail("{}: MLA models run on the CPU only so far (use --device cpu); the CUDA backend runs GQA models",
-         model.source);
-  if (opts.mla_eval != MlaEval::Auto)
+  if (!c.mla && opts.mla_eval != MlaEval::Auto)
     fail("{}: MLA evaluation '{}' asked for a GQA model", model.source, mla_eval_name(opts.mla_eval));
+  if (c.mla && opts.mla_eval == MlaEval::Naive)
+    fail("{}: --attn naive runs on the CPU only; on CUDA MLA layers evaluate absorbed (auto or absorbed)",
+         model.source);
   if (opts.kv_dtype != DType::F32 && opts.kv_dtype != DType::BF16 && opts.kv_dtype != DType::F16)
     fail("{}: KV cache dtype {} (F32, BF16 or F16)", model.source, dtype_name(opts.kv_dtype));
   max_tokens_ = opts.max_tokens > 0 ? opts.max_tokens : c.max_position_embeddings;
@@ -77,6 +83,17 @@ CudaSession::CudaSession(const Model& model, SessionOptions opts) : model_(model
     DeviceLayer d;
     d.attn_norm = f32_to_device(L.attn_norm);
     d.ffn_norm = f32_to_device(L.ffn_norm);
+    d.w_gate = cuda::to_device(L.w_gate);
+    d.w_up = cuda::to_device(L.w_up);
+    d.w_down = cuda::to_device(L.w_down);
+    if (c.mla) {
+      const int64_t l = static_cast<int64_t>(s.layers.size());
+      d.mla = std::make_unique<CudaMlaLayer>(c, l, L.mla);
+      s.kind = d.mla->stored_absorbed() ? "mla-stored-absorbed" : "mla-absorbed";
+      d.k_cache = DeviceBuffer(static_cast<size_t>(max_tokens_ * d.mla->cache_cols()) * dtype_size(s.kv_dtype));
+      s.layers.push_back(std::move(d));
+      continue;
+    }
     d.q_norm = f32_to_device(L.q_norm);
     d.k_norm = f32_to_device(L.k_norm);
     d.wq = cuda::to_device(L.wq);
@@ -86,9 +103,6 @@ CudaSession::CudaSession(const Model& model, SessionOptions opts) : model_(model
     d.bq = f32_to_device(L.bq);
     d.bk = f32_to_device(L.bk);
     d.bv = f32_to_device(L.bv);
-    d.w_gate = cuda::to_device(L.w_gate);
-    d.w_up = cuda::to_device(L.w_up);
-    d.w_down = cuda::to_device(L.w_down);
     d.k_cache = DeviceBuffer(cache_bytes);
     d.v_cache = DeviceBuffer(cache_bytes);
     s.layers.push_back(std::move(d));
@@ -104,12 +118,18 @@ size_t CudaSession::weight_bytes() const {
     for (const DeviceTensor* t : {&L.attn_norm, &L.ffn_norm, &L.q_norm, &L.k_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq,
                                   &L.bk, &L.bv, &L.w_gate, &L.w_up, &L.w_down})
       b += t->buf.bytes();
+  for (const auto& L : s.layers)
+    if (L.mla) b += L.mla->weight_bytes();
   return b;
 }
 
+std::string CudaSession::attention_kind() const { return s_->kind; }
+
 int64_t CudaSession::kv_bytes_per_token() const {
   const ModelConfig& c = model_.config;
-  return 2 * c.num_layers * c.num_kv_heads * c.head_dim * static_cast<int64_t>(dtype_size(s_->kv_dtype));
+  int64_t values = 0;
+  for (const auto& L : s_->layers) values += L.mla ? L.mla->cache_cols() : 2 * c.num_kv_heads * c.head_dim;
+  return values * static_cast<int64_t>(dtype_size(s_->kv_dtype));
 }
 
 size_t CudaSession::cache_bytes() const {
@@ -173,8 +193,8 @@ const Tensor& CudaSession::forward(std::span<const int32_t> tokens, Logits which
   dims.dv = d;
   dims.q_start = n_past_;
   dims.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-  for (auto& L : s.layers) {
-    cuda::rmsnorm(h, D, L.attn_norm.f32(), x, D, n, D, eps);
+  // GQA attention block (MLA.md §1): x [n, D] -> a [n, D], K/V rows appended to the cache.
+  auto gqa_block = [&](DeviceLayer& L) {
     linear(x, L.wq, L.bq, q, n);
     linear(x, L.wk, L.bk, k, n);
     linear(x, L.wv, L.bv, v, n);
@@ -190,6 +210,13 @@ const Tensor& CudaSession::forward(std::span<const int32_t> tokens, Logits which
     cuda::round_rows(v, kvd, n, kvd, {vc, s.kv_dtype, kvd});
     cuda::attention(q, {L.k_cache.data(), s.kv_dtype, kvd}, {L.v_cache.data(), s.kv_dtype, kvd}, att, dims);
     linear(att, L.wo, {}, a, n);
+  };
+  for (auto& L : s.layers) {
+    cuda::rmsnorm(h, D, L.attn_norm.f32(), x, D, n, D, eps);
+    if (L.mla)
+      L.mla->forward(x, n, n_past_, dpos, L.k_cache.data(), s.kv_dtype, s.mla_ws, a);
+    else
+      gqa_block(L);
     cuda::add(h, a, h, n * D);
 
     cuda::rmsnorm(h, D, L.ffn_norm.f32(), x, D, n, D, eps);

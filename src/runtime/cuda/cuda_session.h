@@ -1,8 +1,8 @@
 // A Sequence on a GPU: the model's weights uploaded once (in their file dtype; norms
 // and biases f32), the KV cache in device memory (F32 | BF16 | F16), the forward pass
 // of runtime/decoder.h run by ops/cuda, host logits out. GQA models (Llama, Qwen2,
-// Qwen3, Mistral layouts) run here; MLA models are refused with a clear error until
-// their device forward exists (--device cpu runs them).
+// Qwen3, Mistral layouts) and MLA models (runtime/cuda/cuda_mla_layer.h: always the
+// absorbed evaluation, over the latent cache) run here.
 //
 // Against the CPU Session on the same model: the same f32 arithmetic on the same
 // rounded weights and cache values, other summation orders (the projections of
@@ -33,7 +33,7 @@ class CudaSession final : public Sequence {
   int64_t max_tokens() const override { return max_tokens_; }
   void reset() override { n_past_ = 0; }
   const ModelConfig& config() const override { return model_.config; }
-  std::string attention_kind() const override { return "gqa"; }
+  std::string attention_kind() const override;
   std::string device() const override { return "cuda"; }
   int64_t kv_bytes_per_token() const override;
   // Bytes of device memory the weights and the cache take.
