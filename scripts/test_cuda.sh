@@ -14,6 +14,6 @@ gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DMLAR_CUDA=ON -DMLAR_BUILD_TESTS=ON \
   -DMLAR_BUILD_BENCH=ON >/dev/null
-cmake --build "$build" -j"$(nproc)" --target test_cuda bench_cuda_attention
+cmake --build "$build" -j"$(nproc)" --target test_cuda bench_cuda_attention bench_cuda_decode mla-retrofit
 export MLAR_DATA=${MLAR_DATA:-$root/../shared/data}
 "$build/tests/test_cuda" "$@"

@@ -123,6 +123,20 @@ size_t CudaSession::weight_bytes() const {
   return b;
 }
 
+void CudaSession::advance_zero(int64_t n) {
+  if (n < 0 || n_past_ + n > max_tokens_)
+    fail("advance_zero: {} tokens after {} exceed the context limit of {}", n, n_past_, max_tokens_);
+  const ModelConfig& c = model_.config;
+  const size_t esize = dtype_size(s_->kv_dtype);
+  for (auto& L : s_->layers) {
+    const int64_t cols = L.mla ? L.mla->cache_cols() : c.num_kv_heads * c.head_dim;
+    const size_t off = static_cast<size_t>(n_past_ * cols) * esize, bytes = static_cast<size_t>(n * cols) * esize;
+    cuda::fill_zero(L.k_cache.as<char>() + off, bytes);
+    if (!L.mla) cuda::fill_zero(L.v_cache.as<char>() + off, bytes);
+  }
+  n_past_ += n;
+}
+
 std::string CudaSession::attention_kind() const { return s_->kind; }
 
 int64_t CudaSession::kv_bytes_per_token() const {

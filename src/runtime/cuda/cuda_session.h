@@ -36,6 +36,10 @@ class CudaSession final : public Sequence {
   std::string attention_kind() const override;
   std::string device() const override { return "cuda"; }
   int64_t kv_bytes_per_token() const override;
+  // Benchmarks of long contexts without a prefill: positions n_past() .. n_past()+n-1
+  // become cached tokens whose rows are zero (attention then reads them like any
+  // others). Throws past the context limit.
+  void advance_zero(int64_t n);
   // Bytes of device memory the weights and the cache take.
   size_t weight_bytes() const;
   size_t cache_bytes() const;
