@@ -1,5 +1,6 @@
 // Trainable GQA attention (MLA.md §1):
 //   q = x W_q^T + b_q  [rows, n_h d],  k = x W_k^T + b_k,  v = x W_v^T + b_v  [rows, n_kv d]
+//   with qk_norm (Qwen3): q, k <- RMSNorm_{q_norm, k_norm}(each head's d values)
 //   RoPE on q and k (the model's layout), causal attention per sequence,
 //   out = att W_o^T.
 #pragma once
@@ -20,6 +21,8 @@ class GqaBlock final : public AttentionBlock {
  private:
   const LayerWeights& w_;
   int64_t D_, H_, J_, d_;
+  bool qk_norm_;
+  float eps_;
   ops::RopePairs pairs_;
   std::vector<float> inv_freq_;  // [d/2]
 };

@@ -19,6 +19,8 @@ std::vector<TensorSlot> layer_tensor_slots(LayerWeights& L, const std::string& p
   add("bq", L.bq, true);
   add("bk", L.bk, true);
   add("bv", L.bv, true);
+  add("q_norm", L.q_norm, true);
+  add("k_norm", L.k_norm, true);
   MlaLayerWeights& m = L.mla;
   add("mla.wq", m.wq, true);
   add("mla.bq", m.bq, true);

@@ -60,6 +60,8 @@ TEST(ForwardMatchStories, Stories260K) {
 INSTANTIATE_TEST_SUITE_P(
     Variants, ForwardMatch,
     ::testing::Values(TrainVariant{"gqa", TrainVariant::Gqa},
+                      TrainVariant{"gqa_qwen3_qknorm_interleaved", TrainVariant::Gqa, false, false, false, false,
+                                   RopeLayout::Interleaved, true},
                       TrainVariant{"gqa_bias_tied_interleaved", TrainVariant::Gqa, true, true, false, false,
                                    RopeLayout::Interleaved},
                       TrainVariant{"deepseek_qlora_latentnorm_bias", TrainVariant::DeepSeek, true},

@@ -162,6 +162,8 @@ TEST_P(ModelGrad, AttentionScopeGivesTheSameAttentionGradients) {
 INSTANTIATE_TEST_SUITE_P(
     Variants, ModelGrad,
     ::testing::Values(TrainVariant{"gqa", TrainVariant::Gqa},
+                      TrainVariant{"gqa_qwen3_qknorm_interleaved", TrainVariant::Gqa, false, false, false, false,
+                                   RopeLayout::Interleaved, true},
                       TrainVariant{"gqa_bias_tied_interleaved", TrainVariant::Gqa, true, true, false, false,
                                    RopeLayout::Interleaved},
                       TrainVariant{"deepseek_qlora_latentnorm_bias", TrainVariant::DeepSeek, true},

@@ -18,6 +18,7 @@ struct TrainVariant {
   bool absorbed = false;
   bool per_layer = false;
   RopeLayout layout = RopeLayout::Half;
+  bool qk_norm = false;  // Qwen3: per-head q/k RMSNorms (GQA only)
 };
 
 // D 48, F 80, 2 layers, 6 query heads (2 kv heads of 8), vocab 97.
@@ -34,6 +35,7 @@ inline ModelConfig train_config(const TrainVariant& v) {
   c.max_position_embeddings = 64;
   c.tie_word_embeddings = v.tied;
   c.attention_bias = v.bias;
+  c.qk_norm = v.qk_norm;
   if (v.kind == TrainVariant::Gqa) return c;
   MlaConfig m;
   if (v.kind == TrainVariant::Repeat) {  // n_r = n_kv rope heads of d, d_n = 0, W_qr

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""A random-init Qwen2-shaped HF directory (F32 safetensors; standard library only), for
-training from scratch with the CPU trainer when no GPU is lent (docs/query-bias.md):
-  python3 make_qwen2ish_cpu.py OUT_DIR TOKENIZER_DIR   (TOKENIZER_DIR: ../shared/data/models/llama3ish)
+"""A random-init Qwen2-shaped (or, with --qwen3, Qwen3-shaped: q/k norms, no biases) HF
+directory (F32 safetensors; standard library only), for training from scratch with the CPU
+trainer when no GPU is lent (docs/query-bias.md, docs/serving.md):
+  python3 make_qwen2ish_cpu.py OUT_DIR TOKENIZER_DIR [--qwen3]   (TOKENIZER_DIR: ../shared/data/models/llama3ish)
 """
 import json, os, random, struct, shutil, sys, array
 out, src = sys.argv[1], sys.argv[2]
+qwen3 = "--qwen3" in sys.argv[3:]
 os.makedirs(out, exist_ok=True)
 H, L, NH, NKV, HD, I, V = 256, 4, 4, 2, 64, 704, 4096
 cfg = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": H, "num_hidden_layers": L,
@@ -13,6 +15,8 @@ cfg = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_siz
        "max_position_embeddings": 2048, "bos_token_id": 0, "eos_token_id": 1, "hidden_act": "silu",
        "attention_dropout": 0.0, "initializer_range": 0.02, "use_sliding_window": False, "sliding_window": None,
        "max_window_layers": L, "torch_dtype": "float32", "use_cache": True}
+if qwen3:
+    cfg.update({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "attention_bias": False})
 json.dump(cfg, open(os.path.join(out, "config.json"), "w"), indent=2)
 
 for f in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
@@ -26,14 +30,15 @@ def ones(n): return array.array("f", [1.0] * n)
 tensors = [("model.embed_tokens.weight", [V, H], normal([V, H]))]
 for l in range(L):
     p = f"model.layers.{l}."
+    tensors += [(p + "input_layernorm.weight", [H], ones(H)),
+                (p + "self_attn.q_proj.weight", [NH * HD, H], normal([NH * HD, H]))]
+    if not qwen3: tensors += [(p + "self_attn.q_proj.bias", [NH * HD], normal([NH * HD]))]
+    tensors += [(p + "self_attn.k_proj.weight", [NKV * HD, H], normal([NKV * HD, H]))]
+    if not qwen3: tensors += [(p + "self_attn.k_proj.bias", [NKV * HD], normal([NKV * HD]))]
+    tensors += [(p + "self_attn.v_proj.weight", [NKV * HD, H], normal([NKV * HD, H]))]
+    if not qwen3: tensors += [(p + "self_attn.v_proj.bias", [NKV * HD], normal([NKV * HD]))]
+    if qwen3: tensors += [(p + "self_attn.q_norm.weight", [HD], ones(HD)), (p + "self_attn.k_norm.weight", [HD], ones(HD))]
     tensors += [
-        (p + "input_layernorm.weight", [H], ones(H)),
-        (p + "self_attn.q_proj.weight", [NH * HD, H], normal([NH * HD, H])),
-        (p + "self_attn.q_proj.bias", [NH * HD], normal([NH * HD])),
-        (p + "self_attn.k_proj.weight", [NKV * HD, H], normal([NKV * HD, H])),
-        (p + "self_attn.k_proj.bias", [NKV * HD], normal([NKV * HD])),
-        (p + "self_attn.v_proj.weight", [NKV * HD, H], normal([NKV * HD, H])),
-        (p + "self_attn.v_proj.bias", [NKV * HD], normal([NKV * HD])),
         (p + "self_attn.o_proj.weight", [H, NH * HD], normal([H, NH * HD])),
         (p + "post_attention_layernorm.weight", [H], ones(H)),
         (p + "mlp.gate_proj.weight", [I, H], normal([I, H])),
