@@ -3,8 +3,10 @@
 // Models: stories260K (F32 weights, real), llama3ish (BF16 HF directory, real,
 // head size 64), and random Qwen2-shaped (q/k/v biases) and Qwen3-shaped (q/k norms)
 // models with odd sizes.
-// Tolerances: logits 1e-4 of the largest |logit| (f32 arithmetic on the same rounded
-// weights and cache values, other summation orders); perplexity 1e-5 relative with
+// Tolerances: logits 1e-4 of the largest |logit| with F32 caches (f32 arithmetic on the
+// same rounded weights and cache values, other summation orders); 2e-3 with BF16 caches,
+// where a key or value computed a few f32 ulps apart can round to the neighbouring bf16
+// value (2^-8 relative; seen: 3.8e-4 on a stored-absorbed repeat model); perplexity 1e-5 relative with
 // F32 weights, 1e-3 with BF16 weights (issue 15's bounds; measured far below);
 // greedy text identical.
 #include "runtime/cuda/cuda_session.h"
@@ -89,10 +91,11 @@ double logits_gap(const Model& m, DType kv, MlaEval cpu_eval = MlaEval::Auto) {
 
 TEST_F(CudaSessionTest, LogitsMatchCpuOnRealAndOddModels) {
   for (DType kv : {DType::F32, DType::BF16}) {
-    EXPECT_LE(logits_gap(stories(), kv), 1e-4) << "stories260K " << dtype_name(kv);
-    EXPECT_LE(logits_gap(llama3ish(), kv), 1e-4) << "llama3ish " << dtype_name(kv);
-    EXPECT_LE(logits_gap(random_model(odd_config(false), 7), kv), 1e-4) << "qwen2-shaped " << dtype_name(kv);
-    EXPECT_LE(logits_gap(random_model(odd_config(true), 8), kv), 1e-4) << "qwen3-shaped " << dtype_name(kv);
+    const double tol = kv == DType::F32 ? 1e-4 : 2e-3;
+    EXPECT_LE(logits_gap(stories(), kv), tol) << "stories260K " << dtype_name(kv);
+    EXPECT_LE(logits_gap(llama3ish(), kv), tol) << "llama3ish " << dtype_name(kv);
+    EXPECT_LE(logits_gap(random_model(odd_config(false), 7), kv), tol) << "qwen2-shaped " << dtype_name(kv);
+    EXPECT_LE(logits_gap(random_model(odd_config(true), 8), kv), tol) << "qwen3-shaped " << dtype_name(kv);
   }
 }
 
@@ -116,7 +119,8 @@ TEST_F(CudaSessionTest, MlaLogitsMatchCpu) {
     const Model m = random_mla_model(test::mla_config(v), 11);
     for (DType kv : {DType::F32, DType::BF16})
       for (MlaEval e : {MlaEval::Naive, MlaEval::Absorbed})
-        EXPECT_LE(logits_gap(m, kv, e), 1e-4) << v.name << " " << dtype_name(kv) << " cpu " << mla_eval_name(e);
+        EXPECT_LE(logits_gap(m, kv, e), kv == DType::F32 ? 1e-4 : 2e-3)
+            << v.name << " " << dtype_name(kv) << " cpu " << mla_eval_name(e);
   }
   Model src = load_model(data_path("models/stories260K/stories260K.bin"));
   const Model repeat = convert_model(std::move(src), ConvertOptions{});

@@ -31,6 +31,10 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 TOL = 1e-4
+# Logits compared over hundreds of tokens of a model with |logit| up to ~25 differ by f32
+# summation order alone by more than 1e-4 absolute (8 ulp at 22 is 1.5e-5 each step); the bound
+# is 1e-4 or 5e-6 of the largest |logit|, whichever is larger.
+TOL_REL = 5e-6
 
 
 def run(cmd):
@@ -161,14 +165,15 @@ def part_c(args, rows, ids, text):
             ref = our_logits(args.cli, mla_dir, mids)  # the runtime on the model before export
             hf, bad = deepseek_logits(ds, mids)
             row(rows, "c. DeepseekV3ForCausalLM vs ours", name, np.abs(ref - hf).max(),
-                f"{len(mids)} tokens, |logit| <= {np.abs(ref).max():.2f}" + (f", loading: {bad}" if bad else ""))
+                f"{len(mids)} tokens, |logit| <= {np.abs(ref).max():.2f}" + (f", loading: {bad}" if bad else ""),
+                scale=float(np.abs(ref).max()))
             row(rows, "c. export reloaded vs runtime", name, np.abs(ref - our_logits(args.cli, ds, mids)).max())
         except Exception as e:  # noqa: BLE001
             failed_row(rows, "c. DeepseekV3ForCausalLM vs ours", name, e)
 
 
-def row(rows, check, model, diff, extra=""):
-    ok = diff <= TOL
+def row(rows, check, model, diff, extra="", scale=0.0):
+    ok = diff <= max(TOL, TOL_REL * scale)
     rows.append({"check": check, "model": model, "max_abs_diff": float(diff), "ok": bool(ok), "note": extra})
     print(f"{check:<34} {model:<28} {diff:12.3e}  {'ok' if ok else 'FAIL'} {extra}", flush=True)
 

@@ -48,47 +48,50 @@ __global__ void __launch_bounds__(kThreads) tiled_kernel(AttnParams p, int kt) {
   const int64_t keys = p.q_start + qi + 1;
   const int64_t t0 = blockIdx.x * p.keys_per_split, t1 = min(keys, t0 + p.keys_per_split);
 
+  // 32-bit indices inside the block (shared memory holds < 2^31 floats); rows of
+  // shared memory are walked row by row, so no division per element.
+  const int idk = static_cast<int>(dk), idv = static_cast<int>(dv), iht = static_cast<int>(ht);
   const float* q = p.q + b * p.q_batch + qi * p.q_stride + h0 * dk;
-  for (int64_t e = tid; e < ht * dk; e += kThreads) qs[e] = e / dk < hn ? q[e] * p.scale : 0.0f;
-  for (int64_t e = tid; e < ht * dv; e += kThreads) os[e] = 0.0f;
-  for (int64_t h = tid; h < ht; h += kThreads) {
+  for (int h = 0; h < iht; ++h)
+    for (int d = tid; d < idk; d += kThreads) qs[h * idk + d] = h < hn ? q[h * dk + d] * p.scale : 0.0f;
+  for (int e = tid; e < iht * idv; e += kThreads) os[e] = 0.0f;
+  for (int h = tid; h < iht; h += kThreads) {
     ms[h] = -INFINITY;
     ls[h] = 0.0f;
   }
   const T* kb = static_cast<const T*>(p.k) + b * p.kv_batch + j * dk;
   const T* vb = static_cast<const T*>(p.v) + b * p.kv_batch + j * dv;
   for (int64_t tile = t0; tile < t1; tile += kt) {
-    const int64_t nk = min(static_cast<int64_t>(kt), t1 - tile);
+    const int nk = static_cast<int>(min(static_cast<int64_t>(kt), t1 - tile));
     __syncthreads();  // the previous tile's readers are done
-    for (int64_t e = tid; e < nk * dk; e += kThreads) {
-      const int64_t t = e / dk, d = e % dk;
-      ks[t * (dk + 1) + d] = to_f32(kb[(tile + t) * p.k_stride + d]);
-    }
-    for (int64_t e = tid; e < nk * dv; e += kThreads) {
-      const int64_t t = e / dv, c = e % dv;
-      vs[t * dv + c] = to_f32(vb[(tile + t) * p.v_stride + c]);
+#pragma unroll 4
+    for (int t = 0; t < nk; ++t) {
+      const T* kr = kb + (tile + t) * p.k_stride;
+      const T* vr = vb + (tile + t) * p.v_stride;
+      for (int d = tid; d < idk; d += kThreads) ks[t * (idk + 1) + d] = to_f32(kr[d]);
+      for (int c = tid; c < idv; c += kThreads) vs[t * idv + c] = to_f32(vr[c]);
     }
     __syncthreads();
-    for (int64_t e = tid; e < ht * kt; e += kThreads) {
-      const int64_t h = e / kt, t = e % kt;
+    for (int e = tid; e < iht * kt; e += kThreads) {
+      const int h = e / kt, t = e - h * kt;
       float s = -INFINITY;
       if (t < nk && h < hn) {
-        const float* qh = qs + h * dk;
-        const float* kr = ks + t * (dk + 1);
+        const float* qh = qs + h * idk;
+        const float* kr = ks + t * (idk + 1);
         float acc = 0.0f;
-        for (int64_t d = 0; d < dk; ++d) acc = fmaf(qh[d], kr[d], acc);
+        for (int d = 0; d < idk; ++d) acc = fmaf(qh[d], kr[d], acc);
         s = acc;
       }
       ss[e] = s;
     }
     __syncthreads();
-    for (int64_t h = warp; h < ht; h += kThreads / 32) {
+    for (int h = warp; h < iht; h += kThreads / 32) {
       float mx = -INFINITY;
-      for (int64_t t = lane; t < kt; t += 32) mx = fmaxf(mx, ss[h * kt + t]);
+      for (int t = lane; t < kt; t += 32) mx = fmaxf(mx, ss[h * kt + t]);
       mx = detail::warp_max(mx);
       const float m_old = ms[h], m_new = fmaxf(m_old, mx);
       float sum = 0.0f;
-      for (int64_t t = lane; t < kt; t += 32) {
+      for (int t = lane; t < kt; t += 32) {
         const float s = ss[h * kt + t];
         const float pr = s == -INFINITY ? 0.0f : __expf(s - m_new);
         ss[h * kt + t] = pr;
@@ -103,18 +106,20 @@ __global__ void __launch_bounds__(kThreads) tiled_kernel(AttnParams p, int kt) {
       }
     }
     __syncthreads();
-    for (int64_t e = tid; e < ht * dv; e += kThreads) {
-      const int64_t h = e / dv, c = e % dv;
+    for (int h = 0; h < iht; ++h) {
       const float* pr = ss + h * kt;
-      float acc = os[e] * as[h];
-      for (int64_t t = 0; t < nk; ++t) acc = fmaf(pr[t], vs[t * dv + c], acc);
-      os[e] = acc;
+      const float alpha = as[h];
+      for (int c = tid; c < idv; c += kThreads) {
+        float acc = os[h * idv + c] * alpha;
+        for (int t = 0; t < nk; ++t) acc = fmaf(pr[t], vs[t * idv + c], acc);
+        os[h * idv + c] = acc;
+      }
     }
   }
   __syncthreads();
   const int64_t row = (z * p.splits + blockIdx.x) * p.n_heads + h0;  // partial row of head h0
-  for (int64_t e = tid; e < hn * dv; e += kThreads) p.part_o[row * dv + e] = os[e];
-  for (int64_t h = tid; h < hn; h += kThreads) {
+  for (int e = tid; e < static_cast<int>(hn) * idv; e += kThreads) p.part_o[row * dv + e] = os[e];
+  for (int h = tid; h < hn; h += kThreads) {
     p.part_ml[(row + h) * 2] = ms[h];
     p.part_ml[(row + h) * 2 + 1] = ls[h];
   }
@@ -200,7 +205,11 @@ void attention(const float* q, ops::TypedRows k, ops::TypedRows v, float* out, c
   // Key ranges: enough blocks for two waves at batch 1, at least 2 tiles per range.
   const int64_t blocks = batch.count * d.n_q * d.n_kv_heads * p.head_tiles;
   const int64_t want = std::max<int64_t>(1, (2 * sm_count() + blocks - 1) / blocks);
-  const int64_t max_splits = std::max<int64_t>(1, keys / (2 * kt));
+  // Each range writes a partial output of n_heads x (dv + 2) floats per query, merged
+  // afterwards: at most a quarter of the bytes of the rows it reads.
+  const int64_t row_bytes = (d.n_kv_heads * (d.dk + (tc ? 0 : d.dv))) * static_cast<int64_t>(dtype_size(k.dtype));
+  const int64_t part_cap = std::max<int64_t>(1, keys * row_bytes / (4 * d.n_heads * (d.dv + 2) * 4));
+  const int64_t max_splits = std::max<int64_t>(1, std::min(keys / (2 * kt), part_cap));
   p.splits = static_cast<int>(std::min(want, max_splits));
   p.keys_per_split = (keys + p.splits - 1) / p.splits;
   p.keys_per_split = (p.keys_per_split + kt - 1) / kt * kt;
