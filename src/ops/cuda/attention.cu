@@ -125,27 +125,63 @@ __global__ void __launch_bounds__(kThreads) tiled_kernel(AttnParams p, int kt) {
   }
 }
 
-// grid: x = head, y = sequence * n_q + query. Merges the splits' partial outputs.
+// grid: x = head, y = sequence * n_q + query; kCombineThreads threads. Merges the
+// splits' partial outputs: the splits' weights exp(m_s - max) are computed once, in
+// parallel, into shared memory ([splits] floats), then each thread sums its output
+// columns over the splits (independent loads).
+constexpr int kCombineThreads = 128;
+
+__device__ float block_reduce(float v, bool is_max, float* red) {
+  v = is_max ? detail::warp_max(v) : detail::warp_sum(v);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();  // red is reused
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float r = red[0];
+  for (int w = 1; w < kCombineThreads / 32; ++w) r = is_max ? fmaxf(r, red[w]) : r + red[w];
+  return r;
+}
+
 __global__ void combine_kernel(const float* part_o, const float* part_ml, float* out, int64_t n_q, int64_t n_heads,
                                int64_t dv, int splits, int64_t out_stride, int64_t out_batch) {
+  extern __shared__ float wts[];  // [splits]
+  __shared__ float red[kCombineThreads / 32];
   const int64_t h = blockIdx.x, z = blockIdx.y, b = z / n_q, qi = z % n_q;
+  const float* ml = part_ml + (z * splits * n_heads + h) * 2;  // split s at ml + s * n_heads * 2
+  const int64_t mls = n_heads * 2;
   float mx = -INFINITY;
-  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_ml[((z * splits + s) * n_heads + h) * 2]);
+  for (int s = threadIdx.x; s < splits; s += kCombineThreads) mx = fmaxf(mx, ml[s * mls]);
+  mx = block_reduce(mx, true, red);
   float l = 0.0f;
-  for (int s = 0; s < splits; ++s) {
-    const float m = part_ml[((z * splits + s) * n_heads + h) * 2];
-    if (m != -INFINITY) l += __expf(m - mx) * part_ml[((z * splits + s) * n_heads + h) * 2 + 1];
+  for (int s = threadIdx.x; s < splits; s += kCombineThreads) {
+    const float m = ml[s * mls];
+    const float w = m == -INFINITY ? 0.0f : __expf(m - mx);
+    wts[s] = w;
+    l += w * ml[s * mls + 1];
   }
+  l = block_reduce(l, false, red);  // also orders the wts writes before the reads below
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  const float* po = part_o + (z * splits * n_heads + h) * dv;  // split s at po + s * n_heads * dv
+  const int64_t pos = n_heads * dv;
   float* o = out + b * out_batch + qi * out_stride + h * dv;
-  for (int64_t c = threadIdx.x; c < dv; c += blockDim.x) {
+  for (int64_t c = threadIdx.x; c < dv; c += kCombineThreads) {
     float acc = 0.0f;
-    for (int s = 0; s < splits; ++s) {
-      const float m = part_ml[((z * splits + s) * n_heads + h) * 2];
-      if (m != -INFINITY) acc += __expf(m - mx) * part_o[((z * splits + s) * n_heads + h) * dv + c];
-    }
+#pragma unroll 4
+    for (int s = 0; s < splits; ++s) acc = fmaf(wts[s], po[s * pos + c], acc);
     o[c] = acc * inv;
   }
+}
+
+// Opts the kernel into `smem` bytes of dynamic shared memory once per size increase.
+template <typename T>
+void launch_tiled(const dim3& grid, size_t smem, const AttnParams& p, int kt) {
+  static size_t opted = 48 * 1024;
+  if (smem > opted) {
+    MLAR_CUDA_CHECK(cudaFuncSetAttribute(tiled_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem)));
+    opted = smem;
+  }
+  tiled_kernel<T><<<grid, kThreads, smem>>>(p, kt);
 }
 
 int sm_count() {
@@ -227,16 +263,12 @@ void attention(const float* q, ops::TypedRows k, ops::TypedRows v, float* out, c
     detail::mla_tensor_core_launch(p, grid);
   } else {
     const size_t smem = static_cast<size_t>(tiled_smem_floats(p.heads_per_block, kt, d.dk, d.dv)) * sizeof(float);
-    MLAR_CUDA_DISPATCH_FLOAT(k.dtype, "cuda::attention", {
-      MLAR_CUDA_CHECK(cudaFuncSetAttribute(tiled_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(smem)));
-      tiled_kernel<T><<<grid, kThreads, smem>>>(p, static_cast<int>(kt));
-    });
+    MLAR_CUDA_DISPATCH_FLOAT(k.dtype, "cuda::attention", launch_tiled<T>(grid, smem, p, static_cast<int>(kt)));
     check_launch("attention (tiled)");
   }
   const dim3 cgrid(static_cast<unsigned>(d.n_heads), static_cast<unsigned>(batch.count * d.n_q));
-  combine_kernel<<<cgrid, 128>>>(p.part_o, p.part_ml, out, d.n_q, d.n_heads, d.dv, p.splits, out_stride,
-                                 batch.out_stride);
+  combine_kernel<<<cgrid, kCombineThreads, static_cast<size_t>(p.splits) * sizeof(float)>>>(
+      p.part_o, p.part_ml, out, d.n_q, d.n_heads, d.dv, p.splits, out_stride, batch.out_stride);
   check_launch("attention (combine)");
 }
 

@@ -248,8 +248,12 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(AttnParams p, Smem
 template <int MT, int NTMAX>
 void launch(const AttnParams& p, const dim3& grid) {
   const Smem L = smem_layout(MT * 16, p.dk);
-  MLAR_CUDA_CHECK(cudaFuncSetAttribute(mla_mma_kernel<MT, NTMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(L.total)));
+  static size_t opted = 48 * 1024;  // dynamic shared memory this instantiation is opted into
+  if (L.total > opted) {
+    MLAR_CUDA_CHECK(cudaFuncSetAttribute(mla_mma_kernel<MT, NTMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(L.total)));
+    opted = L.total;
+  }
   mla_mma_kernel<MT, NTMAX><<<grid, kThreads, L.total>>>(p, L);
 }
 
