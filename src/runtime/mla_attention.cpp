@@ -194,17 +194,7 @@ void MlaAttention::rope_queries(const float* q, int64_t n, const int64_t* pos, f
                                 int64_t dst_head) const {
   const float* q_in = q + qn_;  // rope input of head 0; head h at + h * qw
   if (has_qr_) {
-    ops::HeadMatmulDims d;  // q_pe_h = W_qr[h] q_rope_in_h, W_qr[h]: [R, qin]
-    d.n = n;
-    d.heads = H_;
-    d.in = qin_;
-    d.out = R_;
-    d.x_stride = H_ * qw_;
-    d.x_head_stride = qw_;
-    d.y_stride = dst_stride;
-    d.y_head_stride = dst_head;
-    d.w_head_stride = R_ * qin_;
-    ops::matmul_heads(q_in, wqr_, dst, d);
+    ops::matmul_heads(q_in, wqr_, dst, qr_dims(n, dst_stride, dst_head));  // q_pe_h = W_qr[h] q_rope_in_h
   } else {
     ops::copy_heads(q_in, H_ * qw_, qw_, dst, dst_stride, dst_head, n, H_, R_);
   }
@@ -275,18 +265,7 @@ void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, con
   if (nope_ && absorbed_) {
     ops::copy_heads(q, H_ * qw_, qw_, qt, H_ * dq, dq, n, H_, r_);  // stored: already W_uk^T q_nope
   } else if (nope_) {
-    ops::HeadMatmulDims d;  // qt_h = W_uk[h]^T q_nope_h, W_uk[h]: [d_n, r]
-    d.n = n;
-    d.heads = H_;
-    d.in = dn_;
-    d.out = r_;
-    d.x_stride = H_ * qw_;
-    d.x_head_stride = qw_;
-    d.y_stride = H_ * dq;
-    d.y_head_stride = dq;
-    d.w_head_stride = dn_ * r_;
-    d.w_in_out = true;
-    ops::matmul_heads(q, wuk_, qt, d);
+    ops::matmul_heads(q, wuk_, qt, uk_absorb_dims(n, dq));  // qt_h = W_uk[h]^T q_nope_h
   }
   rope_queries(q, n, pos, qt + (nope_ ? r_ : 0), H_ * dq, dq);
 
@@ -326,17 +305,7 @@ void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, con
     return;
   }
   float* att = ws.get(kAtt, n * H_ * dv_);  // [n, H * d_v]: v_h = W_uv[h] o_h
-  ops::HeadMatmulDims d;  // W_uv[h]: [d_v, r]
-  d.n = n;
-  d.heads = H_;
-  d.in = r_;
-  d.out = dv_;
-  d.x_stride = H_ * r_;
-  d.x_head_stride = r_;
-  d.y_stride = H_ * dv_;
-  d.y_head_stride = dv_;
-  d.w_head_stride = dv_ * r_;
-  ops::matmul_heads(o, wuv_, att, d);
+  ops::matmul_heads(o, wuv_, att, uv_dims(n));
   ops::linear(att, w_.wo, out, n);
 }
 

@@ -48,4 +48,47 @@ MlaLayerDims::MlaLayerDims(const ModelConfig& c, int64_t layer, const MlaLayerWe
   }
 }
 
+ops::HeadMatmulDims MlaLayerDims::qr_dims(int64_t n, int64_t dst_stride, int64_t dst_head) const {
+  ops::HeadMatmulDims d;  // W_qr[h]: [R, qin]
+  d.n = n;
+  d.heads = H_;
+  d.in = qin_;
+  d.out = R_;
+  d.x_stride = H_ * qw_;
+  d.x_head_stride = qw_;
+  d.y_stride = dst_stride;
+  d.y_head_stride = dst_head;
+  d.w_head_stride = R_ * qin_;
+  return d;
+}
+
+ops::HeadMatmulDims MlaLayerDims::uk_absorb_dims(int64_t n, int64_t dq) const {
+  ops::HeadMatmulDims d;  // W_uk[h]: [d_n, r], applied transposed
+  d.n = n;
+  d.heads = H_;
+  d.in = dn_;
+  d.out = r_;
+  d.x_stride = H_ * qw_;
+  d.x_head_stride = qw_;
+  d.y_stride = H_ * dq;
+  d.y_head_stride = dq;
+  d.w_head_stride = dn_ * r_;
+  d.w_in_out = true;
+  return d;
+}
+
+ops::HeadMatmulDims MlaLayerDims::uv_dims(int64_t n) const {
+  ops::HeadMatmulDims d;  // W_uv[h]: [d_v, r]
+  d.n = n;
+  d.heads = H_;
+  d.in = r_;
+  d.out = dv_;
+  d.x_stride = H_ * r_;
+  d.x_head_stride = r_;
+  d.y_stride = H_ * dv_;
+  d.y_head_stride = dv_;
+  d.w_head_stride = dv_ * r_;
+  return d;
+}
+
 }  // namespace mlar

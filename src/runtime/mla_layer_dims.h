@@ -8,6 +8,7 @@
 
 #include "model/config.h"
 #include "model/weights.h"
+#include "ops/head_matmul.h"
 #include "ops/rope.h"
 
 namespace mlar {
@@ -17,6 +18,15 @@ class MlaLayerDims {
   // Checks the weight shapes (check_mla_layer_shapes) and the sizes; errors start
   // with "<who>: layer <layer>".
   MlaLayerDims(const ModelConfig& c, int64_t layer, const MlaLayerWeights& w, const char* who);
+
+  // The per-head products of the absorbed evaluation over n tokens, q being the
+  // projected queries [n, H * qw] (runtime/mla_attention.cpp and its CUDA twin):
+  // q_pe_h = W_qr[h] q_rope_in_h into dst rows of dst_stride, heads dst_head apart;
+  ops::HeadMatmulDims qr_dims(int64_t n, int64_t dst_stride, int64_t dst_head) const;
+  // qt_h = W_uk[h]^T q_nope_h into [n, H, dq] (dq = r + R);
+  ops::HeadMatmulDims uk_absorb_dims(int64_t n, int64_t dq) const;
+  // v_h = W_uv[h] o_h, o: [n, H, r] -> [n, H * d_v].
+  ops::HeadMatmulDims uv_dims(int64_t n) const;
 
   int64_t D_, H_;
   int64_t r_;             // latent rank of this layer
