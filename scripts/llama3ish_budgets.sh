@@ -51,11 +51,11 @@ for b in "${budgets[@]}"; do
 done
 
 src=$(jq .perplexity "$out/source.eval.json")
-cell() {  # TAG: "ppl (ratio; seconds)"
+cell() {  # TAG: "ppl (ratio; seconds, distillation included)"
   [[ -s "$out/$1.eval.json" ]] || { echo "-"; return; }
   local p
   p=$(jq .perplexity "$out/$1.eval.json")
-  printf '%.1f (%.2fx; %.0f s)' "$p" "$(jq -n "$p / $src")" "$(jq .timings.total "$out/$1.json")"
+  printf '%.1f (%.2fx; %.0f s)' "$p" "$(jq -n "$p / $src")" "$(jq '.timings.total + (.timings.distill // 0)' "$out/$1.json")"
 }
 {
   printf 'Source perplexity %.2f. Cells: perplexity (ratio to the source; conversion seconds, wall, 2 threads).\n\n' "$src"
