@@ -11,15 +11,15 @@
 #
 # CONVERTED (optional): an existing conversion to start from (e.g. scripts/llama3ish_budgets.sh's
 # OUTDIR/distill300-0.25); without it the script converts. Environment: MLAR_BUILD, MLAR_DATA,
-# MLAR_THREADS (default 2), STEPS (e2e updates, default 300), DISTILL (default 300), LR (e2e
+# MLAR_THREADS (default 2), STEPS (e2e updates, default 150), DISTILL (default 200), LR (e2e
 # peak learning rate, default 1e-3), KL (default 1), TRAIN (attn or all, default attn).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MLAR_BUILD:-$root/build}/bin/mla-retrofit
 data=${MLAR_DATA:-$root/../shared/data}
 threads=${MLAR_THREADS:-2}
-steps=${STEPS:-300}
-distill=${DISTILL:-300}
+steps=${STEPS:-150}
+distill=${DISTILL:-200}
 lr=${LR:-1e-3}
 kl=${KL:-1}
 tensors=${TRAIN:-attn}
