@@ -36,6 +36,12 @@ struct Setup {
   double key_balance = 1.0;
 };
 
+// One held-out candidate of the rope separation.
+struct RopeCand {
+  RopeStrategy strategy = RopeStrategy::Uniform;
+  int64_t d_r = 0, freqfold = 1;
+};
+
 struct LayerOut {
   MlaLayerWeights rope_only;  // full rank (only when stages are evaluated)
   MlaLayerWeights low_rank;   // rank r before the RMSNorm fits (idem, when they are on)
@@ -289,40 +295,59 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   if (o.kv_budget > 0 && total < 3)
     fail("--kv-budget {} leaves {} values per layer besides the {} cached key scales of --qk-norm cached: too few",
          o.kv_budget, total, scales);
-  std::vector<int64_t> dims;
-  if (o.qk_rope_dim > 0) dims = {o.qk_rope_dim};
-  else if (total > 0) dims = rope_dim_candidates(c, o.rope_strategy, total);
-  else dims = {d / 2};
-  if (o.standard_rope && o.qk_rope_dim == 0) {
-    // Exportable conversions: only rope sizes whose kept frequencies a DeepSeek loader
-    // derives from (rope_theta, rope_scaling) (deepseek_export.h, rope_spec_for).
-    std::vector<int64_t> ok;
-    for (int64_t dr : dims) {
-      bool derivable = o.rope_strategy == RopeStrategy::RoRoPE;  // candidates already divide d
-      if (o.rope_strategy == RopeStrategy::Uniform || o.rope_strategy == RopeStrategy::High ||
-          o.rope_strategy == RopeStrategy::Low) {
-        const std::vector<int64_t> kept = choose_partial_freqs(c, o.rope_strategy, dr, {});
-        const std::vector<double> freqs = rope_inv_freq_table(c, dr, kept);
-        derivable = freqs.empty() || rope_spec_for(freqs, c, dr).has_value();
+  // The (strategy, d_r, freqfold) candidates. With several strategies, one that cannot
+  // take a d_r or fold offers nothing there (extend.h, rope_strategies).
+  const std::vector<RopeStrategy> strategies = rope_strategy_list(o);
+  const bool several = strategies.size() > 1;
+  std::vector<RopeCand> cands;
+  for (RopeStrategy k : strategies) {
+    if (several && k != RopeStrategy::RoRoPE && o.freqfold > 1) continue;
+    std::vector<int64_t> dims;
+    if (o.qk_rope_dim > 0) dims = {o.qk_rope_dim};
+    else if (total > 0) dims = rope_dim_candidates(c, k, total);
+    else dims = {d / 2};
+    if (o.standard_rope && o.qk_rope_dim == 0) {
+      // Exportable conversions: only rope sizes whose kept frequencies a DeepSeek loader
+      // derives from (rope_theta, rope_scaling) (deepseek_export.h, rope_spec_for).
+      std::vector<int64_t> ok;
+      for (int64_t dr : dims) {
+        bool derivable = k == RopeStrategy::RoRoPE;  // candidates already divide d
+        if (k == RopeStrategy::Uniform || k == RopeStrategy::High || k == RopeStrategy::Low) {
+          const std::vector<int64_t> kept = choose_partial_freqs(c, k, dr, {});
+          const std::vector<double> freqs = rope_inv_freq_table(c, dr, kept);
+          derivable = freqs.empty() || rope_spec_for(freqs, c, dr).has_value();
+        }
+        if (derivable) ok.push_back(dr);
       }
-      if (derivable) ok.push_back(dr);
+      if (ok.empty() && !several)
+        fail("extend: no rope key size with --rope-strategy {} keeps frequencies that the DeepSeek formats derive "
+             "from rope_theta (needed for export); use --rope-strategy uniform or give --qk-rope-dim",
+             rope_strategy_name(k));
+      dims = std::move(ok);
     }
-    if (ok.empty())
-      fail("extend: no rope key size with --rope-strategy {} keeps frequencies that the DeepSeek formats derive "
-           "from rope_theta (needed for export); use --rope-strategy uniform or give --qk-rope-dim",
-           rope_strategy_name(o.rope_strategy));
-    dims = std::move(ok);
-  }
-  std::vector<std::pair<int64_t, int64_t>> cands;
-  for (int64_t dr : dims) {
-    const std::vector<int64_t> folds =
-        o.freqfold > 0 ? std::vector<int64_t>{o.freqfold} : freqfold_candidates(c, o.rope_strategy, dr);
-    for (int64_t f : folds) {
-      check_rope_choice(c, o.rope_strategy, dr, f);
-      cands.push_back({dr, f});
+    for (int64_t dr : dims) {
+      if (several && k == RopeStrategy::RoRoPE && d % dr != 0) continue;
+      if (several && dr == d && k != strategies.front()) continue;  // every frequency kept: all the same
+      const bool rorope = k == RopeStrategy::RoRoPE;
+      const std::vector<int64_t> folds = o.freqfold > 0 ? std::vector<int64_t>{rorope ? o.freqfold : 1}
+                                                        : freqfold_candidates(c, k, dr);
+      for (int64_t f : folds) {
+        if (several) {
+          try {
+            check_rope_choice(c, k, dr, f);
+          } catch (const Error&) {
+            continue;
+          }
+        } else {
+          check_rope_choice(c, k, dr, f);
+        }
+        cands.push_back({k, dr, f});
+      }
     }
   }
-  if (cands.empty()) fail("extend: no valid (--qk-rope-dim, --freqfold) for head size {}", d);
+  if (cands.empty())
+    fail("extend: no valid (--rope-strategy, --qk-rope-dim, --freqfold) for head size {}{}", d,
+         o.standard_rope ? " whose frequencies the DeepSeek formats derive from rope_theta (needed for export)" : "");
   auto per_layer_rank = [&](int64_t dr) { return total > 0 ? total - dr : o.kv_lora_rank; };
   // attn's key balance: given, or chosen from kKeyBalances (after d_r / freqfold, at
   // the middle value).
@@ -369,7 +394,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   // The fast choice reads a subsample; the parallel mode's conversion reads all of the source statistics.
   const bool choice_sub = choosing && o.choice == ChoiceMode::Fast && o.calib_mode == CalibMode::Sequential;
   const bool need_source = choosing || o.calib_mode == CalibMode::Parallel || o.rank_alloc == RankAlloc::Energy ||
-                           o.rope_strategy == RopeStrategy::TwoNorm;
+                           std::find(strategies.begin(), strategies.end(), RopeStrategy::TwoNorm) != strategies.end();
   const int64_t D = c.hidden_size;
   rep.memory.second_moment = (D + 1) * (D + 1) * static_cast<int64_t>(sizeof(double));
   if (want.samples) rep.memory.reservoir = o.reservoir * D * static_cast<int64_t>(sizeof(float));
@@ -396,11 +421,11 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   }
   const std::vector<LayerStats>* src_ptr = need_source ? &src_stats : nullptr;
 
-  auto setup_for = [&](int64_t dr, int64_t f) {
+  auto setup_for = [&](const RopeCand& rc) {
     Setup s;
-    s.split.strategy = o.rope_strategy;
-    s.split.d_r = dr;
-    s.split.freqfold = f;
+    s.split.strategy = rc.strategy;
+    s.split.d_r = rc.d_r;
+    s.split.freqfold = rc.freqfold;
     s.split.mean_rotation = o.nope_rotation == NopeRotation::Mean;
     s.split.complex_pca = o.rope_pca == RopePca::Complex;
     s.method = o.kv_method;
@@ -424,7 +449,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
   // Choose (d_r, freqfold), then attn's key balance, by held-out perplexity of models
   // built from source statistics (extend_choice.h: the search; fast mode scores a
   // subsample of the held-out ids).
-  std::pair<int64_t, int64_t> chosen = cands.front();
+  RopeCand chosen = cands.front();
   double balance = auto_balance ? kKeyBalances[kKeyBalances.size() / 2] : o.attn_key_balance;
   if (choosing) {
     const auto ts = Clock::now();
@@ -438,52 +463,60 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
         static_cast<int64_t>(scored_ids.size()) > o.choice_heldout_tokens)
       scored_ids = scored_ids.subspan(0, static_cast<size_t>(std::max(o.choice_heldout_tokens, wl)));
     rep.choice_heldout_tokens = static_cast<int64_t>(scored_ids.size());
-    auto score_one = [&](int64_t dr, int64_t f, double b) {
+    auto score_one = [&](const RopeCand& rc, double b) {
       const auto tc = Clock::now();
-      Setup s = setup_for(dr, f);
+      Setup s = setup_for(rc);
       s.key_balance = b;
       const std::vector<int64_t> ranks = ranks_for(s);
       std::vector<LayerOut> layers = from_source(s, ranks, plain, false);
       const double ppl = hybrid_perplexity(gqa, with_mla(c, mla_config_for(c, s, ranks, false, 0)),
                                            pick(layers, &LayerOut::final), scored_ids, o.calib_len);
-      rep.candidates.push_back(
-          {dr, f, per_layer_rank(dr), o.kv_method == KvMethod::Attn ? b : 0.0, ppl, since(tc)});
-      say(o, fmt::format("candidate qk_rope_dim {} freqfold {} kv_lora_rank {}{}: held-out perplexity {:.4f} ({:.1f}s)",
-                         dr, f, per_layer_rank(dr),
+      rep.candidates.push_back({rc.strategy, rc.d_r, rc.freqfold, per_layer_rank(rc.d_r),
+                                o.kv_method == KvMethod::Attn ? b : 0.0, ppl, since(tc)});
+      say(o, fmt::format("candidate {}qk_rope_dim {} freqfold {} kv_lora_rank {}{}: held-out perplexity {:.4f} ({:.1f}s)",
+                         several ? fmt::format("{} ", rope_strategy_name(rc.strategy)) : std::string(), rc.d_r,
+                         rc.freqfold, per_layer_rank(rc.d_r),
                          o.kv_method == KvMethod::Attn ? fmt::format(" key balance {}", b) : std::string(), ppl,
                          since(tc)));
       return ppl;
     };
-    // The rope axis: the d_r in increasing order; a position scores its best freqfold.
+    // The rope axis: the d_r in increasing order; a position scores its best variant
+    // (strategy and freqfold).
     std::vector<int64_t> axis;
-    for (const auto& [dr, f] : cands)
-      if (axis.empty() || axis.back() != dr) axis.push_back(dr);
-    std::map<std::pair<int64_t, int64_t>, int64_t> best_fold;  // (rope, balance position) -> freqfold
+    for (const auto& rc : cands) axis.push_back(rc.d_r);
+    std::sort(axis.begin(), axis.end());
+    axis.erase(std::unique(axis.begin(), axis.end()), axis.end());
+    std::map<std::pair<int64_t, int64_t>, size_t> best_variant;  // (rope, balance position) -> index in cands
     const std::vector<double> balances = auto_balance ? kKeyBalances : std::vector<double>{balance};
-    auto score = [&](ChoicePoint p) {
-      const int64_t dr = axis[static_cast<size_t>(p.rope)];
-      double best = 0;
-      for (const auto& [cdr, f] : cands) {
-        if (cdr != dr) continue;
-        const double v = score_one(dr, f, balances[static_cast<size_t>(p.balance)]);
-        if (best == 0 || v < best) best = v, best_fold[{p.rope, p.balance}] = f;
-      }
-      return best;
-    };
     ChoicePoint start;
     start.rope = o.choice == ChoiceMode::Fast ? rope_start_position(axis, total) : 0;
     start.balance = auto_balance ? static_cast<int64_t>(kKeyBalances.size()) / 2 : 0;
+    auto score = [&](ChoicePoint p) {
+      const int64_t dr = axis[static_cast<size_t>(p.rope)];
+      // Fast: off the start balance (the balance walk), only the variant that won at
+      // this d_r on the start balance is scored.
+      const auto fixed = best_variant.find({p.rope, start.balance});
+      const bool only_fixed = o.choice == ChoiceMode::Fast && p.balance != start.balance && fixed != best_variant.end();
+      double best = 0;
+      for (size_t i = 0; i < cands.size(); ++i) {
+        if (cands[i].d_r != dr || (only_fixed && i != fixed->second)) continue;
+        const double v = score_one(cands[i], balances[static_cast<size_t>(p.balance)]);
+        if (best == 0 || v < best) best = v, best_variant[{p.rope, p.balance}] = i;
+      }
+      return best;
+    };
     const ChoiceResult res = search_choices(o.choice, static_cast<int64_t>(axis.size()),
                                             static_cast<int64_t>(balances.size()), start, score);
-    chosen = {axis[static_cast<size_t>(res.best.rope)], best_fold.at({res.best.rope, res.best.balance})};
+    chosen = cands[best_variant.at({res.best.rope, res.best.balance})];
     balance = balances[static_cast<size_t>(res.best.balance)];
-    say(o, fmt::format("chose qk_rope_dim {} freqfold {}{} ({} choice: {} candidates on {} held-out tokens)",
-                       chosen.first, chosen.second,
+    say(o, fmt::format("chose {}qk_rope_dim {} freqfold {}{} ({} choice: {} candidates on {} held-out tokens)",
+                       several ? fmt::format("--rope-strategy {} ", rope_strategy_name(chosen.strategy)) : std::string(),
+                       chosen.d_r, chosen.freqfold,
                        o.kv_method == KvMethod::Attn ? fmt::format(" key balance {}", balance) : std::string(),
                        choice_mode_name(o.choice), rep.candidates.size(), scored_ids.size()));
     rep.timings.push_back({"selection", since(ts)});
   }
-  Setup fin = setup_for(chosen.first, chosen.second);
+  Setup fin = setup_for(chosen);
   fin.key_balance = balance;
   rep.key_balance = o.kv_method == KvMethod::Attn ? balance : 0.0;
   const std::vector<int64_t> ranks = ranks_for(fin);
@@ -564,6 +597,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
       fail("extend: internal error: rope pairs differ between layers");
 
   // Report.
+  rep.rope_strategy = fin.split.strategy;
   rep.qk_rope_dim = fin.split.d_r;
   rep.freqfold = fin.split.freqfold;
   rep.layer_rank = ranks;

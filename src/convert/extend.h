@@ -82,6 +82,13 @@ struct ExtendOptions {
   int64_t choice_heldout_tokens = 8192;
   // RoPE separation.
   RopeStrategy rope_strategy = RopeStrategy::Uniform;
+  // Several strategies to choose among by held-out perplexity, with d_r (non-empty:
+  // rope_strategy is ignored). `--rope-strategy auto` = {uniform, rorope}: uniform
+  // keeps every other frequency (best where the head is small, stories260K), rorope
+  // folds neighbouring frequencies (best at rope_theta 500000, llama3ish:
+  // docs/compression.md). A strategy that cannot take a candidate d_r (rorope: d_r
+  // dividing d) or --freqfold > 1 (all but rorope) just offers no candidate there.
+  std::vector<RopeStrategy> rope_strategies;
   int64_t qk_rope_dim = 0;      // d_r; 0 = choose (by held-out perplexity with a budget, else d/2)
   int64_t freqfold = 0;         // rorope FreqFold; 0 = auto (by held-out perplexity); others: 1
   NopeRotation nope_rotation = NopeRotation::Mean;
@@ -152,7 +159,11 @@ struct ExtendStage {
   int64_t kv_bytes_per_token = 0;  // float32 cache, all layers
 };
 
+// The strategies an ExtendOptions offers: rope_strategies, or rope_strategy alone.
+std::vector<RopeStrategy> rope_strategy_list(const ExtendOptions& o);
+
 struct ExtendCandidate {
+  RopeStrategy rope_strategy = RopeStrategy::Uniform;
   int64_t qk_rope_dim = 0, freqfold = 1, kv_lora_rank = 0;
   double key_balance = 0;  // attn only
   double heldout_ppl = 0;
@@ -176,6 +187,7 @@ struct ExtendCalibMemory {
 
 struct ExtendReport {
   ExtendOptions options;  // as given (eval_ids cleared)
+  RopeStrategy rope_strategy = RopeStrategy::Uniform;  // as used (the choice's, with several)
   int64_t qk_rope_dim = 0, freqfold = 1;
   double key_balance = 0;                       // attn's, as used
   std::vector<int64_t> layer_rank;              // r per layer

@@ -1,6 +1,7 @@
 // Option names and checks of the extend retrofit, and its report (extend.h).
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -32,6 +33,10 @@ std::vector<int64_t> rope_dim_candidates(const ModelConfig& c, RopeStrategy s, i
     if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
   }
   return out;
+}
+
+std::vector<RopeStrategy> rope_strategy_list(const ExtendOptions& o) {
+  return o.rope_strategies.empty() ? std::vector<RopeStrategy>{o.rope_strategy} : o.rope_strategies;
 }
 
 const char* calib_mode_name(CalibMode m) { return m == CalibMode::Sequential ? "sequential" : "parallel"; }
@@ -101,9 +106,12 @@ void check_extend_options(const ModelConfig& c, const ExtendOptions& o) {
          "MLA cache keeps",
          o.kv_budget, Z);
   if (o.freqfold < 0) fail("--freqfold {} must be positive (or auto)", o.freqfold);
-  if (o.freqfold > 1 && o.rope_strategy != RopeStrategy::RoRoPE)
+  const std::vector<RopeStrategy> strategies = rope_strategy_list(o);
+  const bool with_rorope =
+      std::find(strategies.begin(), strategies.end(), RopeStrategy::RoRoPE) != strategies.end();
+  if (o.freqfold > 1 && !with_rorope)
     fail("--freqfold {} applies to --rope-strategy rorope only (got {})", o.freqfold,
-         rope_strategy_name(o.rope_strategy));
+         rope_strategy_name(strategies.front()));
   int64_t total = 0;
   if (o.kv_budget > 0) {
     total = budget_values(c, o.kv_budget);
@@ -113,17 +121,32 @@ void check_extend_options(const ModelConfig& c, const ExtendOptions& o) {
            o.kv_budget, total);
   }
   if (o.qk_rope_dim != 0) {
-    // With --freqfold auto, check with the smallest fold rorope accepts.
-    const bool rorope = o.rope_strategy == RopeStrategy::RoRoPE;
-    const int64_t fold = o.freqfold > 0 ? o.freqfold
-                                        : (rorope && o.qk_rope_dim > 0 && d % o.qk_rope_dim == 0 ? d / o.qk_rope_dim : 1);
-    check_rope_choice(c, o.rope_strategy, o.qk_rope_dim, fold);
+    // With --freqfold auto, check with the smallest fold rorope accepts. Several
+    // strategies: the d_r must suit one of them (the first one's complaint otherwise).
+    std::optional<Error> first;
+    bool any = false;
+    for (RopeStrategy k : strategies) {
+      const bool rorope = k == RopeStrategy::RoRoPE;
+      if (strategies.size() > 1 && !rorope && o.freqfold > 1) continue;
+      const int64_t fold =
+          o.freqfold > 0 ? (rorope ? o.freqfold : 1)
+                         : (rorope && o.qk_rope_dim > 0 && d % o.qk_rope_dim == 0 ? d / o.qk_rope_dim : 1);
+      try {
+        check_rope_choice(c, k, o.qk_rope_dim, fold);
+        any = true;
+      } catch (const Error& e) {
+        if (!first) first = e;
+      }
+    }
+    if (!any && first) throw *first;
     if (total > 0 && o.qk_rope_dim >= total)
       fail("--qk-rope-dim {} leaves no latent in the budget of {} values per layer (--kv-budget {})", o.qk_rope_dim,
            total, o.kv_budget);
-  } else if (total > 0 && rope_dim_candidates(c, o.rope_strategy, total).empty()) {
+  } else if (total > 0 && std::all_of(strategies.begin(), strategies.end(), [&](RopeStrategy k) {
+               return rope_dim_candidates(c, k, total).empty();
+             })) {
     fail("--kv-budget {} ({} values per layer) leaves no room for any rope key size with --rope-strategy {}",
-         o.kv_budget, total, rope_strategy_name(o.rope_strategy));
+         o.kv_budget, total, o.rope_strategies.empty() ? rope_strategy_name(o.rope_strategy) : "auto");
   }
   if (o.kv_lora_rank > 0 && o.rank_alloc == RankAlloc::Energy && o.kv_lora_rank * c.num_layers < c.num_layers)
     fail("--kv-lora-rank {} is too small to spread", o.kv_lora_rank);
@@ -154,7 +177,8 @@ nlohmann::json ExtendReport::to_json() const {
                {"choice_tokens", options.choice_tokens},
                {"choice_heldout_tokens", options.choice_heldout_tokens},
                {"attention_tokens", options.attention_tokens},
-               {"rope_strategy", rope_strategy_name(options.rope_strategy)},
+               {"rope_strategy", options.rope_strategies.empty() ? json(rope_strategy_name(options.rope_strategy))
+                                                                 : json("auto")},
                {"qk_rope_dim", options.qk_rope_dim == 0 ? json("auto") : json(options.qk_rope_dim)},
                {"freqfold", options.freqfold == 0 ? json("auto") : json(options.freqfold)},
                {"nope_rotation", nope_rotation_name(options.nope_rotation)},
@@ -178,7 +202,8 @@ nlohmann::json ExtendReport::to_json() const {
                   {"kv_bytes_per_token", s.kv_bytes_per_token}});
   json cand = json::array();
   for (const auto& c : candidates) {
-    json x = {{"qk_rope_dim", c.qk_rope_dim},
+    json x = {{"rope_strategy", rope_strategy_name(c.rope_strategy)},
+              {"qk_rope_dim", c.qk_rope_dim},
               {"freqfold", c.freqfold},
               {"kv_lora_rank", c.kv_lora_rank},
               {"heldout_perplexity", c.heldout_ppl},
@@ -217,6 +242,7 @@ nlohmann::json ExtendReport::to_json() const {
   return {{"options", opts},
           {"qk_norm", qk},
           {"query_bias", qb},
+          {"rope_strategy", rope_strategy_name(rope_strategy)},
           {"qk_rope_dim", qk_rope_dim},
           {"freqfold", freqfold},
           {"attn_key_balance", key_balance > 0 ? json(key_balance) : json(nullptr)},

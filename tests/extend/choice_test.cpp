@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "convert/extend.h"
@@ -112,6 +113,87 @@ TEST(ChoiceSearch, ConvertExtendFastScoresFewerCandidatesOnSubsamples) {
     found = found || (cand.heldout_ppl == best && cand.qk_rope_dim == fast.qk_rope_dim &&
                       cand.key_balance == fast.key_balance);
   EXPECT_TRUE(found);
+}
+
+// Several rope strategies (--rope-strategy auto): every strategy's candidates are
+// scored, the best scored one is converted exactly as if it had been given alone, and
+// the fast balance walk scores only the variant that won at the chosen d_r.
+TEST(ChoiceSearch, SeveralStrategiesConvertTheBestScoredAsIfGivenAlone) {
+  const ModelConfig c = test::extend_config(2);
+  const Model src = random_model(c, 31);
+  const auto calib = test::random_ids(4000, c.vocab_size, 32);
+  ExtendOptions o;
+  o.calib_len = 32;
+  o.kv_budget = 0.25;  // 8 values per layer: uniform d_r 2, 4, 6; rorope 2 (freqfold 4), 4 (2, 4)
+  o.progress = false;
+  o.rope_strategies = {RopeStrategy::Uniform, RopeStrategy::RoRoPE};
+  o.choice = ChoiceMode::Exhaustive;
+  ExtendReport ex;
+  convert_extend(src, o, calib, &ex);
+  std::set<RopeStrategy> seen;
+  const ExtendCandidate* best = nullptr;
+  for (const auto& cand : ex.candidates) {
+    seen.insert(cand.rope_strategy);
+    if (!best || cand.heldout_ppl < best->heldout_ppl) best = &cand;
+  }
+  EXPECT_EQ(seen.size(), 2u);
+  ASSERT_NE(best, nullptr);
+  EXPECT_EQ(ex.rope_strategy, best->rope_strategy);
+  EXPECT_EQ(ex.qk_rope_dim, best->qk_rope_dim);
+  EXPECT_EQ(ex.freqfold, best->freqfold);
+  EXPECT_EQ(ex.key_balance, best->key_balance);
+  // The same conversion with the choice given (on the statistics windows the choosing
+  // run kept besides its held-out tail): identical plan and latent.
+  ExtendOptions given = o;
+  given.calib_tokens = ex.calib_tokens;
+  given.rope_strategies.clear();
+  given.rope_strategy = ex.rope_strategy;
+  given.qk_rope_dim = ex.qk_rope_dim;
+  given.freqfold = ex.freqfold;
+  given.attn_key_balance = ex.key_balance;
+  ExtendReport alone;
+  convert_extend(src, given, calib, &alone);
+  EXPECT_TRUE(alone.candidates.empty());
+  EXPECT_EQ(alone.kept_freqs, ex.kept_freqs);
+  ASSERT_EQ(alone.layer_latent_captured.size(), ex.layer_latent_captured.size());
+  for (size_t l = 0; l < ex.layer_latent_captured.size(); ++l) {
+    EXPECT_NEAR(alone.layer_latent_captured[l], ex.layer_latent_captured[l], 1e-12) << l;
+    EXPECT_NEAR(alone.layer_rope_captured[l], ex.layer_rope_captured[l], 1e-12) << l;
+  }
+
+  // Fast: each balance other than the start (0.1) is scored once, with the variant
+  // that won at the chosen d_r on the start balance.
+  o.choice = ChoiceMode::Fast;
+  ExtendReport fast;
+  convert_extend(src, o, calib, &fast);
+  std::map<double, int> per_balance;
+  const ExtendCandidate* at_start = nullptr;
+  for (const auto& cand : fast.candidates) {
+    if (cand.qk_rope_dim != fast.qk_rope_dim) continue;
+    ++per_balance[cand.key_balance];
+    if (cand.key_balance == 0.1 && (!at_start || cand.heldout_ppl < at_start->heldout_ppl)) at_start = &cand;
+  }
+  ASSERT_NE(at_start, nullptr);
+  EXPECT_GT(per_balance.size(), 1u);
+  for (const auto& [b, n] : per_balance) {
+    if (b == 0.1) continue;
+    EXPECT_EQ(n, 1) << b;
+  }
+  for (const auto& cand : fast.candidates) {
+    if (cand.qk_rope_dim != fast.qk_rope_dim || cand.key_balance == 0.1) continue;
+    EXPECT_EQ(cand.rope_strategy, at_start->rope_strategy);
+    EXPECT_EQ(cand.freqfold, at_start->freqfold);
+  }
+
+  // --freqfold 2 leaves rorope alone among the strategies.
+  o.freqfold = 2;
+  ExtendReport folded;
+  convert_extend(src, o, calib, &folded);
+  ASSERT_FALSE(folded.candidates.empty());
+  for (const auto& cand : folded.candidates) {
+    EXPECT_EQ(cand.rope_strategy, RopeStrategy::RoRoPE);
+    EXPECT_EQ(cand.freqfold, 2);
+  }
 }
 
 // --attention-tokens: the histogram and value spread come from the first windows

@@ -29,7 +29,7 @@ struct ExtendArgs {
   int64_t choice_tokens = 16384, choice_heldout_tokens = 8192, attention_tokens = 32768;
   std::string choice = "fast";
   int64_t calib_tokens = 0, calib_len = 256, kv_lora_rank = 0, q_lora_rank = 0, ctx = 256, reservoir = 4096;
-  std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "uniform", freqfold = "auto",
+  std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "auto", freqfold = "auto",
               kv_method = "attn", latent_norm = "none", query_bias = "auto", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto", qk_norm = "auto";
   double kv_budget = 0, holdout = 0.1, query_bias_ridge = 1e-6;
   bool keep_latent_scale = false;
@@ -73,12 +73,17 @@ ExtendOptions to_options(const ExtendArgs& a) {
   o.choice_tokens = a.choice_tokens;
   o.choice_heldout_tokens = a.choice_heldout_tokens;
   o.attention_tokens = a.attention_tokens;
-  const auto strat = rope_strategy_from_name(a.rope_strategy);
-  if (!strat) fail("--rope-strategy {} is unknown (available: {})", a.rope_strategy, rope_strategy_names());
-  o.rope_strategy = *strat;
+  if (a.rope_strategy == "auto") {
+    o.rope_strategies = {RopeStrategy::Uniform, RopeStrategy::RoRoPE};
+  } else {
+    const auto strat = rope_strategy_from_name(a.rope_strategy);
+    if (!strat)
+      fail("--rope-strategy {} is unknown (available: auto, {})", a.rope_strategy, rope_strategy_names());
+    o.rope_strategy = *strat;
+  }
   o.qk_rope_dim = parse_auto_int(a.qk_rope_dim, "--qk-rope-dim");
   o.freqfold = parse_auto_int(a.freqfold, "--freqfold");
-  if (o.rope_strategy != RopeStrategy::RoRoPE && a.freqfold == "auto") o.freqfold = 1;
+  if (o.rope_strategies.empty() && o.rope_strategy != RopeStrategy::RoRoPE && a.freqfold == "auto") o.freqfold = 1;
   o.nope_rotation = named(nope_rotation_from_name, a.nope_rotation, "--nope-rotation", "none or mean");
   o.rope_pca = named(rope_pca_from_name, a.rope_pca, "--rope-pca", "real or complex");
   o.kv_lora_rank = a.kv_lora_rank;
@@ -143,7 +148,9 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
           ->capture_default_str());
   add(cmd->add_option("--rope-strategy", a->rope_strategy,
                       "rope frequencies kept: rorope (TransMLA, with --freqfold), high, low, uniform, 2norm "
-                      "(MHA2MLA partial RoPE, PCA across kv heads), attn (pairs where the scores need rotation)")
+                      "(MHA2MLA partial RoPE, PCA across kv heads), or auto: uniform or rorope, chosen with d_r by "
+                      "held-out perplexity (uniform wins on small heads, rorope at large rope_theta: "
+                      "docs/compression.md)")
           ->capture_default_str());
   add(cmd->add_option("--freqfold", a->freqfold,
                       "rorope FreqFold F (a multiple of d/d_r dividing d/2) or auto (held-out perplexity; the "
