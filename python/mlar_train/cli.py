@@ -19,13 +19,16 @@ Data: the text tokenised by the student's tokenizer (or --ids), cut into windows
 matrices), linear warmup then cosine decay to --min-lr-ratio x LR, global-norm clipping; bf16 autocast with
 float32 master weights (--precision fp32 for exact comparisons). Several GPUs: the same command under
 torchrun (e2e shards with FSDP2; the global batch B is split over the ranks). DIR receives the trained
-DeepSeek-V3 directory (config.json last), train_log.jsonl, finetune.json and checkpoint/ (--resume)."""
+DeepSeek-V3 directory (config.json last), train_log.jsonl, finetune.json and checkpoint/ (--resume).
+MODEL may also be a GQA source (HF llama / mistral / qwen2 / qwen3 directory): the control arm, the source
+fine-tuned by the same loop (e.g. e2e with --teacher the same directory); DIR then holds that family."""
 
 
 def parse(argv):
     ap = argparse.ArgumentParser(prog="python3 -m mlar_train", description=HELP,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", help="student: DeepSeek-V3 directory written by mla-retrofit export")
+    ap.add_argument("model", help="student: DeepSeek-V3 directory written by mla-retrofit export, "
+                                  "or a GQA source HF directory (the control)")
     ap.add_argument("--text", help="training text (UTF-8), tokenised by the student's tokenizer")
     ap.add_argument("--ids", help="training ids instead of --text: JSON ({\"ids\": [...]}, as `mla-retrofit "
                                   "tokenize MODEL --text F --json` prints) or .npy")

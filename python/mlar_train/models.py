@@ -25,10 +25,22 @@ def read_config(path):
         raise InputError(f"{f}: not JSON ({e})") from None
 
 
+# GQA sources a student may also be (the control arm: the source fine-tuned with the same recipe);
+# the families our CLI converts, whose attention tensors all live under .self_attn.
+GQA_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+
+
+def is_gqa_student(cfg):
+    return cfg.get("model_type") in GQA_MODEL_TYPES
+
+
 def check_student_config(path, cfg):
+    if is_gqa_student(cfg):
+        return
     if cfg.get("model_type") != "deepseek_v3":
         raise InputError(f"{path}: model_type is {cfg.get('model_type')!r}, expected 'deepseek_v3' "
-                         "(the student is `mla-retrofit export --format deepseek-v3` output)")
+                         "(the student is `mla-retrofit export --format deepseek-v3` output) or a GQA source ("
+                         + ", ".join(GQA_MODEL_TYPES) + ")")
     n = cfg.get("num_hidden_layers")
     if (cfg.get("n_routed_experts") or 0) > 0 and (cfg.get("first_k_dense_replace") or 0) < n:
         raise InputError(f"{path}: has mixture-of-experts layers; mlar_train trains the dense exports "
@@ -56,11 +68,14 @@ def _from_pretrained(cls, path, torch_dtype):
 
 
 def load_student(path, device):
+    """The DeepSeek-V3 export (DeepseekV3ForCausalLM), or a GQA source (AutoModelForCausalLM: the
+    control, trained by the same loop), in float32."""
     import torch
     import transformers
     cfg = read_config(path)
     check_student_config(path, cfg)
-    cls = getattr(transformers, "DeepseekV3ForCausalLM", None)
+    gqa = is_gqa_student(cfg)
+    cls = transformers.AutoModelForCausalLM if gqa else getattr(transformers, "DeepseekV3ForCausalLM", None)
     if cls is None:
         raise InputError(f"transformers {transformers.__version__} has no DeepseekV3ForCausalLM (needs >= 4.54)")
     m, info = _from_pretrained(cls, path, torch.float32)
@@ -73,7 +88,8 @@ def load_student(path, device):
         raise InputError(f"{path}: DeepseekV3ForCausalLM did not load it cleanly: {bad}")
     m.config.use_cache = False
     m = m.to(device)
-    check_latent_regime(path, m, cfg["vocab_size"])
+    if not gqa:  # a GQA student has no latent
+        check_latent_regime(path, m, cfg["vocab_size"])
     return m, cfg
 
 

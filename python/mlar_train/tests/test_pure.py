@@ -88,3 +88,18 @@ class ScheduleTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class StudentConfigTest(unittest.TestCase):
+    def test_kinds(self):
+        from mlar_train.models import InputError, check_student_config
+        check_student_config("ds", {"model_type": "deepseek_v3", "num_hidden_layers": 2, "n_routed_experts": 0})
+        check_student_config("gqa", {"model_type": "llama"})  # the control arm
+        with self.assertRaisesRegex(InputError, "gpt2"):
+            check_student_config("other", {"model_type": "gpt2"})
+        with self.assertRaisesRegex(InputError, "mixture-of-experts"):
+            check_student_config("moe", {"model_type": "deepseek_v3", "num_hidden_layers": 2, "n_routed_experts": 8,
+                                         "first_k_dense_replace": 1})
+        with self.assertRaisesRegex(InputError, "linear regime"):
+            check_student_config("lin", {"model_type": "deepseek_v3", "num_hidden_layers": 2,
+                                         "mla_retrofit": {"latent_linear": True}})
