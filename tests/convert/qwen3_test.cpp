@@ -237,8 +237,8 @@ TEST(Qwen3, RefusalsNameTheNorms) {
     EXPECT_HAS(error_of([&] { plan_deepseek_layout(mla, f); }), "has no per-head key or query norm");
     EXPECT_HAS(error_of([&] { plan_deepseek_layout(g, f); }), "per-head key norm");
   }
-  EXPECT_HAS(error_of([&] { train::make_attention_block(g.config, 0, g.weights.layers[0]); }),
-             "training does not implement");
+  // The GQA source trains (its q/k norms have a backward, tests/train); the repeat MLA form does not yet.
+  EXPECT_NO_THROW(train::make_attention_block(g.config, 0, g.weights.layers[0]));
   EXPECT_HAS(error_of([&] { train::make_attention_block(mla.config, 0, mla.weights.layers[0]); }),
              "training does not implement");
   const std::string dir = test::temp_dir("qwen3-llama") + "/out";
