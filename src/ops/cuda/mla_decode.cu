@@ -20,7 +20,7 @@ constexpr int kPPitch = kKt + kPad;
 
 struct Smem {
   int64_t q_pitch, k_pitch;  // bf16 elements per row of Qs / Ks
-  size_t qs, ks, ss, ps, ml, total;  // byte offsets (ss: [8 / MT k-chunks][HB][kSPitch] partial scores)
+  size_t qs, ks, ss, ps, ml, total;  // byte offsets
 };
 
 Smem smem_layout(int64_t hb, int64_t dk) {
@@ -30,7 +30,7 @@ Smem smem_layout(int64_t hb, int64_t dk) {
   s.qs = 0;
   s.ks = s.qs + static_cast<size_t>(hb * s.q_pitch) * 2;
   s.ss = s.ks + static_cast<size_t>(2 * kKt * s.k_pitch) * 2;
-  s.ps = s.ss + static_cast<size_t>(kWarps * 16 * kSPitch) * 4;  // partial S of every warp
+  s.ps = s.ss + static_cast<size_t>(hb * kSPitch) * 4;
   s.ml = s.ps + static_cast<size_t>(hb * kPPitch) * 2;
   s.total = s.ml + static_cast<size_t>(3 * hb) * 4;
   return s;
@@ -57,11 +57,8 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 __device__ __forceinline__ uint32_t ld32(const __nv_bfloat16* p) { return *reinterpret_cast<const uint32_t*>(p); }
-// B fragments (k16 x n8) of a row-major [k][n] bf16 tile in shared memory: lanes 0-7
-// give rows k0..k0+7, lanes 8-15 rows k0+8..k0+15 (column n0 each); transposed on load.
-__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t& b0, uint32_t& b1, const __nv_bfloat16* row) {
-  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(a));
+__device__ __forceinline__ uint32_t pack2(__nv_bfloat16 lo, __nv_bfloat16 hi) {
+  return static_cast<uint32_t>(__bfloat16_as_ushort(lo)) | (static_cast<uint32_t>(__bfloat16_as_ushort(hi)) << 16);
 }
 
 // MT: 16-row tiles of query heads; NTMAX: 8-column tiles of O each warp may own.
@@ -71,7 +68,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(AttnParams p, Smem
   constexpr int HB = MT * 16;
   __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem + L.qs);  // [HB, q_pitch]
   __nv_bfloat16* ks = reinterpret_cast<__nv_bfloat16*>(smem + L.ks);  // [2, kKt, k_pitch]
-  float* ss = reinterpret_cast<float*>(smem + L.ss);                  // [8 / MT, HB, kSPitch] partials
+  float* ss = reinterpret_cast<float*>(smem + L.ss);                  // [HB, kSPitch]
   __nv_bfloat16* ps = reinterpret_cast<__nv_bfloat16*>(smem + L.ps);  // [HB, kPPitch]
   float* ms = reinterpret_cast<float*>(smem + L.ml);                  // [HB]
   float* ls = ms + HB;
@@ -89,11 +86,11 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(AttnParams p, Smem
   const int64_t c0 = warp * nt * 8;                     // first O column of this warp
 
   const __nv_bfloat16* kb = static_cast<const __nv_bfloat16*>(p.k) + b * p.kv_batch;
-  const int chunks = static_cast<int>(dk / 8);  // 16-byte pieces per row
+  const int64_t chunks = dk / 8;  // 16-byte pieces per row
   auto load_tile = [&](int64_t tile, int buf) {
     __nv_bfloat16* dst = ks + static_cast<int64_t>(buf) * kKt * kp;
-    for (int e = tid; e < kKt * chunks; e += kThreads) {
-      const int t = e / chunks, c = e - t * chunks;
+    for (int64_t e = tid; e < kKt * chunks; e += kThreads) {
+      const int64_t t = e / chunks, c = e % chunks;
       const bool ok = tile + t < t1;
       const __nv_bfloat16* src = kb + (ok ? (tile + t) * p.k_stride : 0) + c * 8;
       cp_async16(dst + t * kp + c * 8, src, ok);
@@ -103,9 +100,10 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(AttnParams p, Smem
   if (t0 < t1) load_tile(t0, 0);
 
   const float* q = p.q + b * p.q_batch + qi * p.q_stride + h0 * dk;
-  for (int h = 0; h < HB; ++h)
-    for (int d = tid; d < static_cast<int>(dk); d += kThreads)
-      qs[h * qp + d] = __float2bfloat16_rn(h < hn ? q[h * dk + d] * p.scale : 0.0f);
+  for (int64_t e = tid; e < HB * dk; e += kThreads) {
+    const int64_t h = e / dk, d = e % dk;
+    qs[h * qp + d] = __float2bfloat16_rn(h < hn ? q[h * dk + d] * p.scale : 0.0f);
+  }
   for (int h = tid; h < HB; h += kThreads) {
     ms[h] = -INFINITY;
     ls[h] = 0.0f;
@@ -128,47 +126,27 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(AttnParams p, Smem
     }
     __syncthreads();  // tile `buf` (and Qs, ms, ls on the first pass) visible to all
     const __nv_bfloat16* kt = ks + static_cast<int64_t>(buf) * kKt * kp;
-    // S = Q K^T: warp w takes m-tile w / KC and the KC-th part of the dk sum (KC = 8 / MT
-    // k-chunks), all 4 n-tiles of the tile's 32 keys: the A fragment is loaded once per
-    // k-step for 4 mma. Partial sums go to ss[chunk]; the softmax adds the chunks.
-    {
-      constexpr int KC = kWarps / MT;
-      const int m = warp / KC, kc = warp % KC;
-      const int steps = static_cast<int>(dk / 16), per = (steps + KC - 1) / KC;
-      const int k0 = kc * per * 16, k1 = min(steps, (kc + 1) * per) * 16;
-      float c[4][4];
-#pragma unroll
-      for (int n = 0; n < 4; ++n)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) c[n][i] = 0.0f;
+    // S = Q K^T: MT x 4 tiles of 16 x 8 over the warps.
+    for (int idx = warp; idx < MT * (kKt / 8); idx += kWarps) {
+      const int m = idx / (kKt / 8), n = idx % (kKt / 8);
+      float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       const __nv_bfloat16* qa = qs + (m * 16 + g) * qp + tq * 2;
-      const __nv_bfloat16* kr = kt + g * kp + tq * 2;
-      for (int kk = k0; kk < k1; kk += 16) {
-        const uint32_t a0 = ld32(qa + kk), a1 = ld32(qa + 8 * qp + kk), a2 = ld32(qa + kk + 8),
-                       a3 = ld32(qa + 8 * qp + kk + 8);
-#pragma unroll
-        for (int n = 0; n < 4; ++n)
-          mma_bf16(c[n], a0, a1, a2, a3, ld32(kr + n * 8 * kp + kk), ld32(kr + n * 8 * kp + kk + 8));
+      const __nv_bfloat16* kr = kt + (n * 8 + g) * kp + tq * 2;
+      for (int64_t kk = 0; kk < dk; kk += 16) {
+        mma_bf16(c, ld32(qa + kk), ld32(qa + 8 * qp + kk), ld32(qa + kk + 8), ld32(qa + 8 * qp + kk + 8),
+                 ld32(kr + kk), ld32(kr + kk + 8));
       }
-      float* sr = ss + (kc * HB + m * 16 + g) * kSPitch + tq * 2;
-#pragma unroll
-      for (int n = 0; n < 4; ++n) {
-        sr[n * 8] = c[n][0];
-        sr[n * 8 + 1] = c[n][1];
-        sr[8 * kSPitch + n * 8] = c[n][2];
-        sr[8 * kSPitch + n * 8 + 1] = c[n][3];
-      }
+      float* sr = ss + (m * 16 + g) * kSPitch + n * 8 + tq * 2;
+      sr[0] = c[0];
+      sr[1] = c[1];
+      sr[8 * kSPitch] = c[2];
+      sr[8 * kSPitch + 1] = c[3];
     }
     __syncthreads();
     // Online softmax: a warp per head row, a lane per key.
     const int64_t nk = min(static_cast<int64_t>(kKt), t1 - tile);
     for (int h = warp; h < HB; h += kWarps) {
-      float s = -INFINITY;
-      if (lane < nk && h < hn) {
-        s = 0.0f;
-#pragma unroll
-        for (int kc = 0; kc < kWarps / MT; ++kc) s += ss[(kc * HB + h) * kSPitch + lane];
-      }
+      const float s = (lane < nk && h < hn) ? ss[h * kSPitch + lane] : -INFINITY;
       const float mx = warp_max(s);
       const float m_old = ms[h], m_new = fmaxf(m_old, mx);
       const __nv_bfloat16 pb = __float2bfloat16_rn(s == -INFINITY ? 0.0f : __expf(s - m_new));
@@ -205,13 +183,13 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(AttnParams p, Smem
         a[m][2] = ld32(pa + 8);
         a[m][3] = ld32(pa + 8 * kPPitch + 8);
       }
-      // Lanes 0-15 address rows k16 + (lane & 15) of the value columns (ldmatrix .trans).
-      const __nv_bfloat16* vr = kt + (k16 + (lane & 15)) * kp + c0;
+      const __nv_bfloat16* vr = kt + (k16 + tq * 2) * kp + c0 + g;
 #pragma unroll
       for (int n = 0; n < NTMAX; ++n) {
         if (n < nt) {
-          uint32_t b0, b1;
-          ldmatrix_x2_trans(b0, b1, vr + n * 8);
+          const __nv_bfloat16* v = vr + n * 8;
+          const uint32_t b0 = pack2(v[0], v[kp]);
+          const uint32_t b1 = pack2(v[8 * kp], v[9 * kp]);
 #pragma unroll
           for (int m = 0; m < MT; ++m) mma_bf16(acc[m][n], a[m][0], a[m][1], a[m][2], a[m][3], b0, b1);
         }
@@ -248,12 +226,8 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(AttnParams p, Smem
 template <int MT, int NTMAX>
 void launch(const AttnParams& p, const dim3& grid) {
   const Smem L = smem_layout(MT * 16, p.dk);
-  static size_t opted = 48 * 1024;  // dynamic shared memory this instantiation is opted into
-  if (L.total > opted) {
-    MLAR_CUDA_CHECK(cudaFuncSetAttribute(mla_mma_kernel<MT, NTMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(L.total)));
-    opted = L.total;
-  }
+  MLAR_CUDA_CHECK(cudaFuncSetAttribute(mla_mma_kernel<MT, NTMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(L.total)));
   mla_mma_kernel<MT, NTMAX><<<grid, kThreads, L.total>>>(p, L);
 }
 
@@ -263,9 +237,8 @@ bool mla_tensor_core_fits(ops::TypedRows k, ops::TypedRows v, const ops::Attenti
   if (k.dtype != DType::BF16 || v.dtype != DType::BF16 || d.n_kv_heads != 1) return false;
   if (k.data != v.data || k.stride != v.stride || k.stride % 8 != 0) return false;
   if ((reinterpret_cast<uintptr_t>(k.data) & 15u) != 0) return false;
-  if (d.dk % 16 != 0 || d.dv % 64 != 0 || d.dv > d.dk || d.dv > 1024) return false;
-  // Shared memory of the block the launch would use: at most the 227 KiB a Hopper block may opt into.
-  return smem_layout(mla_heads_per_block(d.n_heads, d.dv), d.dk).total <= 232448;
+  if (d.dk % 16 != 0 || d.dv % 64 != 0 || d.dv > d.dk || d.dk > 1152 || d.dv > 1024) return false;
+  return true;
 }
 
 int mla_heads_per_block(int64_t n_heads, int64_t dv) {
