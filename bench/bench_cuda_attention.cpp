@@ -67,14 +67,7 @@ const char* kUsage =
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      fmt::print("{}", kUsage);
-      std::exit(0);
-    }
-    if (i + 1 >= argc) fail("bench_cuda_attention: {} needs a value\n{}", k, kUsage);
-    const std::string v = argv[++i];
+  bench::parse_pairs(argc, argv, "bench_cuda_attention", kUsage, [&](const std::string& k, const std::string& v) {
     if (k == "--forms") a.forms = bench::split_list(v);
     else if (k == "--contexts") a.contexts = bench::int_list(v, k);
     else if (k == "--batches") a.batches = bench::int_list(v, k);
@@ -83,8 +76,9 @@ Args parse(int argc, char** argv) {
     else if (k == "--min-mib") a.min_mib = std::stoll(v);
     else if (k == "--max-gib") a.max_gib = std::stoll(v);
     else if (k == "--json") a.json_out = v;
-    else fail("bench_cuda_attention: unknown option {}\n{}", k, kUsage);
-  }
+    else return false;
+    return true;
+  });
   for (const auto& f : a.forms)
     if (std::none_of(kForms.begin(), kForms.end(), [&](const Form& x) { return x.name == f; }))
       fail("bench_cuda_attention: unknown form '{}' (deepseek, mla50, mla25, gqa)", f);

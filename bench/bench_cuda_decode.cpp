@@ -51,21 +51,15 @@ const char* kUsage =
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "--help" || k == "-h") {
-      fmt::print("{}", kUsage);
-      std::exit(0);
-    }
-    if (i + 1 >= argc) fail("bench_cuda_decode: {} needs a value\n{}", k, kUsage);
-    const std::string v = argv[++i];
+  bench::parse_pairs(argc, argv, "bench_cuda_decode", kUsage, [&](const std::string& k, const std::string& v) {
     if (k == "--forms") a.forms = bench::split_list(v);
     else if (k == "--contexts") a.contexts = bench::int_list(v, k);
     else if (k == "--layers") a.layers = std::stoll(v);
     else if (k == "--decode") a.decode = std::stoll(v);
     else if (k == "--json") a.json_out = v;
-    else fail("bench_cuda_decode: unknown option {}\n{}", k, kUsage);
-  }
+    else return false;
+    return true;
+  });
   for (const auto& f : a.forms)
     if (f != "gqa" && f != "repeat" && f != "mla50" && f != "mla25")
       fail("bench_cuda_decode: unknown form '{}' (gqa, repeat, mla50, mla25)", f);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -18,6 +19,8 @@
 
 #include "model/config.h"
 #include "util/error.h"
+
+#include <fmt/format.h>
 
 namespace mlar::bench {
 
@@ -46,6 +49,21 @@ void parse_args(int argc, char** argv, const char* program, const char* usage, F
 }
 
 // "a,b,c" -> {"a", "b", "c"} (or another separator).
+// Walks "--key value" pairs of argv: --help / -h prints `usage` and exits 0; a key with
+// no value, or one `set` does not know (returns false), fails naming `prog` and the usage.
+inline void parse_pairs(int argc, char** argv, const char* prog, const char* usage,
+                        const std::function<bool(const std::string& key, const std::string& value)>& set) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "--help" || k == "-h") {
+      fmt::print("{}", usage);
+      std::exit(0);
+    }
+    if (i + 1 >= argc) fail("{}: {} needs a value\n{}", prog, k, usage);
+    if (!set(k, argv[++i])) fail("{}: unknown option {}\n{}", prog, k, usage);
+  }
+}
+
 inline std::vector<std::string> split_list(const std::string& s, char sep = ',') {
   std::vector<std::string> out;
   std::stringstream ss(s);

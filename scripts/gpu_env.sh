@@ -14,3 +14,22 @@ if ! pkg-config --exists libpcre2-8 2>/dev/null; then
     echo "gpu_env: libpcre2-8 not found and no .pcre2-debs/ to unpack" >&2
   fi
 fi
+
+# mlar_gpu_cli: prints the absolute path of an mla-retrofit that runs here: $MLAR_CLI when
+# it does, else one built (Release, no tests or benchmarks) into build-gputrain. What it
+# did goes to stderr.
+mlar_gpu_cli() {
+  local cli=${MLAR_CLI:-} t0
+  if [[ -n "$cli" ]] && "$cli" --version >/dev/null 2>&1; then
+    cli=$(cd "$(dirname "$cli")" && pwd)/$(basename "$cli")
+    echo "using the prebuilt $cli" >&2
+  else
+    t0=$(date +%s)
+    cmake -S "$_root" -B "$_root/build-gputrain" -DCMAKE_BUILD_TYPE=Release -DMLAR_BUILD_TESTS=OFF \
+      -DMLAR_BUILD_BENCH=OFF >/dev/null
+    cmake --build "$_root/build-gputrain" -j"$(nproc)" --target mla-retrofit >/dev/null
+    cli="$_root/build-gputrain/bin/mla-retrofit"
+    echo "built $cli in $(( $(date +%s) - t0 )) s" >&2
+  fi
+  echo "$cli"
+}

@@ -20,17 +20,7 @@ json=${3:-$out/finetune_llama3ish.json}
 # shellcheck source=gpu_env.sh
 source "$root/scripts/gpu_env.sh"
 export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
-cli=${MLAR_CLI:-}
-if [[ -n "$cli" ]] && "$cli" --version >/dev/null 2>&1; then
-  cli=$(cd "$(dirname "$cli")" && pwd)/$(basename "$cli")
-  echo "using the prebuilt $cli"
-else
-  t0=$(date +%s)
-  cmake -S "$root" -B "$root/build-gputrain" -DCMAKE_BUILD_TYPE=Release -DMLAR_BUILD_TESTS=OFF -DMLAR_BUILD_BENCH=OFF >/dev/null
-  cmake --build "$root/build-gputrain" -j"$(nproc)" --target mla-retrofit >/dev/null
-  cli="$root/build-gputrain/bin/mla-retrofit"
-  echo "built $cli in $(( $(date +%s) - t0 )) s"
-fi
+cli=$(mlar_gpu_cli)
 cd "$root"
 PYTHONPATH="$root/python${PYTHONPATH:+:$PYTHONPATH}" python3 -m mlar_train.recipe --cli "$cli" \
   --source "$data/models/llama3ish" --calib "$data/text/tinystories-calib.txt" --wiki "$data/text/wikitext2-test.raw" \
