@@ -272,6 +272,14 @@ TEST(Qwen3, CliInspectsConvertsAndRefuses) {
   const auto exp = run_cli("export " + sh_quote(out) + " --format deepseek-v3 --out " + sh_quote(out + "-ds"));
   EXPECT_EQ(exp.status, 1);
   EXPECT_HAS(exp.err, "per-head key norm");
+  // The trainer refuses the MLA form's norms before it creates its output directory.
+  const std::string text = test::temp_dir("qwen3-cli") + "/text.txt";
+  std::ofstream(text) << "Once upon a time there was a little dog. It liked to run in the park every day.";
+  const auto ft = run_cli("finetune " + sh_quote(out) + " --text " + sh_quote(text) + " --steps 1 --lr 1e-3 -q --out " +
+                          sh_quote(out + "-ft"));
+  EXPECT_EQ(ft.status, 1);
+  EXPECT_HAS(ft.err, "training does not implement");
+  EXPECT_FALSE(fs::exists(out + "-ft"));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "io/hf_model.h"
 #include "io/mla_model.h"
 #include "train/checkpoint.h"
+#include "train/train_model.h"
 #include "train/finetune.h"
 #include "util/atomic_output.h"
 #include "util/error.h"
@@ -173,6 +174,9 @@ void register_finetune(CLI::App& app) {
     if (!args->teacher.empty()) teacher = std::make_unique<Model>(load_model(args->teacher));
     // The CPU trainer computes on float32 weights (a BF16 checkpoint is widened once).
     materialize_f32(student.weights);
+    // A model the trainer cannot train (e.g. score scales) is refused before anything else,
+    // and before the output directory is touched.
+    { const train::TrainModel trainable(student); }
     if (teacher) materialize_f32(teacher->weights);
     const Tokenizer& tok = require_tokenizer(student);
     const std::vector<int32_t> train_ids = tok.encode(read_utf8_file(args->text));
