@@ -18,5 +18,8 @@ else
   cmake --build "$root/build-interop" -j"$(nproc)" --target mla-retrofit >/dev/null
   cli="$root/build-interop/bin/mla-retrofit"
 fi
-python3 "$root/tools/interop/interop.py" --cli "$cli" --data "$data" --out "$out"
-python3 "$root/tools/interop/check_qwen3.py" --cli "$cli" --out "$out/qwen3"
+# Both checks run even when the first finds a difference; the exit status is 1 if either failed.
+rc=0
+python3 "$root/tools/interop/interop.py" --cli "$cli" --data "$data" --out "$out" || rc=1
+python3 "$root/tools/interop/check_qwen3.py" --cli "$cli" --out "$out/qwen3" || rc=1
+exit $rc
