@@ -160,6 +160,21 @@ def part_c(args, rows, ids, text):
             failed_row(rows, "c. tokenizer ids (5000 chars)", name, e)
         models.append((name, mla_dir, ds, [1] + ours[:255]))  # BOS of tok512 is 1
 
+    # A trained Qwen2 (q/k/v biases; --qwen2 DIR) converted with its query bias folded
+    # (issue 17, docs/query-bias.md) at 50% and 25%, exported for transformers.
+    for b in (["0.5", "0.25"] if args.qwen2 else []):
+        name = f"qwen2-extend-{b}-qbias-fold"
+        mla_dir = os.path.join(args.out, "c-mla", name)
+        ds = os.path.join(args.out, "c-export", name)
+        try:
+            print(run([args.cli, "convert", args.qwen2, "--rope-mode", "extend", "--calib", calib, "--calib-tokens",
+                       "20000", "--kv-budget", b, "--target", "transformers", "--query-bias", "fold", "--out", mla_dir,
+                       "--format", "deepseek-v3", "--export-out", ds, "--force", "-q"]), end="")
+            qids = [int(x) for x in run([args.cli, "tokenize", ds, "--string", text[:3000]]).split()]
+            models.append((name, mla_dir, ds, qids[:256]))
+        except Exception as e:  # noqa: BLE001
+            failed_row(rows, "c. convert extend + export", name, e)
+
     for name, mla_dir, ds, mids in models:
         try:
             ref = our_logits(args.cli, mla_dir, mids)  # the runtime on the model before export
@@ -183,6 +198,7 @@ def main():
     ap.add_argument("--cli", required=True)
     ap.add_argument("--data", required=True, help="the shared data directory (models/stories260K, text/)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--qwen2", help="a trained Qwen2 HF directory (with tokenizer) for the query-bias export check")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rows = []
