@@ -271,16 +271,9 @@ void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, con
 
   // o_h = sum_t p_h(t) c_t over the cache rows: [n, H, r].
   float* o = ws.get(kO, n * H_ * r_);
-  ops::AttentionDims a;
-  a.n_q = n;
-  a.n_heads = H_;
-  a.n_kv_heads = 1;
-  a.dk = dq;
-  a.dv = r_;
+  ops::AttentionDims a = absorbed_attention_dims(n, pos0, dq);
   a.k_stride = cs;
   a.v_stride = cs;
-  a.q_start = pos0;
-  a.scale = scale_;
   if (n_ks_ > 0) {
     // Key scales: the explicit score matrix of shared_kv_attention, scaled per key.
     const float* c = f32_rows(cache, pos0 + n, ws);  // [T, r + R + n_ks]

@@ -91,4 +91,16 @@ ops::HeadMatmulDims MlaLayerDims::uv_dims(int64_t n) const {
   return d;
 }
 
+ops::AttentionDims MlaLayerDims::absorbed_attention_dims(int64_t n, int64_t pos0, int64_t dq) const {
+  ops::AttentionDims a;
+  a.n_q = n;
+  a.n_heads = H_;
+  a.n_kv_heads = 1;
+  a.dk = dq;
+  a.dv = r_;
+  a.q_start = pos0;
+  a.scale = scale_;
+  return a;
+}
+
 }  // namespace mlar

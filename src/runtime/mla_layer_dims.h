@@ -8,6 +8,7 @@
 
 #include "model/config.h"
 #include "model/weights.h"
+#include "ops/attention.h"
 #include "ops/head_matmul.h"
 #include "ops/rope.h"
 
@@ -27,6 +28,10 @@ class MlaLayerDims {
   ops::HeadMatmulDims uk_absorb_dims(int64_t n, int64_t dq) const;
   // v_h = W_uv[h] o_h, o: [n, H, r] -> [n, H * d_v].
   ops::HeadMatmulDims uv_dims(int64_t n) const;
+  // The absorbed attention of n queries after pos0 cached tokens over the cache rows:
+  // H heads of width dq against one shared row set (keys dq wide, values the r latent
+  // values), cache row strides r + R (+ key scales); the caller sets strides it needs.
+  ops::AttentionDims absorbed_attention_dims(int64_t n, int64_t pos0, int64_t dq) const;
 
   int64_t D_, H_;
   int64_t r_;             // latent rank of this layer

@@ -107,14 +107,7 @@ void CudaMlaLayer::forward(const float* x, int64_t n, int64_t pos0, const int64_
 
   // o_h = sum_t p_h(t) c_t over the cache rows: [n, H, r].
   float* o = ws.get(kO, n * H_ * r_);
-  ops::AttentionDims a;
-  a.n_q = n;
-  a.n_heads = H_;
-  a.n_kv_heads = 1;
-  a.dk = dq;
-  a.dv = r_;
-  a.q_start = pos0;
-  a.scale = scale_;
+  const ops::AttentionDims a = absorbed_attention_dims(n, pos0, dq);
   const ops::TypedRows all{cache, dtype, cs};
   cuda::attention(qt, nope_ ? all : ops::offset_cols(all, r_), all, o, a);
 
