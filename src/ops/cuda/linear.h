@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 
+#include "ops/cuda/device_tensor.h"
 #include "ops/kv_attention.h"  // TypedRows
 
 namespace mlar::cuda {
@@ -19,5 +20,15 @@ constexpr int64_t kGemvRows = 8;
 // of w.stride elements; bias: [out] f32 or null; x, y row strides in floats.
 void linear(const float* x, int64_t x_stride, ops::TypedRows w, int64_t out, int64_t in, const float* bias,
             float* y, int64_t y_stride, int64_t n);
+
+// The same with a device weight [out, in] and bias [out] (F32, or empty), as ops::linear
+// takes TypedTensors: row strides x_stride / y_stride, or packed (in / out).
+inline void linear(const float* x, int64_t x_stride, const DeviceTensor& w, const DeviceTensor& b, float* y,
+                   int64_t y_stride, int64_t n) {
+  linear(x, x_stride, w.rows(), w.shape[0], w.shape[1], b.empty() ? nullptr : b.f32(), y, y_stride, n);
+}
+inline void linear(const float* x, const DeviceTensor& w, const DeviceTensor& b, float* y, int64_t n) {
+  linear(x, w.shape[1], w, b, y, w.shape[0], n);
+}
 
 }  // namespace mlar::cuda

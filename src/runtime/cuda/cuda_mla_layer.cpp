@@ -10,16 +10,12 @@
 namespace mlar {
 namespace {
 
+using cuda::linear;
+
 // Workspace slots (shared by the MLA layers, which run one at a time).
 enum Slot : size_t { kQ = 16, kQa, kRows, kQt, kO, kAtt };
 
 cuda::DeviceTensor f32(const TypedTensor& t) { return cuda::to_device(t, DType::F32); }
-
-// y [n, out] (row stride ys) = x [n, in] (row stride xs) W^T (+ b).
-void linear(const float* x, int64_t xs, const cuda::DeviceTensor& w, const cuda::DeviceTensor& b, float* y,
-            int64_t ys, int64_t n) {
-  cuda::linear(x, xs, w.rows(), w.shape[0], w.shape[1], b.empty() ? nullptr : b.f32(), y, ys, n);
-}
 
 }  // namespace
 

@@ -17,6 +17,7 @@ namespace mlar {
 
 using cuda::DeviceBuffer;
 using cuda::DeviceTensor;
+using cuda::linear;
 
 namespace {
 
@@ -31,11 +32,6 @@ struct DeviceLayer {
 };
 
 DeviceTensor f32_to_device(const TypedTensor& t) { return cuda::to_device(t, DType::F32); }
-
-// y[n, out] = x[n, in] W^T (+ b), W a device [out, in] tensor.
-void linear(const float* x, const DeviceTensor& w, const DeviceTensor& b, float* y, int64_t n) {
-  cuda::linear(x, w.shape[1], w.rows(), w.shape[0], w.shape[1], b.empty() ? nullptr : b.f32(), y, w.shape[0], n);
-}
 
 }  // namespace
 
