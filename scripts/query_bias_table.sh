@@ -4,13 +4,13 @@
 # dropped, at 50% and 25% of the GQA cache; perplexity on the first 200,000 characters
 # of WikiText-2 (ctx 256), calibration on tinystories-calib.txt; each removal's cost
 # on the held-out calibration tail is in its report (query_bias).
-# Usage: bash scripts/query_bias_table.sh [MODEL_DIR] [OUT_DIR]
+# Usage: bash scripts/query_bias_table.sh [MODEL_DIR] [OUT_DIR]   (MLAR_DATA, MLAR_CLI from the environment)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-/work/artifacts/qwen2ish}
 OUT=${2:-build-qbias}
 DATA=${MLAR_DATA:-../shared/data}
-BIN=build/bin/mla-retrofit
+BIN=${MLAR_CLI:-build/bin/mla-retrofit}  # MLAR_CLI: another build (e.g. build-cuda on the GPU machine)
 mkdir -p "$OUT"
 head -c 200000 "$DATA/text/wikitext2-test.raw" > "$OUT/wiki200k.txt"
 "$BIN" eval "$MODEL" --text "$OUT/wiki200k.txt" --ctx 256 --kv-dtype f32 --json > "$OUT/source.json"

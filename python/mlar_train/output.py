@@ -38,6 +38,19 @@ def _is_weight_file(name):
     return name.endswith(".safetensors") or name.endswith(".safetensors.index.json")
 
 
+# What a training run writes beside the model: never carried from the student into a new output,
+# where it would stand for the new run's log (a run from an earlier run's output has them).
+RUN_RECORDS = ("train_log.jsonl", "finetune.json")
+
+
+def carried_files(student_dir):
+    """The student's files that go with the trained weights: tokenizer files, generation_config.json,
+    config.json; not its weights and not the records of the run that made it."""
+    return [fn for fn in sorted(os.listdir(student_dir))
+            if os.path.isfile(os.path.join(student_dir, fn)) and not _is_weight_file(fn)
+            and fn not in RUN_RECORDS and not fn.endswith(".tmp")]
+
+
 def write_model(state, student_dir, out_dir, max_shard_bytes=MAX_SHARD_BYTES):
     """state: {name: tensor} of the full model (transformers' names)."""
     import torch
@@ -77,10 +90,8 @@ def write_model(state, student_dir, out_dir, max_shard_bytes=MAX_SHARD_BYTES):
                 total += t.numel() * t.element_size()
         with open(os.path.join(stage, "model.safetensors.index.json"), "w", encoding="utf-8") as f:
             json.dump({"metadata": {"total_size": total}, "weight_map": wm}, f, indent=2)
-    for fn in os.listdir(student_dir):  # tokenizer files, generation_config.json, config.json
-        src = os.path.join(student_dir, fn)
-        if os.path.isfile(src) and not _is_weight_file(fn):
-            shutil.copy2(src, os.path.join(stage, fn))
+    for fn in carried_files(student_dir):
+        shutil.copy2(os.path.join(student_dir, fn), os.path.join(stage, fn))
     # Into place: config.json removed first and moved last; weights of an earlier write removed.
     cfg = os.path.join(out_dir, "config.json")
     if os.path.exists(cfg):

@@ -249,6 +249,17 @@ def main():
         if num in e and den in e and (key != "converted_cuda_over_cpu" or res["eval"][num]["device"] != "cpu"):
             res[key] = e[num] / e[den]
     save()
+    # The student and the control are different models that may score alike: how far apart their logits are.
+    if "student" in e and "control" in e:
+        try:
+            r, _ = sh([a.cli, "compare", ct_dir, st_dir, "--text", eval_txt, "--ctx", "256", "--max-tokens", "8192",
+                       "--threads", a.threads, "--json", "-q"])
+            c = json.loads(r.stdout)
+            res["student_vs_control"] = {k: c[k] for k in ("tokens_compared", "max_abs_logit_diff", "max_abs_logit",
+                                                           "mean_kl", "greedy_agreement")}
+        except (RuntimeError, ValueError, KeyError) as ex:
+            res["student_vs_control"] = {"error": str(ex)[-500:]}
+        save()
 
     # 5. throughput of a Llama-3.2-1B-shaped model at 25%
     left = a.budget_s - (time.perf_counter() - t_all)
@@ -283,6 +294,10 @@ def main():
               f"{'met' if ok else 'NOT met'}")
         print(f"{'student / source, control / source':<58} {res['student_over_source']:>10.4f}  "
               f"{res['control_over_source']:.4f}")
+    c = res.get("student_vs_control", {})
+    if "mean_kl" in c:
+        print(f"{'student vs control, first ' + str(c['tokens_compared']) + ' tokens: max |dlogit|, mean KL, greedy':<58} "
+              f"{c['max_abs_logit_diff']:>10.4f}  {c['mean_kl']:.5f}  {100 * c['greedy_agreement']:.1f}%")
     if "converted_cuda_over_cpu" in res:
         print(f"{'converted: cuda / cpu perplexity':<58} {res['converted_cuda_over_cpu']:>10.5f}")
     print(f"\n{'training phase (bf16, ' + str(a.batch) + ' x ' + str(a.seq) + ' tokens/update)':<40} "

@@ -151,24 +151,45 @@ TEST(Qwen3, MissingNormTensorIsNamed) {
   EXPECT_HAS(error_of([&] { read_hf_model(dir); }), "missing tensor model.layers.0.self_attn.q_norm.weight");
 }
 
-// GQA and its repeat conversion, every evaluation, prefill then decode, with the cache dtype `kv`.
+// GQA's logits with the cache dtype `kv`: one forward over `t`, then a prefill of its first half and a decode
+// of each later token.
+struct GqaReference {
+  Tensor all;
+  std::vector<Tensor> dec;
+};
+GqaReference gqa_reference(const Model& g, const std::vector<int32_t>& t, DType kv) {
+  const size_t half = t.size() / 2;
+  Session gs(g, {.kv_dtype = kv});
+  GqaReference r{gs.forward(t, Logits::All), {}};
+  gs.reset();
+  gs.prefill(std::span<const int32_t>(t.data(), half));
+  for (size_t i = half; i < t.size(); ++i) r.dec.push_back(gs.decode(t[i]));
+  return r;
+}
+
+// GQA and its repeat conversion, every evaluation, prefill then decode, with the cache dtype `kv`: within
+// `tol`, or with a half cache within 1/16 of what that cache's rounding moves the source's own logits (the
+// two layouts round mostly the same values, some at other points: Qwen3's key norm comes after the latent in
+// MLA). Measured on 2 machines: BF16 moves the source by 0.062 and the layouts differ by 1e-3 to 1.6e-3.
 void expect_repeat_matches(const Model& g, const Model& mla, DType kv, double tol) {
   const auto t = ids(40, 9);
   const size_t half = t.size() / 2;
-  Session gs(g, {.kv_dtype = kv});
-  const Tensor ref = gs.forward(t, Logits::All);
-  gs.reset();
-  gs.prefill(std::span<const int32_t>(t.data(), half));
-  std::vector<Tensor> ref_dec;
-  for (size_t i = half; i < t.size(); ++i) ref_dec.push_back(gs.decode(t[i]));
+  const GqaReference ref = gqa_reference(g, t, kv);
+  if (kv != DType::F32) {
+    const GqaReference exact = gqa_reference(g, t, DType::F32);
+    double own = max_abs_diff(ref.all, exact.all);
+    for (size_t i = 0; i < ref.dec.size(); ++i) own = std::max(own, max_abs_diff(ref.dec[i], exact.dec[i]));
+    ASSERT_GT(own, 0.0) << "a half cache that rounds nothing: the reference is not what it claims";
+    tol = std::max(tol, own / 16);
+  }
   for (MlaEval e : {MlaEval::Auto, MlaEval::Naive, MlaEval::Absorbed}) {
     SCOPED_TRACE(std::string(mla_eval_name(e)) + " " + dtype_name(kv));
     Session s(mla, {.mla_eval = e, .kv_dtype = kv});
-    EXPECT_LE(max_abs_diff(s.forward(t, Logits::All), ref), tol);
+    EXPECT_LE(max_abs_diff(s.forward(t, Logits::All), ref.all), tol);
     s.reset();
     s.prefill(std::span<const int32_t>(t.data(), half));
     double dec = 0;
-    for (size_t i = half; i < t.size(); ++i) dec = std::max(dec, max_abs_diff(s.decode(t[i]), ref_dec[i - half]));
+    for (size_t i = half; i < t.size(); ++i) dec = std::max(dec, max_abs_diff(s.decode(t[i]), ref.dec[i - half]));
     EXPECT_LE(dec, tol);
   }
 }

@@ -36,8 +36,8 @@ def run(cmd, check=True):
 
 
 def our_logits(cli, model, ids, out_dir):
-    out = os.path.join(out_dir, "logits.npy")
-    run([cli, "logits", model, "--ids", ",".join(map(str, ids)), "--out", out, "--kv-dtype", "f32"])
+    out = os.path.join(out_dir, os.path.basename(os.path.normpath(model)) + ".logits.npy")  # one file per model
+    run([cli, "logits", model, "--ids", ",".join(map(str, ids)), "--out", out, "--kv-dtype", "f32", "--force"])
     return np.load(out)
 
 

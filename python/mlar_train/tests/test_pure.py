@@ -86,10 +86,6 @@ class ScheduleTest(unittest.TestCase):
         self.assertEqual(lr_at(0, 2e-3, 0.1, 1, 1), 2e-3)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class StudentConfigTest(unittest.TestCase):
     def test_kinds(self):
         from mlar_train.models import InputError, check_student_config
@@ -103,3 +99,22 @@ class StudentConfigTest(unittest.TestCase):
         with self.assertRaisesRegex(InputError, "linear regime"):
             check_student_config("lin", {"model_type": "deepseek_v3", "num_hidden_layers": 2,
                                          "mla_retrofit": {"latent_linear": True}})
+
+
+class OutputFilesTest(unittest.TestCase):
+    def test_a_run_from_an_earlier_output_does_not_carry_its_log(self):
+        # A layer-wise output trained on end to end: the new output must hold the new run's log, not the
+        # layer-wise run's (the recipe's table once showed the layer-wise numbers for the e2e phase).
+        import tempfile
+        from mlar_train.output import carried_files
+        with tempfile.TemporaryDirectory() as d:
+            for fn in ("config.json", "tokenizer.json", "generation_config.json", "model.safetensors",
+                       "model-00001-of-00002.safetensors", "model.safetensors.index.json", "train_log.jsonl",
+                       "finetune.json", "finetune.json.tmp"):
+                open(os.path.join(d, fn), "w").close()
+            os.makedirs(os.path.join(d, "checkpoint"))
+            self.assertEqual(carried_files(d), ["config.json", "generation_config.json", "tokenizer.json"])
+
+
+if __name__ == "__main__":
+    unittest.main()
