@@ -112,8 +112,8 @@ int main(int argc, char** argv) try {
              info.name, info.cc_major, info.cc_minor, info.sm_count, info.driver_version, info.runtime_version,
              copy_gbs);
   json rows = json::array();
-  fmt::print("{:<9} {:>6} {:>5} {:>6} {:>10} {:>9} {:>9} {:>7}\n", "form", "ctx", "batch", "path", "MiB/call",
-             "us/call", "GB/s", "of copy");
+  fmt::print("{:<9} {:>6} {:>5} {:>6} {:>6} {:>10} {:>9} {:>9} {:>7}\n", "form", "ctx", "batch", "path", "splits",
+             "MiB/call", "us/call", "GB/s", "of copy");
   for (const auto& fname : args.forms) {
     const Form f = *std::find_if(kForms.begin(), kForms.end(), [&](const Form& x) { return x.name == fname; });
     for (int64_t batch : args.batches) {
@@ -150,6 +150,7 @@ int main(int argc, char** argv) try {
           };
           auto [k0, v0] = rows_of(0);
           const auto used = cuda::attention_path(k0, v0, dims);
+          const cuda::AttentionPlan plan = cuda::attention_plan(k0, v0, dims, b);
           auto pass = [&] {
             for (int64_t l = 0; l < layers; ++l) {
               auto [k, v] = rows_of(l);
@@ -170,9 +171,9 @@ int main(int argc, char** argv) try {
           const double med = us[us.size() / 2];
           const double gbs = static_cast<double>(layer_bytes) / (med * 1e-6) / 1e9;
           const std::string pname = used == cuda::AttentionPath::TensorCore ? "tc" : "tiled";
-          fmt::print("{:<9} {:>6} {:>5} {:>6} {:>10.1f} {:>9.1f} {:>9.0f} {:>6.0f}%\n", f.name, ctx, batch, pname,
-                     static_cast<double>(layer_bytes) / (1 << 20), med, gbs, 100.0 * gbs / copy_gbs);
-          rows.push_back({{"form", f.name}, {"context", ctx}, {"batch", batch}, {"path", pname},
+          fmt::print("{:<9} {:>6} {:>5} {:>6} {:>6} {:>10.1f} {:>9.1f} {:>9.0f} {:>6.0f}%\n", f.name, ctx, batch, pname,
+                     plan.splits, static_cast<double>(layer_bytes) / (1 << 20), med, gbs, 100.0 * gbs / copy_gbs);
+          rows.push_back({{"form", f.name}, {"context", ctx}, {"batch", batch}, {"path", pname}, {"splits", plan.splits},
                           {"n_heads", f.n_heads}, {"n_kv_heads", f.n_kv}, {"dk", f.dk}, {"dv", f.dv},
                           {"bytes_per_call", layer_bytes}, {"us_per_call", med}, {"gbs", gbs},
                           {"of_copy", gbs / copy_gbs}});

@@ -47,11 +47,18 @@ RowStats compare_row(const float* a, const float* b, int64_t V, int32_t target, 
   return s;
 }
 
-std::vector<int32_t> greedy(const Model& m, const std::vector<int32_t>& prompt, int64_t n, DType kv_dtype) {
+std::unique_ptr<Sequence> open(const CompareOptions::OpenSequence& f, const Model& m, const SessionOptions& so) {
+  if (f) return f(m, so);
+  return std::make_unique<Session>(m, so);
+}
+
+std::vector<int32_t> greedy(const Model& m, const CompareOptions::OpenSequence& f, const std::vector<int32_t>& prompt,
+                            int64_t n, DType kv_dtype) {
   SessionOptions so;
   so.kv_dtype = kv_dtype;
   so.max_tokens = std::min<int64_t>(m.config.max_position_embeddings, static_cast<int64_t>(prompt.size()) + n);
-  Session s(m, so);
+  const auto seq = open(f, m, so);
+  Sequence& s = *seq;
   GenerateOptions go;
   go.max_new_tokens = n;
   go.sampling.temperature = 0;
@@ -85,7 +92,8 @@ CompareResult compare_models(const Model& a, const Model& b, std::span<const int
   SessionOptions so;
   so.max_tokens = opts.ctx;
   so.kv_dtype = opts.kv_dtype;
-  Session sa(a, so), sb(b, so);
+  const auto seq_a = open(opts.open_a, a, so), seq_b = open(opts.open_b, b, so);
+  Sequence &sa = *seq_a, &sb = *seq_b;
   const int64_t window = opts.ctx - 1, batch = std::max<int64_t>(1, opts.batch);
   CompareResult r;
   double kl_sum = 0, nll_a = 0, nll_b = 0;
@@ -130,8 +138,8 @@ CompareResult compare_models(const Model& a, const Model& b, std::span<const int
   r.greedy_agreement = static_cast<double>(r.greedy_agree) / n;
 
   if (!opts.prompt.empty() && opts.gen_tokens > 0) {
-    r.gen_a = greedy(a, opts.prompt, opts.gen_tokens, opts.kv_dtype);
-    r.gen_b = greedy(b, opts.prompt, opts.gen_tokens, opts.kv_dtype);
+    r.gen_a = greedy(a, opts.open_a, opts.prompt, opts.gen_tokens, opts.kv_dtype);
+    r.gen_b = greedy(b, opts.open_b, opts.prompt, opts.gen_tokens, opts.kv_dtype);
     r.gen_identical = r.gen_a == r.gen_b;
   }
   r.kv_a = kv_footprint(a.config, opts.kv_dtype);

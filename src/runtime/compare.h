@@ -7,11 +7,14 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "model/kv_footprint.h"
 #include "model/model.h"
+#include "runtime/sequence.h"
+#include "runtime/session.h"
 #include "tensor/dtype.h"
 
 namespace mlar {
@@ -27,6 +30,10 @@ struct CompareOptions {
   int64_t gen_tokens = 0;
   // Called after each window with (tokens compared so far, tokens to compare).
   std::function<void(int64_t done, int64_t total)> progress;
+  // Opens the sequence that runs model A (open_a) or B (open_b): a CPU Session when empty; the CLI passes
+  // backend/open_sequence with the device each model runs on (e.g. A on the CPU, B on a GPU).
+  using OpenSequence = std::function<std::unique_ptr<Sequence>(const Model&, const SessionOptions&)>;
+  OpenSequence open_a, open_b;
 };
 
 struct CompareResult {
@@ -45,7 +52,7 @@ struct CompareResult {
   double seconds = 0;
 };
 
-// Runs both models (Session(model), GQA or MLA as each config says). The models
+// Runs both models (opts.open_a/open_b, by default a CPU Session; GQA or MLA as each config says). The models
 // must have the same vocabulary size; ctx must fit both contexts.
 CompareResult compare_models(const Model& a, const Model& b, std::span<const int32_t> ids, const CompareOptions& opts);
 

@@ -10,6 +10,7 @@
 #include "ops/cuda/attention.h"
 
 #include <cstdlib>
+#include <string>
 
 #include "cuda_test_util.h"
 #include "util/error.h"
@@ -112,6 +113,34 @@ TEST_F(Attention, MlaTensorCoreMatchesCpu) {
     unsetenv("MLAR_CUDA_ATTN");
     ++seed;
   }
+}
+
+// Any number of key ranges merges to the same result (MLAR_CUDA_SPLITS fixes the count; the plan caps it
+// at one range per two tiles): the merge kernel's weights over 1, odd and many ranges, both kernels.
+TEST_F(Attention, AnySplitCountMergesToTheCpuResult) {
+  uint64_t seed = 500;
+  for (int splits : {1, 3, 7, 64, 300}) {
+    setenv("MLAR_CUDA_SPLITS", std::to_string(splits).c_str(), 1);
+    for (Case c : {Case{32, 8, 128, 128, 1, 4000, DType::BF16, false}, Case{8, 2, 64, 64, 3, 900, DType::F32, false}})
+      EXPECT_LE(run_case(c, seed++, false), 2e-5) << name(c) << " splits " << splits;
+    const Case mla{128, 1, 576, 512, 1, 3000, DType::BF16, true};
+    EXPECT_LE(run_case(mla, seed++, true), 4e-3) << name(mla) << " splits " << splits;
+    unsetenv("MLAR_CUDA_SPLITS");
+  }
+  // The plan's own choice: DeepSeek's 128 heads write no more partial bytes than the cache rows they read.
+  ops::AttentionDims d;
+  d.n_q = 1;
+  d.n_heads = 128;
+  d.n_kv_heads = 1;
+  d.dk = 576;
+  d.dv = 512;
+  d.q_start = 4095;
+  Dev rows = Dev::zeros(16);
+  const ops::TypedRows r{rows.ptr<void>(), DType::BF16, 576};
+  const cuda::AttentionPlan pl = cuda::attention_plan(r, r, d);
+  EXPECT_EQ(pl.path, cuda::AttentionPath::TensorCore);
+  EXPECT_LE(int64_t{pl.splits} * 2 * 128 * (512 + 2) * 4, 4096 * 576 * 2);
+  EXPECT_GE(pl.splits, 1);
 }
 
 TEST_F(Attention, BatchedGqaRowsUseTheirOwnSequence) {

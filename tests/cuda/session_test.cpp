@@ -9,6 +9,7 @@
 // value (2^-8 relative; seen: 3.8e-4 on a stored-absorbed repeat model); perplexity 1e-5 relative with
 // F32 weights, 1e-3 with BF16 weights (issue 15's bounds; measured far below);
 // greedy text identical.
+#include "runtime/compare.h"
 #include "runtime/cuda/cuda_session.h"
 
 #include "common/test_data.h"
@@ -208,6 +209,29 @@ TEST_F(CudaSessionTest, GreedyStoryIsTheCpuStory) {
   std::vector<int32_t> all = prompt;
   all.insert(all.end(), b.begin(), b.end());
   EXPECT_EQ(tok.decode(all).rfind("Once upon a time, there was a little girl named Lily.", 0), 0u) << tok.decode(all);
+}
+
+// compare_models with B on the GPU (what `compare A A --device-b cuda` runs): the same model on both backends
+// agrees on every position's logits and argmax, and the two greedy texts are one.
+TEST_F(CudaSessionTest, CompareCpuAgainstCudaOnTheSameModel) {
+  const Model& m = stories();
+  const auto ids = m.tokenizer->encode(read_utf8_file(data_path("text/tinystories-dev.txt")));
+  CompareOptions o;
+  o.ctx = 128;
+  o.max_tokens = 1024;
+  o.kv_dtype = DType::F32;
+  o.prompt = {m.tokenizer->bos_id()};
+  o.gen_tokens = 40;
+  o.open_b = [](const Model& mm, const SessionOptions& so) { return std::make_unique<CudaSession>(mm, so); };
+  const CompareResult r = compare_models(m, m, ids, o);
+  EXPECT_EQ(r.tokens, 1024);
+  EXPECT_LE(r.max_abs_logit_diff, 1e-5 * r.max_abs_logit);
+  EXPECT_LE(r.mean_kl, 1e-9);
+  EXPECT_EQ(r.greedy_agree, r.tokens);
+  EXPECT_TRUE(r.gen_identical);
+  EXPECT_FALSE(r.gen_a.empty());
+  std::printf("[ compare cpu vs cuda ] max |dlogit| %.2e of %.2f, mean KL %.2e\n", r.max_abs_logit_diff,
+              r.max_abs_logit, r.mean_kl);
 }
 
 TEST_F(CudaSessionTest, ContextLimitAndBadIdsAreRefusedWithoutChange) {

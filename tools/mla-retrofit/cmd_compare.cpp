@@ -20,7 +20,7 @@ std::string attention_name(const ModelConfig& c) {
 
 void register_compare(CLI::App& app) {
   struct Args {
-    std::string a, b, tokenizer, text, prompt, kv_dtype = "bf16";
+    std::string a, b, tokenizer, text, prompt, kv_dtype = "bf16", device = "cpu", device_b;
     int64_t ctx = 256, max_tokens = 4096, n = 32;
     int threads = 0;
     bool json = false, quiet = false;
@@ -51,6 +51,10 @@ void register_compare(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print the result as JSON");
   cmd->add_flag("--quiet,-q", args->quiet, "no progress on stderr");
   add_kv_dtype_option(cmd, args->kv_dtype);
+  add_device_option(cmd, args->device);
+  cmd->add_option("--device-b", args->device_b,
+                  "where B runs, when not where A does (e.g. A --device cpu, B --device-b cuda: the same model on "
+                  "both backends)");
   cmd->callback([args] {
     const DType kv_dtype = kv_dtype_of(args->kv_dtype);
     set_threads(args->threads);
@@ -65,6 +69,10 @@ void register_compare(CLI::App& app) {
     if (ids.empty()) fail("{}: text has no tokens", args->text);
 
     CompareOptions opts;
+    const Device dev_a = device_of(args->device);
+    const Device dev_b = args->device_b.empty() ? dev_a : parse_device(args->device_b, "--device-b");
+    opts.open_a = [dev_a](const Model& m, const SessionOptions& so) { return open_sequence(m, so, dev_a); };
+    opts.open_b = [dev_b](const Model& m, const SessionOptions& so) { return open_sequence(m, so, dev_b); };
     opts.ctx = args->ctx;
     opts.kv_dtype = kv_dtype;
     opts.max_tokens = args->max_tokens;
@@ -98,6 +106,7 @@ void register_compare(CLI::App& app) {
                           {"text", args->text},
                           {"ctx", args->ctx},
                           {"kv_dtype", dtype_flag_name(kv_dtype)},
+                          {"devices", {device_name(dev_a), device_name(dev_b)}},
                           {"tokens_compared", r.tokens},
                           {"windows", r.windows},
                           {"max_abs_logit_diff", r.max_abs_logit_diff},
@@ -119,10 +128,10 @@ void register_compare(CLI::App& app) {
       fmt::print("{}\n", j.dump(2));
       return;
     }
-    fmt::print("A  {} ({}, {} KV cache {} bytes/token)\n", a.source, attention_name(a.config),
-               dtype_flag_name(kv_dtype), r.kv_a.bytes_per_token());
-    fmt::print("B  {} ({}, {} KV cache {} bytes/token)\n", b.source, attention_name(b.config),
-               dtype_flag_name(kv_dtype), r.kv_b.bytes_per_token());
+    fmt::print("A  {} ({}, {} KV cache {} bytes/token, {})\n", a.source, attention_name(a.config),
+               dtype_flag_name(kv_dtype), r.kv_a.bytes_per_token(), device_name(dev_a));
+    fmt::print("B  {} ({}, {} KV cache {} bytes/token, {})\n", b.source, attention_name(b.config),
+               dtype_flag_name(kv_dtype), r.kv_b.bytes_per_token(), device_name(dev_b));
     fmt::print("tokens compared    {} in {} windows of <= {}\n", r.tokens, r.windows, args->ctx);
     fmt::print("max |dlogit|       {:.3e} (largest |logit| of A: {:.3f})\n", r.max_abs_logit_diff, r.max_abs_logit);
     fmt::print("mean KL(A||B)      {:.3e} nats/token (max {:.3e})\n", r.mean_kl, r.max_kl);

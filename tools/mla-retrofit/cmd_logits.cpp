@@ -4,7 +4,6 @@
 
 #include "command.h"
 #include "io/npy.h"
-#include "runtime/session.h"
 #include "util/atomic_output.h"
 #include "util/error.h"
 
@@ -15,7 +14,7 @@ void register_logits(CLI::App& app) {
     ModelArgs model;
     std::vector<int32_t> ids;
     std::string prompt, out;
-    std::string kv_dtype = "bf16";
+    std::string kv_dtype = "bf16", device = "cpu";
     bool force = false;
   };
   auto args = std::make_shared<Args>();
@@ -29,6 +28,7 @@ void register_logits(CLI::App& app) {
   cmd->add_option("--out", args->out, "output .npy file")->required();
   cmd->add_flag("--force", args->force, "replace an existing output");
   add_kv_dtype_option(cmd, args->kv_dtype);
+  add_device_option(cmd, args->device);
   cmd->callback([args] {
     check_output_free(args->out, args->force);
     Model m = args->model.load();
@@ -39,8 +39,10 @@ void register_logits(CLI::App& app) {
       for (int32_t t : tok.encode(args->prompt)) tokens.push_back(t);
     }
     if (tokens.empty()) fail("logits: give --ids or --prompt");
-    Session s(m, SessionOptions{.max_tokens = static_cast<int64_t>(tokens.size()), .kv_dtype = kv_dtype_of(args->kv_dtype)});
-    const Tensor& l = s.forward(tokens, Logits::All);
+    const auto s = open_sequence(
+        m, SessionOptions{.max_tokens = static_cast<int64_t>(tokens.size()), .kv_dtype = kv_dtype_of(args->kv_dtype)},
+        device_of(args->device));
+    const Tensor& l = s->forward(tokens, Logits::All);
     write_npy(args->out, l, args->force);
     fmt::print(stderr, "wrote {} ({} x {})\n", args->out, l.shape[0], l.shape[1]);
   });

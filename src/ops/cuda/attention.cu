@@ -29,7 +29,9 @@ int64_t tiled_smem_floats(int64_t ht, int64_t kt, int64_t dk, int64_t dv) {
 template <typename T>
 __global__ void __launch_bounds__(kThreads) tiled_kernel(AttnParams p, int kt) {
   extern __shared__ float smem[];
-  const int64_t ht = p.heads_per_block, dk = p.dk, dv = p.dv;
+  // Offsets inside the block (shared memory, heads, columns) in 32 bits: a 64-bit division per element
+  // is many instructions on the GPU; key positions and global offsets stay 64-bit.
+  const int ht = p.heads_per_block, dk = static_cast<int>(p.dk), dv = static_cast<int>(p.dv);
   float* qs = smem;                 // [ht, dk]
   float* ks = qs + ht * dk;         // [kt, dk + 1]
   float* vs = ks + kt * (dk + 1);   // [kt, dv]
@@ -44,51 +46,53 @@ __global__ void __launch_bounds__(kThreads) tiled_kernel(AttnParams p, int kt) {
   const int64_t group = p.n_heads / p.n_kv;
   const int64_t j = blockIdx.y / p.head_tiles;
   const int64_t h0 = j * group + (blockIdx.y % p.head_tiles) * ht;   // first query head of the block
-  const int64_t hn = min(ht, j * group + group - h0);                // heads it covers
+  const int hn = static_cast<int>(min(static_cast<int64_t>(ht), j * group + group - h0));  // heads it covers
   const int64_t keys = p.q_start + qi + 1;
   const int64_t t0 = blockIdx.x * p.keys_per_split, t1 = min(keys, t0 + p.keys_per_split);
 
   const float* q = p.q + b * p.q_batch + qi * p.q_stride + h0 * dk;
-  for (int64_t e = tid; e < ht * dk; e += kThreads) qs[e] = e / dk < hn ? q[e] * p.scale : 0.0f;
-  for (int64_t e = tid; e < ht * dv; e += kThreads) os[e] = 0.0f;
-  for (int64_t h = tid; h < ht; h += kThreads) {
+  for (int e = tid; e < ht * dk; e += kThreads) qs[e] = e / dk < hn ? q[e] * p.scale : 0.0f;
+  for (int e = tid; e < ht * dv; e += kThreads) os[e] = 0.0f;
+  for (int h = tid; h < ht; h += kThreads) {
     ms[h] = -INFINITY;
     ls[h] = 0.0f;
   }
   const T* kb = static_cast<const T*>(p.k) + b * p.kv_batch + j * dk;
   const T* vb = static_cast<const T*>(p.v) + b * p.kv_batch + j * dv;
   for (int64_t tile = t0; tile < t1; tile += kt) {
-    const int64_t nk = min(static_cast<int64_t>(kt), t1 - tile);
+    const int nk = static_cast<int>(min(static_cast<int64_t>(kt), t1 - tile));
+    const T* kt0 = kb + tile * p.k_stride;  // this tile's first key row
+    const T* vt0 = vb + tile * p.v_stride;
     __syncthreads();  // the previous tile's readers are done
-    for (int64_t e = tid; e < nk * dk; e += kThreads) {
-      const int64_t t = e / dk, d = e % dk;
-      ks[t * (dk + 1) + d] = to_f32(kb[(tile + t) * p.k_stride + d]);
+    for (int e = tid; e < nk * dk; e += kThreads) {
+      const int t = e / dk, d = e - t * dk;
+      ks[t * (dk + 1) + d] = to_f32(kt0[static_cast<int64_t>(t) * p.k_stride + d]);
     }
-    for (int64_t e = tid; e < nk * dv; e += kThreads) {
-      const int64_t t = e / dv, c = e % dv;
-      vs[t * dv + c] = to_f32(vb[(tile + t) * p.v_stride + c]);
+    for (int e = tid; e < nk * dv; e += kThreads) {
+      const int t = e / dv, c = e - t * dv;
+      vs[t * dv + c] = to_f32(vt0[static_cast<int64_t>(t) * p.v_stride + c]);
     }
     __syncthreads();
-    for (int64_t e = tid; e < ht * kt; e += kThreads) {
-      const int64_t h = e / kt, t = e % kt;
+    for (int e = tid; e < ht * kt; e += kThreads) {
+      const int h = e / kt, t = e - h * kt;
       float s = -INFINITY;
       if (t < nk && h < hn) {
         const float* qh = qs + h * dk;
         const float* kr = ks + t * (dk + 1);
         float acc = 0.0f;
-        for (int64_t d = 0; d < dk; ++d) acc = fmaf(qh[d], kr[d], acc);
+        for (int d = 0; d < dk; ++d) acc = fmaf(qh[d], kr[d], acc);
         s = acc;
       }
       ss[e] = s;
     }
     __syncthreads();
-    for (int64_t h = warp; h < ht; h += kThreads / 32) {
+    for (int h = warp; h < ht; h += kThreads / 32) {
       float mx = -INFINITY;
-      for (int64_t t = lane; t < kt; t += 32) mx = fmaxf(mx, ss[h * kt + t]);
+      for (int t = lane; t < kt; t += 32) mx = fmaxf(mx, ss[h * kt + t]);
       mx = detail::warp_max(mx);
       const float m_old = ms[h], m_new = fmaxf(m_old, mx);
       float sum = 0.0f;
-      for (int64_t t = lane; t < kt; t += 32) {
+      for (int t = lane; t < kt; t += 32) {
         const float s = ss[h * kt + t];
         const float pr = s == -INFINITY ? 0.0f : __expf(s - m_new);
         ss[h * kt + t] = pr;
@@ -103,42 +107,72 @@ __global__ void __launch_bounds__(kThreads) tiled_kernel(AttnParams p, int kt) {
       }
     }
     __syncthreads();
-    for (int64_t e = tid; e < ht * dv; e += kThreads) {
-      const int64_t h = e / dv, c = e % dv;
+    for (int e = tid; e < ht * dv; e += kThreads) {
+      const int h = e / dv, c = e - h * dv;
       const float* pr = ss + h * kt;
       float acc = os[e] * as[h];
-      for (int64_t t = 0; t < nk; ++t) acc = fmaf(pr[t], vs[t * dv + c], acc);
+      for (int t = 0; t < nk; ++t) acc = fmaf(pr[t], vs[t * dv + c], acc);
       os[e] = acc;
     }
   }
   __syncthreads();
   const int64_t row = (z * p.splits + blockIdx.x) * p.n_heads + h0;  // partial row of head h0
-  for (int64_t e = tid; e < hn * dv; e += kThreads) p.part_o[row * dv + e] = os[e];
-  for (int64_t h = tid; h < hn; h += kThreads) {
+  for (int e = tid; e < hn * dv; e += kThreads) p.part_o[row * dv + e] = os[e];
+  for (int h = tid; h < hn; h += kThreads) {
     p.part_ml[(row + h) * 2] = ms[h];
     p.part_ml[(row + h) * 2 + 1] = ls[h];
   }
 }
 
-// grid: x = head, y = sequence * n_q + query. Merges the splits' partial outputs.
-__global__ void combine_kernel(const float* part_o, const float* part_ml, float* out, int64_t n_q, int64_t n_heads,
-                               int64_t dv, int splits, int64_t out_stride, int64_t out_batch) {
-  const int64_t h = blockIdx.x, z = blockIdx.y, b = z / n_q, qi = z % n_q;
+// Block-wide reductions over kCombineThreads threads (red: kCombineThreads / 32 floats of shared memory).
+constexpr int kCombineThreads = 128;
+__device__ float block_max(float x, float* red) {
+  x = detail::warp_max(x);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+  __syncthreads();
+  float r = -INFINITY;
+  for (int w = 0; w < kCombineThreads / 32; ++w) r = fmaxf(r, red[w]);
+  __syncthreads();
+  return r;
+}
+__device__ float block_sum(float x, float* red) {
+  x = detail::warp_sum(x);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+  __syncthreads();
+  float r = 0.0f;
+  for (int w = 0; w < kCombineThreads / 32; ++w) r += red[w];
+  __syncthreads();
+  return r;
+}
+
+// grid: x = head, y = sequence * n_q + query; kCombineThreads threads, shared memory splits + 4 floats.
+// Merges the splits' partial outputs: the weight of each split, exp(m_s - max) / sum, is computed once
+// (in parallel over the splits), then every output column sums its splits' partial columns.
+__global__ void __launch_bounds__(kCombineThreads) combine_kernel(const float* part_o, const float* part_ml,
+                                                                 float* out, int n_q, int n_heads, int dv,
+                                                                 int splits, int64_t out_stride, int64_t out_batch) {
+  extern __shared__ float w[];  // [splits] weights, then [4] reduction scratch
+  float* red = w + splits;
+  const int h = blockIdx.x, z = blockIdx.y, b = z / n_q, qi = z % n_q;
+  const float* ml = part_ml + (static_cast<int64_t>(z) * splits * n_heads + h) * 2;  // split s: ml[s * 2 * n_heads]
   float mx = -INFINITY;
-  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_ml[((z * splits + s) * n_heads + h) * 2]);
+  for (int s = threadIdx.x; s < splits; s += kCombineThreads) mx = fmaxf(mx, ml[s * 2 * n_heads]);
+  mx = block_max(mx, red);
   float l = 0.0f;
-  for (int s = 0; s < splits; ++s) {
-    const float m = part_ml[((z * splits + s) * n_heads + h) * 2];
-    if (m != -INFINITY) l += __expf(m - mx) * part_ml[((z * splits + s) * n_heads + h) * 2 + 1];
+  for (int s = threadIdx.x; s < splits; s += kCombineThreads) {
+    const float m = ml[s * 2 * n_heads];
+    const float e = m == -INFINITY ? 0.0f : __expf(m - mx);
+    w[s] = e;
+    l += e * ml[s * 2 * n_heads + 1];
   }
+  l = block_sum(l, red);  // its barrier also publishes w[]
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  float* o = out + b * out_batch + qi * out_stride + h * dv;
-  for (int64_t c = threadIdx.x; c < dv; c += blockDim.x) {
+  const float* po = part_o + (static_cast<int64_t>(z) * splits * n_heads + h) * dv;  // split s: po[s * n_heads * dv]
+  const int64_t s_stride = static_cast<int64_t>(n_heads) * dv;
+  float* o = out + b * out_batch + qi * out_stride + static_cast<int64_t>(h) * dv;
+  for (int c = threadIdx.x; c < dv; c += kCombineThreads) {
     float acc = 0.0f;
-    for (int s = 0; s < splits; ++s) {
-      const float m = part_ml[((z * splits + s) * n_heads + h) * 2];
-      if (m != -INFINITY) acc += __expf(m - mx) * part_o[((z * splits + s) * n_heads + h) * dv + c];
-    }
+    for (int s = 0; s < splits; ++s) acc = fmaf(w[s], po[s * s_stride + c], acc);
     o[c] = acc * inv;
   }
 }
@@ -158,6 +192,40 @@ bool force_tiled() {
 AttentionPath attention_path(ops::TypedRows k, ops::TypedRows v, const ops::AttentionDims& d) {
   if (!force_tiled() && detail::mla_tensor_core_fits(k, v, d)) return AttentionPath::TensorCore;
   return AttentionPath::Tiled;
+}
+
+AttentionPlan attention_plan(ops::TypedRows k, ops::TypedRows v, const ops::AttentionDims& d,
+                             const AttentionBatch& batch) {
+  AttentionPlan pl;
+  pl.path = attention_path(k, v, d);
+  const int64_t group = d.n_heads / d.n_kv_heads, keys = d.q_start + d.n_q;
+  if (pl.path == AttentionPath::TensorCore) {
+    pl.heads_per_block = detail::mla_heads_per_block(d.n_heads, d.dv);
+    pl.keys_per_tile = detail::kMlaKeysPerTile;
+  } else {
+    pl.heads_per_block = static_cast<int>(std::min<int64_t>(group, kMaxHeadsPerBlock));
+    while (pl.keys_per_tile > 8 && tiled_smem_floats(pl.heads_per_block, pl.keys_per_tile, d.dk, d.dv) * 4 > 96 * 1024)
+      pl.keys_per_tile /= 2;
+  }
+  const int64_t kt = pl.keys_per_tile;
+  pl.head_tiles = static_cast<int>((group + pl.heads_per_block - 1) / pl.heads_per_block);
+  // Key ranges: enough blocks for two waves at batch 1, at least 2 tiles per range, and no more partial
+  // output bytes (written, then read by the merge) than cache bytes read: with DeepSeek's 128 heads of 512
+  // a range's partials are 256 KB, the cache of 230 keys.
+  const int64_t blocks = batch.count * d.n_q * d.n_kv_heads * pl.head_tiles;
+  const int64_t want = std::max<int64_t>(1, (2 * sm_count() + blocks - 1) / blocks);
+  const int64_t max_splits = std::max<int64_t>(1, keys / (2 * kt));
+  const int64_t row_bytes = static_cast<int64_t>(dtype_size(k.dtype)) *
+                            (k.data == v.data ? d.dk : d.dk + d.dv);  // per kv head and key
+  const int64_t part_bytes = 2 * group * (d.dv + 2) * 4;             // per kv head and range
+  const int64_t cap = std::max<int64_t>(1, keys * row_bytes / part_bytes);
+  int64_t splits = std::min({want, max_splits, cap});
+  if (const char* e = std::getenv("MLAR_CUDA_SPLITS"); e && std::atoi(e) > 0)  // benchmarks: a fixed count
+    splits = std::min<int64_t>(std::atoi(e), max_splits);
+  pl.keys_per_split = (keys + splits - 1) / splits;
+  pl.keys_per_split = (pl.keys_per_split + kt - 1) / kt * kt;
+  pl.splits = static_cast<int>((keys + pl.keys_per_split - 1) / pl.keys_per_split);
+  return pl;
 }
 
 void attention(const float* q, ops::TypedRows k, ops::TypedRows v, float* out, const ops::AttentionDims& d,
@@ -184,27 +252,13 @@ void attention(const float* q, ops::TypedRows k, ops::TypedRows v, float* out, c
   p.q_start = d.q_start;
   p.scale = d.scale;
   const int64_t out_stride = d.out_stride ? d.out_stride : d.n_heads * d.dv;
-  const int64_t keys = d.q_start + d.n_q;
-  const bool tc = attention_path(k, v, d) == AttentionPath::TensorCore;
-
-  int64_t kt = 32;
-  const int64_t group = d.n_heads / d.n_kv_heads;
-  if (tc) {
-    p.heads_per_block = detail::mla_heads_per_block(d.n_heads, d.dv);
-    kt = detail::kMlaKeysPerTile;
-  } else {
-    p.heads_per_block = static_cast<int>(std::min<int64_t>(group, kMaxHeadsPerBlock));
-    while (kt > 8 && tiled_smem_floats(p.heads_per_block, kt, d.dk, d.dv) * 4 > 96 * 1024) kt /= 2;
-  }
-  p.head_tiles = static_cast<int>((group + p.heads_per_block - 1) / p.heads_per_block);
-  // Key ranges: enough blocks for two waves at batch 1, at least 2 tiles per range.
-  const int64_t blocks = batch.count * d.n_q * d.n_kv_heads * p.head_tiles;
-  const int64_t want = std::max<int64_t>(1, (2 * sm_count() + blocks - 1) / blocks);
-  const int64_t max_splits = std::max<int64_t>(1, keys / (2 * kt));
-  p.splits = static_cast<int>(std::min(want, max_splits));
-  p.keys_per_split = (keys + p.splits - 1) / p.splits;
-  p.keys_per_split = (p.keys_per_split + kt - 1) / kt * kt;
-  p.splits = static_cast<int>((keys + p.keys_per_split - 1) / p.keys_per_split);
+  const AttentionPlan plan = attention_plan(k, v, d, batch);
+  const bool tc = plan.path == AttentionPath::TensorCore;
+  p.heads_per_block = plan.heads_per_block;
+  p.head_tiles = plan.head_tiles;
+  p.splits = plan.splits;
+  p.keys_per_split = plan.keys_per_split;
+  const int64_t kt = plan.keys_per_tile;
 
   static DeviceBuffer part;  // partial outputs and (max, sum) pairs, reused across calls
   const int64_t rows = batch.count * d.n_q * p.splits * d.n_heads;
@@ -226,8 +280,10 @@ void attention(const float* q, ops::TypedRows k, ops::TypedRows v, float* out, c
     check_launch("attention (tiled)");
   }
   const dim3 cgrid(static_cast<unsigned>(d.n_heads), static_cast<unsigned>(batch.count * d.n_q));
-  combine_kernel<<<cgrid, 128>>>(p.part_o, p.part_ml, out, d.n_q, d.n_heads, d.dv, p.splits, out_stride,
-                                 batch.out_stride);
+  const size_t csmem = static_cast<size_t>(p.splits + kCombineThreads / 32) * sizeof(float);
+  combine_kernel<<<cgrid, kCombineThreads, csmem>>>(p.part_o, p.part_ml, out, static_cast<int>(d.n_q),
+                                                    static_cast<int>(d.n_heads), static_cast<int>(d.dv), p.splits,
+                                                    out_stride, batch.out_stride);
   check_launch("attention (combine)");
 }
 

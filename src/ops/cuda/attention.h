@@ -40,4 +40,14 @@ enum class AttentionPath { Tiled, TensorCore };
 // the tiled kernel, for comparisons).
 AttentionPath attention_path(ops::TypedRows k, ops::TypedRows v, const ops::AttentionDims& dims);
 
+// How attention() runs these rows: the kernel, query heads per block, keys per tile and the split of
+// each query's keys into ranges (MLAR_CUDA_SPLITS=N fixes the number of ranges, for benchmarks).
+struct AttentionPlan {
+  AttentionPath path = AttentionPath::Tiled;
+  int heads_per_block = 16, head_tiles = 1, splits = 1;
+  int64_t keys_per_tile = 32, keys_per_split = 0;
+};
+AttentionPlan attention_plan(ops::TypedRows k, ops::TypedRows v, const ops::AttentionDims& dims,
+                             const AttentionBatch& batch = {});
+
 }  // namespace mlar::cuda
