@@ -209,17 +209,15 @@ AttentionPlan attention_plan(ops::TypedRows k, ops::TypedRows v, const ops::Atte
   }
   const int64_t kt = pl.keys_per_tile;
   pl.head_tiles = static_cast<int>((group + pl.heads_per_block - 1) / pl.heads_per_block);
-  // Key ranges: enough blocks for two waves at batch 1, at least 2 tiles per range, and no more partial
-  // output bytes (written, then read by the merge) than cache bytes read: with DeepSeek's 128 heads of 512
-  // a range's partials are 256 KB, the cache of 230 keys.
+  // Key ranges: enough blocks to fill the device at batch 1, at least 2 tiles per range. The tensor-core
+  // kernel runs one block per SM: one wave (measured on an H100, DeepSeek's shape at 64K: 66 ranges
+  // 383 us, 128 ranges 558 us; at 4K: 32 ranges 108 us, 8 ranges 182 us; docs/benchmarks-gpu.md). The
+  // tiled kernel fits several blocks per SM: two waves.
   const int64_t blocks = batch.count * d.n_q * d.n_kv_heads * pl.head_tiles;
-  const int64_t want = std::max<int64_t>(1, (2 * sm_count() + blocks - 1) / blocks);
+  const int64_t waves = pl.path == AttentionPath::TensorCore ? 1 : 2;
+  const int64_t want = std::max<int64_t>(1, (waves * sm_count() + blocks - 1) / blocks);
   const int64_t max_splits = std::max<int64_t>(1, keys / (2 * kt));
-  const int64_t row_bytes = static_cast<int64_t>(dtype_size(k.dtype)) *
-                            (k.data == v.data ? d.dk : d.dk + d.dv);  // per kv head and key
-  const int64_t part_bytes = 2 * group * (d.dv + 2) * 4;             // per kv head and range
-  const int64_t cap = std::max<int64_t>(1, keys * row_bytes / part_bytes);
-  int64_t splits = std::min({want, max_splits, cap});
+  int64_t splits = std::min(want, max_splits);
   if (const char* e = std::getenv("MLAR_CUDA_SPLITS"); e && std::atoi(e) > 0)  // benchmarks: a fixed count
     splits = std::min<int64_t>(std::atoi(e), max_splits);
   pl.keys_per_split = (keys + splits - 1) / splits;

@@ -23,14 +23,18 @@ struct Smem {
   size_t qs, ks, ss, ps, ml, total;  // byte offsets
 };
 
+// The S phase splits dk into KS shares so that all 8 warps work: KS * (HB / 16) * 2 = kWarps.
+constexpr int score_shares(int mt) { return kWarps / (2 * mt); }
+
 Smem smem_layout(int64_t hb, int64_t dk) {
   Smem s{};
+  const int64_t ks_rows = score_shares(static_cast<int>(hb / 16)) * hb;  // partial score rows
   s.q_pitch = dk + kPad;
   s.k_pitch = dk + kPad;
   s.qs = 0;
   s.ks = s.qs + static_cast<size_t>(hb * s.q_pitch) * 2;
   s.ss = s.ks + static_cast<size_t>(2 * kKt * s.k_pitch) * 2;
-  s.ps = s.ss + static_cast<size_t>(hb * kSPitch) * 4;
+  s.ps = s.ss + static_cast<size_t>(ks_rows * kSPitch) * 4;
   s.ml = s.ps + static_cast<size_t>(hb * kPPitch) * 2;
   s.total = s.ml + static_cast<size_t>(3 * hb) * 4;
   return s;
@@ -56,10 +60,20 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-__device__ __forceinline__ uint32_t ld32(const __nv_bfloat16* p) { return *reinterpret_cast<const uint32_t*>(p); }
-__device__ __forceinline__ uint32_t pack2(__nv_bfloat16 lo, __nv_bfloat16 hi) {
-  return static_cast<uint32_t>(__bfloat16_as_ushort(lo)) | (static_cast<uint32_t>(__bfloat16_as_ushort(hi)) << 16);
+// B fragments of m16n8k16 (k x n, "col") from row-major [k][n] shared rows: 8 rows of 16 bytes per 8x8
+// matrix, transposed on load. x4: lanes 0-15 address the k rows of n tile 0, lanes 16-31 those of n tile 1.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __nv_bfloat16* p) {
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
 }
+__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[4], const __nv_bfloat16* p) {
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+}
+
+__device__ __forceinline__ uint32_t ld32(const __nv_bfloat16* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
 // MT: 16-row tiles of query heads; NTMAX: 8-column tiles of O each warp may own.
 template <int MT, int NTMAX>
@@ -68,7 +82,8 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(AttnParams p, Smem
   constexpr int HB = MT * 16;
   __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem + L.qs);  // [HB, q_pitch]
   __nv_bfloat16* ks = reinterpret_cast<__nv_bfloat16*>(smem + L.ks);  // [2, kKt, k_pitch]
-  float* ss = reinterpret_cast<float*>(smem + L.ss);                  // [HB, kSPitch]
+  constexpr int KS = score_shares(MT);
+  float* ss = reinterpret_cast<float*>(smem + L.ss);                  // [KS, HB, kSPitch] partial scores
   __nv_bfloat16* ps = reinterpret_cast<__nv_bfloat16*>(smem + L.ps);  // [HB, kPPitch]
   float* ms = reinterpret_cast<float*>(smem + L.ml);                  // [HB]
   float* ls = ms + HB;
@@ -126,27 +141,46 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(AttnParams p, Smem
     }
     __syncthreads();  // tile `buf` (and Qs, ms, ls on the first pass) visible to all
     const __nv_bfloat16* kt = ks + static_cast<int64_t>(buf) * kKt * kp;
-    // S = Q K^T: MT x 4 tiles of 16 x 8 over the warps.
-    for (int idx = warp; idx < MT * (kKt / 8); idx += kWarps) {
-      const int m = idx / (kKt / 8), n = idx % (kKt / 8);
-      float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    // S = Q K^T, MT x 4 tiles of 16 x 8. Warp w: row block m, n tiles 2 np and 2 np + 1, every KS-th step
+    // of 16 along dk from step ks (partial sums, added in a fixed order below). Each query fragment
+    // serves 2 mma; 4 independent accumulators keep the tensor cores fed.
+    {
+      const int ks = warp % KS, np = (warp / KS) % 2, m = warp / (2 * KS);
       const __nv_bfloat16* qa = qs + (m * 16 + g) * qp + tq * 2;
-      const __nv_bfloat16* kr = kt + (n * 8 + g) * kp + tq * 2;
-      for (int64_t kk = 0; kk < dk; kk += 16) {
-        mma_bf16(c, ld32(qa + kk), ld32(qa + 8 * qp + kk), ld32(qa + kk + 8), ld32(qa + 8 * qp + kk + 8),
-                 ld32(kr + kk), ld32(kr + kk + 8));
+      const __nv_bfloat16* k0 = kt + (np * 16 + g) * kp + tq * 2;
+      const __nv_bfloat16* k1 = k0 + 8 * kp;
+      float c[2][2][4] = {};  // [n of the pair][even / odd step][fragment]
+      const int steps = static_cast<int>(dk / 16);
+      auto step = [&](int st, float (&c0)[4], float (&c1)[4]) {
+        const int kk = st * 16;
+        const uint32_t a0 = ld32(qa + kk), a1 = ld32(qa + 8 * qp + kk), a2 = ld32(qa + kk + 8),
+                       a3 = ld32(qa + 8 * qp + kk + 8);
+        mma_bf16(c0, a0, a1, a2, a3, ld32(k0 + kk), ld32(k0 + kk + 8));
+        mma_bf16(c1, a0, a1, a2, a3, ld32(k1 + kk), ld32(k1 + kk + 8));
+      };
+      for (int st = ks; st < steps; st += 2 * KS) {
+        step(st, c[0][0], c[1][0]);
+        if (st + KS < steps) step(st + KS, c[0][1], c[1][1]);
       }
-      float* sr = ss + (m * 16 + g) * kSPitch + n * 8 + tq * 2;
-      sr[0] = c[0];
-      sr[1] = c[1];
-      sr[8 * kSPitch] = c[2];
-      sr[8 * kSPitch + 1] = c[3];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        float* sr = ss + (ks * HB + m * 16 + g) * kSPitch + (np * 2 + j) * 8 + tq * 2;
+        sr[0] = c[j][0][0] + c[j][1][0];
+        sr[1] = c[j][0][1] + c[j][1][1];
+        sr[8 * kSPitch] = c[j][0][2] + c[j][1][2];
+        sr[8 * kSPitch + 1] = c[j][0][3] + c[j][1][3];
+      }
     }
     __syncthreads();
     // Online softmax: a warp per head row, a lane per key.
     const int64_t nk = min(static_cast<int64_t>(kKt), t1 - tile);
     for (int h = warp; h < HB; h += kWarps) {
-      const float s = (lane < nk && h < hn) ? ss[h * kSPitch + lane] : -INFINITY;
+      float s = -INFINITY;
+      if (lane < nk && h < hn) {
+        s = ss[h * kSPitch + lane];
+#pragma unroll
+        for (int k = 1; k < KS; ++k) s += ss[(k * HB + h) * kSPitch + lane];
+      }
       const float mx = warp_max(s);
       const float m_old = ms[h], m_new = fmaxf(m_old, mx);
       const __nv_bfloat16 pb = __float2bfloat16_rn(s == -INFINITY ? 0.0f : __expf(s - m_new));
@@ -183,15 +217,21 @@ __global__ void __launch_bounds__(kThreads, 1) mla_mma_kernel(AttnParams p, Smem
         a[m][2] = ld32(pa + 8);
         a[m][3] = ld32(pa + 8 * kPPitch + 8);
       }
-      const __nv_bfloat16* vr = kt + (k16 + tq * 2) * kp + c0 + g;
+      // V fragments of n tiles n, n + 1: lanes 0-15 address keys k16 + (lane & 15) of tile n, lanes 16-31
+      // those of tile n + 1 (unused by the x2 load of a last odd tile).
+      const __nv_bfloat16* vr = kt + (k16 + (lane & 15)) * kp + c0 + (lane >> 4) * 8;
 #pragma unroll
-      for (int n = 0; n < NTMAX; ++n) {
+      for (int n = 0; n < NTMAX; n += 2) {
         if (n < nt) {
-          const __nv_bfloat16* v = vr + n * 8;
-          const uint32_t b0 = pack2(v[0], v[kp]);
-          const uint32_t b1 = pack2(v[8 * kp], v[9 * kp]);
+          uint32_t bv[4];
+          if (n + 1 < nt) ldmatrix_x4_trans(bv, vr + n * 8);
+          else ldmatrix_x2_trans(bv, vr + n * 8);
 #pragma unroll
-          for (int m = 0; m < MT; ++m) mma_bf16(acc[m][n], a[m][0], a[m][1], a[m][2], a[m][3], b0, b1);
+          for (int m = 0; m < MT; ++m) mma_bf16(acc[m][n], a[m][0], a[m][1], a[m][2], a[m][3], bv[0], bv[1]);
+          if (n + 1 < nt) {
+#pragma unroll
+            for (int m = 0; m < MT; ++m) mma_bf16(acc[m][n + 1], a[m][0], a[m][1], a[m][2], a[m][3], bv[2], bv[3]);
+          }
         }
       }
     }
