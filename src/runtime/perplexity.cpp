@@ -5,8 +5,6 @@
 #include <cmath>
 #include <vector>
 
-#include "ops/parallel.h"
-#include "ops/softmax.h"
 #include "util/error.h"
 
 namespace mlar {
@@ -34,16 +32,13 @@ PerplexityResult perplexity(Sequence& session, std::span<const int32_t> ids, con
     session.reset();
     for (int64_t b0 = 0; b0 < k; b0 += batch) {
       const int64_t nb = std::min(batch, k - b0);
-      const Tensor& logits = session.forward(std::span<const int32_t>(input.data() + b0, nb), Logits::All);
       for (int64_t i = 0; i < nb; ++i)
         if (tgt[b0 + i] < 0 || tgt[b0 + i] >= V)
           fail("perplexity: token id {} outside the vocabulary of {}", tgt[b0 + i], V);
-      // NLL of each row, then summed in order (the same result for any thread count).
+      // NLL of each row (on the session's device), then summed in order (the same for any thread count).
       row_nll.resize(static_cast<size_t>(nb));
-      ops::parallel_for(nb, ops::pick_grain(nb, 4 * V), [&](int64_t r0, int64_t r1) {
-        for (int64_t i = r0; i < r1; ++i)
-          row_nll[i] = ops::log_sum_exp(logits.row(i), V) - static_cast<double>(logits.row(i)[tgt[b0 + i]]);
-      });
+      session.forward_nll(std::span<const int32_t>(input.data() + b0, static_cast<size_t>(nb)),
+                          std::span<const int32_t>(tgt + b0, static_cast<size_t>(nb)), row_nll);
       double part = 0.0;
       for (double v : row_nll) part += v;
       nll_sum += part;

@@ -21,6 +21,11 @@ class Sequence {
   // valid until the next call. Throws mlar::Error past the context limit or on an id
   // outside the vocabulary (the sequence is then unchanged).
   virtual const Tensor& forward(std::span<const int32_t> tokens, Logits which = Logits::Last) = 0;
+  // The same forward pass scored instead of returned: nll[i] = log(sum_v exp(logit_i[v])) - logit_i[targets[i]]
+  // (in double) for every position i of `tokens`; targets: [n] ids inside the vocabulary (checked by the
+  // caller), nll: [n]. The default runs forward(tokens, Logits::All) and scores on the host; CudaSession
+  // scores on the device and copies n doubles instead of [n, V] logits.
+  virtual void forward_nll(std::span<const int32_t> tokens, std::span<const int32_t> targets, std::span<double> nll);
   const Tensor& prefill(std::span<const int32_t> tokens) { return forward(tokens, Logits::Last); }
   const Tensor& decode(int32_t token) { return forward(std::span<const int32_t>(&token, 1), Logits::Last); }
   virtual int64_t n_past() const = 0;      // tokens cached

@@ -15,6 +15,7 @@ Runs where transformers and torch are installed (the GPU machine). Steps:
      LlamaForCausalLM (and its tokenizer with AutoTokenizer) and gives our logits.
 
 Usage: python3 tools/interop/interop.py --cli build/bin/mla-retrofit --data ../shared/data --out OUTDIR
+       [--qwen2 DIR] [--qwen3 DIR] [--trained-only]   (trained models: their exports at 50% and 25%)
 Prints a table and writes OUTDIR/interop.json.
 """
 import argparse
@@ -115,6 +116,32 @@ def failed_row(rows, check, model, err):
     print(f"{check:<34} {model:<28} {'ERROR':>12}  FAIL {note}", flush=True)
 
 
+def trained_exports(args, rows, calib, text):
+    """Trained models converted in the forms that export, at 50% and 25%: a Qwen2 (--qwen2 DIR, q/k/v biases)
+    with its query bias folded (issue 17, docs/query-bias.md), a Qwen3 (--qwen3 DIR, per-head q/k norms) with
+    the norms' per-token scales calibrated (docs/serving.md). Returns (name, MLA dir, export dir, ids) rows."""
+    trained = []
+    if args.qwen2:
+        trained.append(("qwen2", args.qwen2, ["--query-bias", "fold"], "qbias-fold"))
+    if args.qwen3:
+        trained.append(("qwen3", args.qwen3, [], "qknorm-calibrated"))  # --target implies --qk-norm calibrated
+    models = []
+    for fam, src, extra, tag in trained:
+        for b in ("0.5", "0.25"):
+            name = f"{fam}-extend-{b}-{tag}"
+            mla_dir = os.path.join(args.out, "c-mla", name)
+            ds = os.path.join(args.out, "c-export", name)
+            try:
+                print(run([args.cli, "convert", src, "--rope-mode", "extend", "--calib", calib, "--calib-tokens",
+                           "20000", "--kv-budget", b, "--target", "transformers", *extra, "--out", mla_dir,
+                           "--format", "deepseek-v3", "--export-out", ds, "--force", "-q"]), end="")
+                qids = [int(x) for x in run([args.cli, "tokenize", ds, "--string", text[:3000]]).split()]
+                models.append((name, mla_dir, ds, qids[:256]))
+            except Exception as e:  # noqa: BLE001
+                failed_row(rows, "c. convert extend + export", name, e)
+    return models
+
+
 def part_c(args, rows, ids, text):
     """c. `export --format deepseek-v3` of our DeepSeek-layout models, loaded by
     DeepseekV3ForCausalLM, against `mla-retrofit logits` of the model exported."""
@@ -160,21 +187,14 @@ def part_c(args, rows, ids, text):
             failed_row(rows, "c. tokenizer ids (5000 chars)", name, e)
         models.append((name, mla_dir, ds, [1] + ours[:255]))  # BOS of tok512 is 1
 
-    # A trained Qwen2 (q/k/v biases; --qwen2 DIR) converted with its query bias folded
-    # (issue 17, docs/query-bias.md) at 50% and 25%, exported for transformers.
-    for b in (["0.5", "0.25"] if args.qwen2 else []):
-        name = f"qwen2-extend-{b}-qbias-fold"
-        mla_dir = os.path.join(args.out, "c-mla", name)
-        ds = os.path.join(args.out, "c-export", name)
-        try:
-            print(run([args.cli, "convert", args.qwen2, "--rope-mode", "extend", "--calib", calib, "--calib-tokens",
-                       "20000", "--kv-budget", b, "--target", "transformers", "--query-bias", "fold", "--out", mla_dir,
-                       "--format", "deepseek-v3", "--export-out", ds, "--force", "-q"]), end="")
-            qids = [int(x) for x in run([args.cli, "tokenize", ds, "--string", text[:3000]]).split()]
-            models.append((name, mla_dir, ds, qids[:256]))
-        except Exception as e:  # noqa: BLE001
-            failed_row(rows, "c. convert extend + export", name, e)
+    models += trained_exports(args, rows, calib, text)
 
+    check_exports(args, rows, models)
+
+
+def check_exports(args, rows, models):
+    """Each export loaded by DeepseekV3ForCausalLM against our runtime on the model before export, and the
+    export reloaded by us."""
     for name, mla_dir, ds, mids in models:
         try:
             ref = our_logits(args.cli, mla_dir, mids)  # the runtime on the model before export
@@ -199,42 +219,51 @@ def main():
     ap.add_argument("--data", required=True, help="the shared data directory (models/stories260K, text/)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--qwen2", help="a trained Qwen2 HF directory (with tokenizer) for the query-bias export check")
+    ap.add_argument("--qwen3", help="a trained Qwen3 HF directory (with tokenizer) for the q/k-norm export check")
+    ap.add_argument("--trained-only", action="store_true",
+                    help="only the trained models' exports (--qwen2, --qwen3) against DeepseekV3ForCausalLM")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rows = []
     ids = [1, 17, 250, 3, 99, 42, 7, 180, 64, 5, 2, 33, 120, 77, 8, 290]
     print(f"transformers {transformers.__version__}, torch {torch.__version__}, python {platform.python_version()}")
 
-    # a + b: fixtures and our runtime on them.
-    for fam in ["llama", "qwen2", "mistral", "qwen3"]:
-        path = fixture(fam, args.out)
-        diff = np.abs(our_logits(args.cli, path, ids) - hf_logits(path, ids)).max()
-        row(rows, "b. runtime vs transformers", fam, diff)
-
-    # d: imported stories260K with LlamaForCausalLM and AutoTokenizer.
-    st = os.path.join(args.data, "models", "stories260K")
-    hf_dir = os.path.join(args.out, "stories260K-hf")
-    run([args.cli, "import", os.path.join(st, "stories260K.bin"), "--tokenizer", os.path.join(st, "tok512.model"),
-         "--out", hf_dir, "--force"])
-    text = open(os.path.join(args.data, "text", "tinystories-dev.txt"), encoding="utf-8").read()
-    tok = AutoTokenizer.from_pretrained(hf_dir)
-    ours = [int(x) for x in run([args.cli, "tokenize", hf_dir, "--string", text[:5000]]).split()]
-    theirs = tok(text[:5000], add_special_tokens=False)["input_ids"]
-    rows.append({"check": "d. tokenizer ids (5000 chars)", "model": "stories260K-hf", "ok": ours == theirs,
-                 "max_abs_diff": 0.0 if ours == theirs else 1.0, "note": f"{len(ours)} ids"})
-    print(f"{'d. tokenizer ids (5000 chars)':<34} {'stories260K-hf':<28} {'same' if ours == theirs else 'DIFFERENT'}")
-    sids = [tok.bos_token_id] + theirs[:255]
-    for src, extra in [(hf_dir, ()), (os.path.join(st, "stories260K.bin"), ("--tokenizer", os.path.join(st, "tok512.model")))]:
-        diff = np.abs(our_logits(args.cli, src, sids, extra) -
-                      hf_logits(hf_dir, sids, transformers.LlamaForCausalLM)).max()
-        row(rows, "d. LlamaForCausalLM vs runtime", os.path.basename(src), diff, f"{len(sids)} tokens")
-
-    # c: DeepSeek-V3 exports, when the export command exists.
-    help_text = subprocess.run([args.cli, "--help"], capture_output=True, text=True).stdout
-    if " export" not in help_text:
-        print("c. skipped: this build has no `export` command yet")
+    if args.trained_only:
+        text = open(os.path.join(args.data, "text", "tinystories-dev.txt"), encoding="utf-8").read()
+        calib = os.path.join(args.data, "text", "tinystories-calib.txt")
+        os.makedirs(os.path.join(args.out, "c-export"), exist_ok=True)
+        check_exports(args, rows, trained_exports(args, rows, calib, text))
     else:
-        part_c(args, rows, ids, text)
+        # a + b: fixtures and our runtime on them.
+        for fam in ["llama", "qwen2", "mistral", "qwen3"]:
+            path = fixture(fam, args.out)
+            diff = np.abs(our_logits(args.cli, path, ids) - hf_logits(path, ids)).max()
+            row(rows, "b. runtime vs transformers", fam, diff)
+
+        # d: imported stories260K with LlamaForCausalLM and AutoTokenizer.
+        st = os.path.join(args.data, "models", "stories260K")
+        hf_dir = os.path.join(args.out, "stories260K-hf")
+        run([args.cli, "import", os.path.join(st, "stories260K.bin"), "--tokenizer", os.path.join(st, "tok512.model"),
+             "--out", hf_dir, "--force"])
+        text = open(os.path.join(args.data, "text", "tinystories-dev.txt"), encoding="utf-8").read()
+        tok = AutoTokenizer.from_pretrained(hf_dir)
+        ours = [int(x) for x in run([args.cli, "tokenize", hf_dir, "--string", text[:5000]]).split()]
+        theirs = tok(text[:5000], add_special_tokens=False)["input_ids"]
+        rows.append({"check": "d. tokenizer ids (5000 chars)", "model": "stories260K-hf", "ok": ours == theirs,
+                     "max_abs_diff": 0.0 if ours == theirs else 1.0, "note": f"{len(ours)} ids"})
+        print(f"{'d. tokenizer ids (5000 chars)':<34} {'stories260K-hf':<28} {'same' if ours == theirs else 'DIFFERENT'}")
+        sids = [tok.bos_token_id] + theirs[:255]
+        for src, extra in [(hf_dir, ()), (os.path.join(st, "stories260K.bin"), ("--tokenizer", os.path.join(st, "tok512.model")))]:
+            diff = np.abs(our_logits(args.cli, src, sids, extra) -
+                          hf_logits(hf_dir, sids, transformers.LlamaForCausalLM)).max()
+            row(rows, "d. LlamaForCausalLM vs runtime", os.path.basename(src), diff, f"{len(sids)} tokens")
+
+        # c: DeepSeek-V3 exports, when the export command exists.
+        help_text = subprocess.run([args.cli, "--help"], capture_output=True, text=True).stdout
+        if " export" not in help_text:
+            print("c. skipped: this build has no `export` command yet")
+        else:
+            part_c(args, rows, ids, text)
 
     summary = {"transformers": transformers.__version__, "torch": torch.__version__,
                "python": platform.python_version(), "tolerance": TOL, "rows": rows}

@@ -20,8 +20,9 @@ else
 fi
 # Both checks run even when the first finds a difference; the exit status is 1 if either failed.
 rc=0
-qwen2=()  # DATA_DIR/models/qwen2ish (a trained Qwen2, docs/query-bias.md) when it is there
-[[ -d "$data/models/qwen2ish" ]] && qwen2=(--qwen2 "$data/models/qwen2ish")
-python3 "$root/tools/interop/interop.py" --cli "$cli" --data "$data" --out "$out" "${qwen2[@]}" || rc=1
+trained=()  # DATA_DIR/models/qwen2ish, qwen3ish (trained models: docs/query-bias.md, docs/serving.md) when there
+[[ -d "$data/models/qwen2ish" ]] && trained+=(--qwen2 "$data/models/qwen2ish")
+[[ -d "$data/models/qwen3ish" ]] && trained+=(--qwen3 "$data/models/qwen3ish")
+python3 "$root/tools/interop/interop.py" --cli "$cli" --data "$data" --out "$out" "${trained[@]}" || rc=1
 python3 "$root/tools/interop/check_qwen3.py" --cli "$cli" --out "$out/qwen3" || rc=1
 exit $rc

@@ -209,13 +209,14 @@ AttentionPlan attention_plan(ops::TypedRows k, ops::TypedRows v, const ops::Atte
   }
   const int64_t kt = pl.keys_per_tile;
   pl.head_tiles = static_cast<int>((group + pl.heads_per_block - 1) / pl.heads_per_block);
-  // Key ranges: enough blocks to fill the device at batch 1, at least 2 tiles per range. The tensor-core
-  // kernel runs one block per SM: one wave (measured on an H100, DeepSeek's shape at 64K: 66 ranges
-  // 383 us, 128 ranges 558 us; at 4K: 32 ranges 108 us, 8 ranges 182 us; docs/benchmarks-gpu.md). The
-  // tiled kernel fits several blocks per SM: two waves.
+  // Key ranges, at least 2 tiles each. The tensor-core kernel runs one block per SM (registers, shared
+  // memory): as many ranges as fit in ONE round of blocks, never a partial second round (measured on an
+  // H100, Llama-3-8B 25% shape at 64K, batch 8: 17 ranges = 136 blocks 1176 us, 33 ranges = 264 blocks
+  // 465 us; batch 1, DeepSeek's shape: 64 ranges x 2 head tiles 367 us, 128 x 2 555 us;
+  // docs/benchmarks-gpu.md). The tiled kernel fits several blocks per SM: two waves' worth.
   const int64_t blocks = batch.count * d.n_q * d.n_kv_heads * pl.head_tiles;
-  const int64_t waves = pl.path == AttentionPath::TensorCore ? 1 : 2;
-  const int64_t want = std::max<int64_t>(1, (waves * sm_count() + blocks - 1) / blocks);
+  const int64_t want = pl.path == AttentionPath::TensorCore ? std::max<int64_t>(1, sm_count() / blocks)
+                                                            : std::max<int64_t>(1, (2 * sm_count() + blocks - 1) / blocks);
   const int64_t max_splits = std::max<int64_t>(1, keys / (2 * kt));
   int64_t splits = std::min(want, max_splits);
   if (const char* e = std::getenv("MLAR_CUDA_SPLITS"); e && std::atoi(e) > 0)  // benchmarks: a fixed count

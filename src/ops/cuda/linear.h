@@ -3,9 +3,11 @@
 //
 // n <= kGemvRows (decode, short batches): one warp per output row reads the weight row
 // once for all n activation rows (16-byte loads where rows are aligned), so a step
-// streams the weights at close to the memory bandwidth. Longer batches: BF16/F16
-// weights are widened into an f32 scratch and cuBLAS's SGEMM (no TF32) runs, which
-// keeps the CPU's arithmetic (f32 products of the same rounded weights).
+// streams the weights at close to the memory bandwidth. Longer batches (prefill,
+// evaluation): cuBLAS SGEMM. F32 weights: exact f32 products (no TF32), the CPU's
+// arithmetic. BF16/F16 weights: widened into an f32 scratch (exactly) and multiplied on
+// TF32 tensor cores, which round the activations to a 10-bit mantissa (relative error
+// <= 2^-10 of sum |w x| per output; MLAR_CUDA_GEMM=exact keeps exact f32 products).
 #pragma once
 #include <cstdint>
 
@@ -15,6 +17,9 @@
 namespace mlar::cuda {
 
 constexpr int64_t kGemvRows = 8;
+
+// Whether projections of more than kGemvRows rows with weights of this dtype run on TF32 tensor cores.
+bool gemm_uses_tf32(DType weights);
 
 // y[t, o] = sum_i x[t, i] W[o, i] (+ bias[o]) for t < n, o < out; W: [out, in] rows
 // of w.stride elements; bias: [out] f32 or null; x, y row strides in floats.

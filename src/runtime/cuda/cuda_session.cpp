@@ -8,6 +8,7 @@
 #include "ops/cuda/device_tensor.h"
 #include "ops/cuda/elementwise.h"
 #include "ops/cuda/linear.h"
+#include "ops/cuda/nll.h"
 #include "runtime/cuda/cuda_mla_layer.h"
 #include "runtime/cuda/device_workspace.h"
 #include "runtime/rope_table.h"
@@ -43,6 +44,7 @@ struct CudaSession::State {
   // Scratch, grown to the largest call: h, x, a [n, D]; q, att [n, n_h d]; k, v [n, n_kv d];
   // gate, up [n, F]; logits [rows, V]; ids [n] int32; positions [n] int64.
   DeviceBuffer h, x, a, q, att, k, v, gate, up, logits, ids, pos;
+  DeviceBuffer targets, nll;  // forward_nll: [n] int32 targets, [n] double NLL
   int64_t capacity = 0;
   DeviceWorkspace mla_ws;  // the MLA layers' scratch
   std::string kind = "gqa";
@@ -149,6 +151,31 @@ size_t CudaSession::cache_bytes() const {
 }
 
 const Tensor& CudaSession::forward(std::span<const int32_t> tokens, Logits which) {
+  const int64_t rows = which == Logits::All ? static_cast<int64_t>(tokens.size()) : 1;
+  const float* dl = run(tokens, rows);
+  const int64_t V = model_.config.vocab_size;
+  if (logits_.shape != Shape{rows, V}) logits_ = Tensor({rows, V});
+  cuda::download(logits_.ptr(), dl, static_cast<size_t>(rows * V) * sizeof(float));
+  return logits_;
+}
+
+void CudaSession::forward_nll(std::span<const int32_t> tokens, std::span<const int32_t> targets,
+                              std::span<double> nll) {
+  const int64_t n = static_cast<int64_t>(tokens.size()), V = model_.config.vocab_size;
+  if (targets.size() != tokens.size() || nll.size() != tokens.size())
+    fail("forward_nll: {} tokens but {} targets and {} outputs", tokens.size(), targets.size(), nll.size());
+  for (int32_t t : targets)
+    if (t < 0 || t >= V) fail("forward_nll: target id {} outside the vocabulary of {}", t, V);
+  const float* dl = run(tokens, n);  // [n, V] on the device
+  State& s = *s_;
+  s.targets.reserve(static_cast<size_t>(n) * 4);
+  s.nll.reserve(static_cast<size_t>(n) * 8);
+  cuda::upload(s.targets.data(), targets.data(), static_cast<size_t>(n) * 4);
+  cuda::row_nll(dl, V, n, V, s.targets.as<int32_t>(), s.nll.as<double>());
+  cuda::download(nll.data(), s.nll.data(), static_cast<size_t>(n) * sizeof(double));
+}
+
+const float* CudaSession::run(std::span<const int32_t> tokens, int64_t rows) {
   const ModelConfig& c = model_.config;
   State& s = *s_;
   const int64_t n = static_cast<int64_t>(tokens.size());
@@ -160,7 +187,6 @@ const Tensor& CudaSession::forward(std::span<const int32_t> tokens, Logits which
     if (t < 0 || t >= V) fail("forward: token id {} outside the vocabulary of {}", t, V);
   if (n_past_ + n > max_tokens_)
     fail("forward: {} tokens after {} exceed the context limit of {}", n, n_past_, max_tokens_);
-  const int64_t rows = which == Logits::All ? n : 1;
   if (n > s.capacity) {
     auto grow = [](DeviceBuffer& b, int64_t count, size_t esize) { b.reserve(static_cast<size_t>(count) * esize); };
     grow(s.h, n * D, 4);
@@ -239,11 +265,9 @@ const Tensor& CudaSession::forward(std::span<const int32_t> tokens, Logits which
   cuda::rmsnorm(h + (n - rows) * D, D, s.final_norm.f32(), x, D, rows, D, eps);
   const DeviceTensor& out = s.lm_head.empty() ? s.embed : s.lm_head;
   linear(x, out, {}, s.logits.as<float>(), rows);
-  if (logits_.shape != Shape{rows, V}) logits_ = Tensor({rows, V});
   cuda::synchronize();
-  cuda::download(logits_.ptr(), s.logits.data(), static_cast<size_t>(rows * V) * sizeof(float));
   n_past_ += n;
-  return logits_;
+  return s.logits.as<float>();
 }
 
 }  // namespace mlar

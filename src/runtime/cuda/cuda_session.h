@@ -29,6 +29,8 @@ class CudaSession final : public Sequence {
   CudaSession& operator=(const CudaSession&) = delete;
 
   const Tensor& forward(std::span<const int32_t> tokens, Logits which = Logits::Last) override;
+  // Scores on the device: only the n NLLs come back (not [n, V] logits).
+  void forward_nll(std::span<const int32_t> tokens, std::span<const int32_t> targets, std::span<double> nll) override;
   int64_t n_past() const override { return n_past_; }
   int64_t max_tokens() const override { return max_tokens_; }
   void reset() override { n_past_ = 0; }
@@ -45,6 +47,9 @@ class CudaSession final : public Sequence {
   size_t cache_bytes() const;
 
  private:
+  // The forward pass; returns the device logits of the last `rows` positions ([rows, V], valid until the
+  // next call).
+  const float* run(std::span<const int32_t> tokens, int64_t rows);
   struct State;
   const Model& model_;
   int64_t max_tokens_ = 0, n_past_ = 0;
