@@ -231,7 +231,8 @@ def main():
     if args.trained_only:
         text = open(os.path.join(args.data, "text", "tinystories-dev.txt"), encoding="utf-8").read()
         calib = os.path.join(args.data, "text", "tinystories-calib.txt")
-        os.makedirs(os.path.join(args.out, "c-export"), exist_ok=True)
+        for d in ("c-mla", "c-export"):
+            os.makedirs(os.path.join(args.out, d), exist_ok=True)
         check_exports(args, rows, trained_exports(args, rows, calib, text))
     else:
         # a + b: fixtures and our runtime on them.
