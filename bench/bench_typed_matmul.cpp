@@ -16,7 +16,6 @@
 // widened tiles and sgemm) at the first shape and level.
 // Prefill: GFLOP/s of n = --prefill rows for F32 (OpenBLAS sgemm) and BF16/F16.
 #include <fmt/format.h>
-#include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "read_spans.h"
 #include "ops/cpu_features.h"
 #include "ops/matmul.h"
 #include "ops/parallel.h"
@@ -100,32 +100,6 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-// Sum of p[0, n): four independent vector accumulators (AVX2 where the CPU has it).
-__attribute__((target("avx2"))) uint64_t sum_avx2(const uint64_t* p, int64_t n) {
-  __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int k = 0; k < 4; ++k)
-      s[k] = _mm256_add_epi64(s[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 4 * k)));
-  alignas(32) uint64_t lanes[4];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes),
-                     _mm256_add_epi64(_mm256_add_epi64(s[0], s[1]), _mm256_add_epi64(s[2], s[3])));
-  uint64_t total = lanes[0] + lanes[1] + lanes[2] + lanes[3];
-  for (; i < n; ++i) total += p[i];
-  return total;
-}
-
-uint64_t sum_plain(const uint64_t* p, int64_t n) {
-  uint64_t s0 = 0, s1 = 0;
-  int64_t i = 0;
-  for (; i + 2 <= n; i += 2) {
-    s0 += p[i];
-    s1 += p[i + 1];
-  }
-  if (i < n) s0 += p[i];
-  return s0 + s1;
-}
-
 // GB/s of a streaming read of `mb` MiB over the ops threads (best of reps).
 double read_bandwidth(int64_t mb, int reps) {
   const int64_t n = mb * (int64_t{1} << 20) / 8;
@@ -133,14 +107,14 @@ double read_bandwidth(int64_t mb, int reps) {
   mlar::ops::parallel_for(n, n / (4 * mlar::ops::cpu_threads()) + 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) buf[static_cast<size_t>(i)] = static_cast<uint64_t>(i);
   });
-  const bool avx2 = __builtin_cpu_supports("avx2");
   const int64_t chunks = 4 * mlar::ops::cpu_threads(), grain = (n + chunks - 1) / chunks;
   std::vector<uint64_t> sums(static_cast<size_t>(chunks));
   double best = 1e30;
   for (int r = 0; r < reps; ++r) {
     const auto t0 = clock_type::now();
     mlar::ops::parallel_for(n, grain, [&](int64_t b, int64_t e) {
-      sums[static_cast<size_t>(b / grain)] = avx2 ? sum_avx2(buf.data() + b, e - b) : sum_plain(buf.data() + b, e - b);
+      sums[static_cast<size_t>(b / grain)] =
+          mlar::bench::sum_words(reinterpret_cast<const unsigned char*>(buf.data() + b), e - b);
     });
     best = std::min(best, seconds_since(t0));
   }

@@ -47,6 +47,11 @@ echo "== 2/4 decode against context"
 "$bin/bench_context" --threads "$threads" --label "random Llama-shaped, 246 M parameters" --forms compressed,gqa \
   --contexts 512,4096,16384 --kv-dtypes f32,bf16 --naive-max-context 1 --decode 16 --reps 3 \
   --json "$out/bound-random.json"
+# The same shape read from a file, as a user's model is (issue 14's --model variant).
+"$bin/make_random_hf" --out "$out/random-246m" --shape 1024,16,16,4,64,2816,32000 --dtype f32 --force >/dev/null
+"$bin/bench_context" --threads "$threads" --label "random Llama-shaped, 246 M parameters, from a file (make_random_hf)" \
+  --model "$out/random-246m" --forms compressed,gqa --contexts 512,4096,16384 --kv-dtypes f32,bf16 \
+  --naive-max-context 1 --decode 16 --reps 3 --json "$out/bound-random-file.json"
 "$bin/bench_context" --threads "$threads" --label "stories260K" --model "$M/stories260K.bin" \
   --tokenizer "$M/tok512.model" --compressed "$out/stories-25" --decode 16 --reps 3 \
   --json "$out/context-stories.json"
@@ -57,7 +62,7 @@ echo "== 3/4 conversion cost against model size"
 
 echo "== 4/4 report"
 "$bin/bench_report" --context "$out/context-random.json" --context "$out/context-stories.json" \
-  --bound "$out/bound-random.json" --convert "$out/convert.json" --svg "$out/benchmarks.svg" >"$out/benchmarks.md"
+  --bound "$out/bound-random.json" --bound "$out/bound-random-file.json" --convert "$out/convert.json" --svg "$out/benchmarks.svg" >"$out/benchmarks.md"
 cat "$out/benchmarks.md"
 if ((update)); then
   cp "$out/benchmarks.svg" "$root/docs/benchmarks.svg"
