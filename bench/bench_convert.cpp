@@ -10,8 +10,9 @@
 // For every size a random-weight Llama-shaped model (vocabulary of the tokenizer, so
 // the calibration text tokenizes) is written as a BF16 HF directory under --work;
 // then each conversion runs as a child process (as a user runs it) and its peak RSS
-// comes from wait4's rusage. extend runs with a fixed --qk-rope-dim (d/2) and
-// --attn-key-balance, so it makes one calibration pass and no held-out choices.
+// comes from wait4's rusage. extend runs with a fixed --qk-rope-dim (d/2),
+// --attn-key-balance and --rope-strategy uniform, so it makes one calibration pass and no
+// held-out choices (the default --rope-strategy auto scores candidates: docs/compression.md).
 
 #include <cstdio>
 #include <cstring>
@@ -121,7 +122,8 @@ int main(int argc, char** argv) {
           {"repeat", {"--rope-mode", "repeat"}},
           {"extend+calib",
            {"--rope-mode", "extend", "--calib", a.calib, "--calib-tokens", std::to_string(a.calib_tokens), "--kv-budget",
-            fmt::format("{}", a.budget), "--qk-rope-dim", std::to_string(c.head_dim / 2), "--attn-key-balance", "0.1"}}};
+            fmt::format("{}", a.budget), "--qk-rope-dim", std::to_string(c.head_dim / 2), "--attn-key-balance", "0.1",
+            "--rope-strategy", "uniform"}}};
       for (const auto& mode : modes) {
         if (!with_calib && mode.name != "repeat") continue;
         auto args = common;

@@ -134,13 +134,7 @@ TEST_F(Attention, AnySplitCountMergesToTheCpuResult) {
   const ops::TypedRows r{rows.ptr<void>(), DType::BF16, 576};
   const int sms = cuda::device_info().sm_count;
   for (int64_t batch : {1, 8, 64}) {
-    ops::AttentionDims d;
-    d.n_q = 1;
-    d.n_heads = 128;
-    d.n_kv_heads = 1;
-    d.dk = 576;
-    d.dv = 512;
-    d.q_start = 65535;
+    const ops::AttentionDims d = mla_decode_dims(128, 576, 512, 65535);
     const cuda::AttentionPlan pl = cuda::attention_plan(r, r, d, {batch, 0, 0, 0});
     EXPECT_EQ(pl.path, cuda::AttentionPath::TensorCore);
     const int64_t blocks = batch * pl.splits * pl.head_tiles;

@@ -74,6 +74,19 @@ std::vector<T> fetch(const Dev& d, size_t n) {
   return v;
 }
 
+// One decode query of MLA's absorbed form (one shared kv head: keys [c | k_pe] of dk, values c of dv)
+// over q_start cached rows.
+inline ops::AttentionDims mla_decode_dims(int64_t n_heads, int64_t dk, int64_t dv, int64_t q_start) {
+  ops::AttentionDims d;
+  d.n_q = 1;
+  d.n_heads = n_heads;
+  d.n_kv_heads = 1;
+  d.dk = dk;
+  d.dv = dv;
+  d.q_start = q_start;
+  return d;
+}
+
 inline double max_abs(const std::vector<float>& a) {
   double m = 0;
   for (float x : a) m = std::max(m, static_cast<double>(std::fabs(x)));

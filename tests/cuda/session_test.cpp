@@ -166,12 +166,7 @@ TEST_F(CudaSessionTest, MlaTensorCorePathInASession) {
   m.softmax_scale = 1.0 / std::sqrt(128.0);
   c.mla = m;
   const Model model = random_mla_model(c, 12);
-  ops::AttentionDims d;
-  d.n_q = 1;
-  d.n_heads = 16;
-  d.n_kv_heads = 1;
-  d.dk = 192;
-  d.dv = 128;
+  const ops::AttentionDims d = mla_decode_dims(16, 192, 128, 0);
   cuda::DeviceBuffer probe(192 * 2 * 4);
   const ops::TypedRows rows{probe.data(), DType::BF16, 192};
   ASSERT_EQ(cuda::attention_path(rows, rows, d), cuda::AttentionPath::TensorCore);
