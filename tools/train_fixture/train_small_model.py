@@ -61,7 +61,9 @@ def main():
     p.add_argument("--ffn", type=int, default=1024)
     p.add_argument("--ctx", type=int, default=256)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=3000)
+    # 400 updates of 32 x 256 tokens are about 6 passes over the 0.52 M training tokens; 3000 (the old
+    # default) memorised the text (training loss 0.0085, WikiText-2 2277: docs/query-bias.md).
+    p.add_argument("--steps", type=int, default=400)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=1234)
     args = p.parse_args()
