@@ -7,6 +7,7 @@
 
 #include "cli_runner.h"
 #include "common/test_data.h"
+#include "tensor/device.h"
 
 namespace fs = std::filesystem;
 
@@ -94,6 +95,26 @@ TEST(CliBadInput, ImportNeverOverwritesWithoutForceAndLeavesNothingOnFailure) {
   EXPECT_EQ(ok.status, 0) << ok.err;
   EXPECT_TRUE(fs::exists(out + "/config.json"));
   EXPECT_FALSE(fs::exists(out + "/keep.txt"));
+}
+
+// Every command that runs a model takes --device; a build without the CUDA backend refuses cuda in one line
+// naming the model and the build option, and an unknown device is refused by name.
+TEST(CliBadInput, DeviceCudaNeedsTheCudaBuild) {
+  if (cuda_built()) GTEST_SKIP() << "this build has the CUDA backend (tests/cuda covers --device cuda)";
+  const std::string gguf = sh_quote(stories("stories260K.gguf")), text = sh_quote(data_path("text/tinystories-dev.txt"));
+  const std::string out = (fs::temp_directory_path() / "mlar-device-test.npy").string();
+  fs::remove(out);
+  for (const std::string& cmd :
+       {"eval " + gguf + " --text " + text + " --ctx 64 --device cuda",
+        "generate " + gguf + " -p a -n 2 --device cuda", "logits " + gguf + " --ids 1,2 --out " + out + " --device cuda",
+        "compare " + gguf + " " + gguf + " --text " + text + " --ctx 64 --device-b cuda"}) {
+    SCOPED_TRACE(cmd);
+    expect_clean_error(run_cli(cmd), "stories260K.gguf", "-DMLAR_CUDA=ON");
+  }
+  EXPECT_FALSE(fs::exists(out));
+  const CliResult r = run_cli("logits " + gguf + " --ids 1,2 --out " + out + " --device tpu");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("tpu"), std::string::npos) << r.err;
 }
 
 TEST(CliBadInput, BadArgumentsExitNonZero) {
