@@ -105,15 +105,6 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-// Bytes a decode step reads from the weights: every parameter but the embedding
-// table (one row of it), which lm_head reads whole when it is tied.
-int64_t weight_bytes_per_step(const Model& m) {
-  int64_t n = weight_bytes(m.weights);  // as stored (F32, BF16, ...)
-  const auto& e = m.weights.embed;
-  if (!m.config.tie_word_embeddings) n -= static_cast<int64_t>(e.nbytes()) - e.dim(1) * static_cast<int64_t>(dtype_size(e.dtype));
-  return n;
-}
-
 // The compressed form's MLA config: extend's layout with r + d_r = budget of the GQA cache.
 ModelConfig compressed_config(ModelConfig c, double budget) {
   const int64_t d_r = std::max<int64_t>(2, c.head_dim / 2 / 2 * 2);
@@ -158,9 +149,9 @@ void fill_cache(KvCache& cache, int64_t tokens) {
   });
 }
 
-// The memory a decode step at context ctx reads: every weight tensor (one row of an embedding table
-// that is not also the head) and rows 0 .. ctx-1 of every layer's cache.
-std::vector<bench::Span> step_spans(const Model& m, KvCache& cache, int64_t ctx) {
+// The weight memory a decode step reads: every tensor once, but of an embedding table that is not also
+// the head one row.
+std::vector<bench::Span> weight_spans(const Model& m) {
   std::vector<bench::Span> spans;
   auto add = [&](const TypedTensor& t) {
     if (!t.empty()) spans.push_back({t.data(), t.nbytes()});
@@ -172,6 +163,18 @@ std::vector<bench::Span> step_spans(const Model& m, KvCache& cache, int64_t ctx)
   add(w.lm_head);
   for (const LayerWeights& L : w.layers)
     for (const TypedTensor* t : layer_tensors(const_cast<LayerWeights&>(L))) add(*t);
+  return spans;
+}
+
+int64_t span_bytes(const std::vector<bench::Span>& spans) {
+  int64_t n = 0;
+  for (const auto& s : spans) n += static_cast<int64_t>(s.bytes);
+  return n;
+}
+
+// ... and at context ctx, with rows 0 .. ctx-1 of every layer's cache.
+std::vector<bench::Span> step_spans(const Model& m, KvCache& cache, int64_t ctx) {
+  std::vector<bench::Span> spans = weight_spans(m);
   for_each_cache_rows(cache, [&](const CacheRows& r) {
     spans.push_back({r.view().data, static_cast<size_t>(ctx * r.bytes_per_row())});
   });
@@ -191,7 +194,7 @@ json run_form(const Args& a, const Form& f, const std::vector<int32_t>& ids, DTy
   const bool mla = f.model->config.mla.has_value();
   std::vector<MlaEval> evals{MlaEval::Auto};
   if (mla) evals = {MlaEval::Naive, MlaEval::Absorbed};
-  const int64_t weight_bytes = weight_bytes_per_step(*f.model);
+  const int64_t weight_bytes = span_bytes(weight_spans(*f.model));
   for (MlaEval e : evals) {
     const Decoder d(*f.model, e);
     KvCache cache = d.make_cache(max_ctx + a.decode, kv_dtype);
@@ -214,8 +217,6 @@ json run_form(const Args& a, const Form& f, const std::vector<int32_t>& ids, DTy
         best = std::min(best, bench::seconds_since(t0));
         read_best = std::min(read_best, bench::read_spans_seconds(spans, 2, &checksum));
       }
-      size_t span_bytes = 0;
-      for (const auto& sp : spans) span_bytes += sp.bytes;
       const int64_t kv_bpt = cache.bytes_per_token();
       const double tok_s = static_cast<double>(a.decode) / best;
       const int64_t step_bytes = weight_bytes + kv_bpt * ctx;
@@ -232,7 +233,7 @@ json run_form(const Args& a, const Form& f, const std::vector<int32_t>& ids, DTy
                       {"bytes_read_per_step", step_bytes},
                       {"bound_tokens_per_s", bound},
                       {"fraction_of_bound", tok_s / bound},
-                      {"same_bytes_read_bytes", span_bytes},
+                      {"same_bytes_read_bytes", span_bytes(spans)},
                       {"same_bytes_read_seconds", read_best},
                       {"same_bytes_bound_tokens_per_s", 1.0 / read_best},
                       {"fraction_of_same_bytes_bound", tok_s * read_best}});

@@ -12,7 +12,6 @@
 
 #include "bench_util.h"
 #include "ops/parallel.h"
-#include "ops/threads.h"
 
 namespace mlar::bench {
 

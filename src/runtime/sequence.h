@@ -22,8 +22,8 @@ class Sequence {
   // outside the vocabulary (the sequence is then unchanged).
   virtual const Tensor& forward(std::span<const int32_t> tokens, Logits which = Logits::Last) = 0;
   // The same forward pass scored instead of returned: nll[i] = log(sum_v exp(logit_i[v])) - logit_i[targets[i]]
-  // (in double) for every position i of `tokens`; targets: [n] ids inside the vocabulary (checked by the
-  // caller), nll: [n]. The default runs forward(tokens, Logits::All) and scores on the host; CudaSession
+  // (in double) for every position i of `tokens`; targets: [n] ids inside the vocabulary (else
+  // mlar::Error, nothing run), nll: [n]. The default runs forward(tokens, Logits::All) and scores on the host; CudaSession
   // scores on the device and copies n doubles instead of [n, V] logits.
   virtual void forward_nll(std::span<const int32_t> tokens, std::span<const int32_t> targets, std::span<double> nll);
   const Tensor& prefill(std::span<const int32_t> tokens) { return forward(tokens, Logits::Last); }
@@ -36,6 +36,11 @@ class Sequence {
   virtual std::string attention_kind() const = 0;
   virtual std::string device() const = 0;  // "cpu", "cuda"
   virtual int64_t kv_bytes_per_token() const = 0;  // over all layers, in the cache's dtype
+
+ protected:
+  // forward_nll's arguments: as many targets and outputs as tokens, targets inside the vocabulary.
+  void check_nll_args(std::span<const int32_t> tokens, std::span<const int32_t> targets,
+                      std::span<double> nll) const;
 };
 
 }  // namespace mlar

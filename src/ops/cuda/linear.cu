@@ -1,9 +1,8 @@
 #include "ops/cuda/linear.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
-
-#include <cstdint>
 
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/device.h"

@@ -161,11 +161,8 @@ const Tensor& CudaSession::forward(std::span<const int32_t> tokens, Logits which
 
 void CudaSession::forward_nll(std::span<const int32_t> tokens, std::span<const int32_t> targets,
                               std::span<double> nll) {
+  check_nll_args(tokens, targets, nll);
   const int64_t n = static_cast<int64_t>(tokens.size()), V = model_.config.vocab_size;
-  if (targets.size() != tokens.size() || nll.size() != tokens.size())
-    fail("forward_nll: {} tokens but {} targets and {} outputs", tokens.size(), targets.size(), nll.size());
-  for (int32_t t : targets)
-    if (t < 0 || t >= V) fail("forward_nll: target id {} outside the vocabulary of {}", t, V);
   const float* dl = run(tokens, n);  // [n, V] on the device
   State& s = *s_;
   s.targets.reserve(static_cast<size_t>(n) * 4);
