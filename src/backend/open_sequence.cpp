@@ -1,6 +1,6 @@
 #include "backend/open_sequence.h"
 
-#include "util/error.h"
+#include "backend/device_built.h"
 #ifdef MLAR_HAVE_CUDA
 #include "runtime/cuda/cuda_session.h"
 #endif
@@ -12,8 +12,8 @@ std::unique_ptr<Sequence> open_sequence(const Model& model, const SessionOptions
 #ifdef MLAR_HAVE_CUDA
   return std::make_unique<CudaSession>(model, opts);
 #else
-  fail("{}: --device cuda needs a build with the CUDA backend (cmake -DMLAR_CUDA=ON, see docs/benchmarks-gpu.md)",
-       model.source);
+  require_device_built(device, model.source);
+  return {};
 #endif
 }
 

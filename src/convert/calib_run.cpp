@@ -46,6 +46,12 @@ std::vector<int32_t> CalibWindows::window(int64_t i) const {
   return w;
 }
 
+TokenWindows CalibWindows::all() const {
+  TokenWindows out;
+  for (int64_t i = 0; i < count(); ++i) out.push_back(window(i));
+  return out;
+}
+
 void check_calib_windows(const CalibWindows& w, const std::string& what) {
   if (w.len < 2) fail("--calib-len {} must be at least 2 (BOS and one token)", w.len);
   if (static_cast<int64_t>(w.ids.size()) < w.len - 1)

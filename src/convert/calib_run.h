@@ -18,6 +18,7 @@
 
 #include "model/model.h"
 #include "runtime/attention.h"
+#include "runtime/carried_states.h"  // TokenWindows
 
 namespace mlar {
 
@@ -30,6 +31,7 @@ struct CalibWindows {
   int64_t count() const;    // windows used
   int64_t tokens() const { return count() * len; }  // positions observed per layer
   std::vector<int32_t> window(int64_t i) const;     // [len]
+  TokenWindows all() const;                         // every window used
 };
 
 // Throws "<what>: N tokens, fewer than one window of --calib-len L ..." when the ids

@@ -27,6 +27,16 @@ void SecondMoment::add(const float* x, int64_t n) {
   count_ += n;
 }
 
+void SecondMoment::add_sum(const std::vector<double>& upper, int64_t count) {
+  if (sum_.rows != dim_ + 1) fail("calibration: statistics added after they were taken");
+  const int64_t w = dim_ + 1;
+  if (static_cast<int64_t>(upper.size()) != w * w)
+    fail("calibration: a second-moment sum of {} values for a ({} x {}) moment", upper.size(), w, w);
+  for (int64_t i = 0; i < w; ++i)
+    for (int64_t j = i; j < w; ++j) sum_(i, j) += upper[static_cast<size_t>(i * w + j)];
+  count_ += count;
+}
+
 la::Mat SecondMoment::mean() const {
   if (count_ == 0) fail("calibration: no tokens were seen for a layer's statistics");
   la::Mat S = sum_;

@@ -21,6 +21,9 @@ class SecondMoment {
   explicit SecondMoment(int64_t dim);  // dim = D (the moment is (D+1) x (D+1))
   // Adds n rows of x: [n, D].
   void add(const float* x, int64_t n);
+  // Adds a sum computed elsewhere (e.g. on a GPU, ops/cuda/moment.h) over `count` rows: the upper
+  // triangle (i <= j) of a row-major [(D+1), (D+1)] matrix; the rest is not read.
+  void add_sum(const std::vector<double>& upper, int64_t count);
   int64_t count() const { return count_; }
   int64_t dim() const { return dim_; }
   // S = sum / count (symmetric, [(D+1), (D+1)]); throws when nothing was added.

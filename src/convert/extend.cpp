@@ -7,11 +7,12 @@
 
 #include <fmt/format.h>
 
-#include "convert/calib_states.h"
 #include "convert/extend_calib.h"
 #include "convert/extend_layer.h"
 #include "convert/norm_fit.h"
 #include "convert/rank_alloc.h"
+#include "backend/open_carried_states.h"
+#include "backend/open_sequence.h"
 #include "io/deepseek_export.h"
 #include "ops/threads.h"
 #include "runtime/compare.h"
@@ -250,28 +251,7 @@ int64_t kv_bytes(const ModelConfig& c) {
 }
 
 Model assemble_model(const Model& gqa, const MlaConfig& cfg, std::vector<MlaLayerWeights> layers) {
-  Model m;
-  m.config = with_mla(gqa.config, cfg);
-  m.weights.embed = gqa.weights.embed;
-  m.weights.final_norm = gqa.weights.final_norm;
-  m.weights.lm_head = gqa.weights.lm_head;
-  m.weights.layers.resize(layers.size());
-  for (size_t l = 0; l < layers.size(); ++l) {
-    const LayerWeights& src = gqa.weights.layers[l];
-    LayerWeights& dst = m.weights.layers[l];
-    dst.attn_norm = src.attn_norm;
-    dst.ffn_norm = src.ffn_norm;
-    dst.w_gate = src.w_gate;
-    dst.w_up = src.w_up;
-    dst.w_down = src.w_down;
-    dst.mla = std::move(layers[l]);
-  }
-  m.tokenizer = gqa.tokenizer;
-  m.source = gqa.source;
-  m.format = "mla";
-  m.file_rope_layout = gqa.file_rope_layout;
-  check_weight_shapes(m.config, m.weights, m.source);
-  return m;
+  return mla_model(gqa, with_mla(gqa.config, cfg), std::move(layers));
 }
 
 }  // namespace
@@ -414,7 +394,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
       sw.max_tokens = std::max(win.len, sw.max_tokens > 0 ? std::min(sw.max_tokens, o.choice_tokens) : o.choice_tokens);
     rep.choice_calib_tokens = choosing ? sw.tokens() : 0;
     say(o, fmt::format("source statistics from {} windows ({} positions per layer)", sw.count(), sw.tokens()));
-    src_stats = source_pass(gqa, sw, w, o.progress);
+    src_stats = source_pass(gqa, sw, w, o.progress, o.device);
     rep.memory.source_pass = L * (rep.memory.second_moment + rep.memory.histogram + (w.samples ? rep.memory.reservoir : 0));
     ++rep.calib_passes;
     rep.timings.push_back({"source_statistics", since(ts)});
@@ -470,7 +450,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
       const std::vector<int64_t> ranks = ranks_for(s);
       std::vector<LayerOut> layers = from_source(s, ranks, plain, false);
       const double ppl = hybrid_perplexity(gqa, with_mla(c, mla_config_for(c, s, ranks, false, 0)),
-                                           pick(layers, &LayerOut::final), scored_ids, o.calib_len);
+                                           pick(layers, &LayerOut::final), scored_ids, o.calib_len, o.device);
       rep.candidates.push_back({rc.strategy, rc.d_r, rc.freqfold, per_layer_rank(rc.d_r),
                                 o.kv_method == KvMethod::Attn ? b : 0.0, ppl, since(tc)});
       say(o, fmt::format("candidate {}qk_rope_dim {} freqfold {} kv_lora_rank {}{}: held-out perplexity {:.4f} ({:.1f}s)",
@@ -548,11 +528,13 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     // residual stream carried from layer to layer.
     const ModelConfig cfg = with_mla(c, final_cfg);
     const auto tinit = Clock::now();
-    CalibStates states(gqa, win, o.carried_max_in_memory);
+    const std::unique_ptr<CarriedStates> carried = open_carried_states(gqa, win.all(), o.device, o.carried_max_in_memory);
+    CarriedStates& states = *carried;
     rep.memory.carried_states = states.bytes();
     rep.memory.carried_file_backed = states.file_backed();
     say(o, fmt::format("sequential calibration: {} layers, carried states {:.1f} MB{}, statistics {:.1f} MB per layer",
-                       L, static_cast<double>(states.bytes()) / 1e6, states.file_backed() ? " (file-backed)" : "",
+                       L, static_cast<double>(states.bytes()) / 1e6,
+                       states.file_backed() ? " (file-backed)" : states.device() == "cpu" ? "" : " on " + states.device(),
                        static_cast<double>(rep.memory.second_moment + rep.memory.reservoir + rep.memory.histogram) /
                            1e6));
     rep.timings.push_back({"calibration_embed", since(tinit)});
@@ -561,12 +543,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
       const LayerWeights& src_layer = gqa.weights.layers[static_cast<size_t>(l)];
       ExtendLayerTime lt;
       auto ts = Clock::now();
-      LayerStats st;
-      {
-        LayerStatsBuilder b(gqa, l, win.len, want);
-        states.attention_inputs(c, src_layer, [&](int64_t, const float* x, int64_t n) { b.add(x, n); });
-        st = b.take();
-      }
+      LayerStats st = layer_stats(states, gqa, l, want);
       ++rep.calib_passes;
       lt.stats = since(ts);
       ts = Clock::now();
@@ -576,8 +553,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
       lt.convert = since(ts);
       if (l + 1 < L) {  // the last layer's output is not needed
         ts = Clock::now();
-        const MlaAttention attn(cfg, l, layers.back().final);
-        states.advance(c, src_layer, attn);
+        states.advance(cfg, l, src_layer, &layers.back().final);
         lt.advance = since(ts);
       }
       store_as(layers.back(), store_dtype, spill);
@@ -617,7 +593,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     st.name = name;
     st.kv_bytes_per_token = kv_bytes(cfg);
     if (keep_stages) {
-      st.ppl = hybrid_perplexity(gqa, cfg, w, o.eval_ids, o.eval_ctx);
+      st.ppl = hybrid_perplexity(gqa, cfg, w, o.eval_ids, o.eval_ctx, o.device);
       say(o, fmt::format("stage {:<15} perplexity {:.4f}  KV {} bytes/token", name, *st.ppl, st.kv_bytes_per_token));
     }
     rep.stages.push_back(st);
@@ -656,6 +632,7 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     co.ctx = o.calib_len;
     co.max_tokens = 0;
     co.kv_dtype = DType::F32;
+    co.open_a = co.open_b = [&](const Model& m, const SessionOptions& so) { return open_sequence(m, so, o.device); };
     const CompareResult cr = compare_models(kept, m, heldout, co);
     rep.query_bias.mode = query_bias_name(qb_mode);
     rep.query_bias.max_abs_logit_diff = cr.max_abs_logit_diff;

@@ -10,7 +10,7 @@
 //   sequential (default)  layer l's S comes from the model whose layers < l are
 //                         already converted. One pass over the layers: the residual
 //                         stream of every calibration window is carried from layer
-//                         to layer (calib_states.h); layer l's statistics are taken
+//                         to layer (runtime/carried_states.h); layer l's statistics are taken
 //                         from it, layer l is converted, and the stream advances
 //                         through the converted layer (O(L N) layer evaluations for
 //                         N tokens);
@@ -41,6 +41,7 @@
 #include "convert/query_bias.h"
 #include "convert/rope_split.h"
 #include "model/model.h"
+#include "tensor/device.h"
 
 namespace mlar {
 
@@ -125,9 +126,12 @@ struct ExtendOptions {
   // the first windows up to this many tokens per layer (0 = all the statistics' tokens);
   // docs/compression.md, "Conversion time", for the measurement behind the default.
   int64_t attention_tokens = 32768;
-  // Sequential mode: carried states above this many bytes go to a mapped temporary
-  // file instead of memory (calib_states.h).
+  // Sequential mode on the CPU: carried states above this many bytes go to a mapped
+  // temporary file instead of memory (runtime/carried_states.h).
   int64_t carried_max_in_memory = int64_t{1} << 30;
+  // Where the calibration's forward passes, second moments and perplexities run (the
+  // eigen/SVD steps stay on the CPU): Cuda needs a build with -DMLAR_CUDA=ON and a GPU.
+  Device device = Device::Cpu;
   // Evaluation after each stage (empty: no perplexities).
   std::vector<int32_t> eval_ids;
   int64_t eval_ctx = 256;

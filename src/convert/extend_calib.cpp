@@ -1,9 +1,12 @@
 #include "convert/extend_calib.h"
 
+#include "backend/open_carried_states.h"
+#include "backend/open_sequence.h"
 #include "runtime/gqa_attention.h"
 #include "runtime/mla_attention.h"
 #include "runtime/perplexity.h"
 #include "runtime/rope_table.h"
+#include "util/error.h"
 #include "util/progress.h"
 
 namespace mlar {
@@ -16,6 +19,10 @@ LayerStatsBuilder::LayerStatsBuilder(const Model& src, int64_t layer, int64_t wi
 
 void LayerStatsBuilder::add(const float* x, int64_t n) {
   moment_.add(x, n);
+  add_except_moment(x, n);
+}
+
+void LayerStatsBuilder::add_except_moment(const float* x, int64_t n) {
   if (want_.attention && (want_.attention_tokens <= 0 || attention_seen_ < want_.attention_tokens)) {
     hist_.add(src_->config, src_->weights.layers[static_cast<size_t>(layer_)], x, n);
     attention_seen_ += n;
@@ -52,18 +59,39 @@ std::vector<std::unique_ptr<Attention>> hybrid_attention(const Model& src, const
   return out;
 }
 
-std::vector<LayerStats> source_pass(const Model& src, const CalibWindows& w, const StatsWanted& want, bool progress) {
+LayerStats layer_stats(const CarriedStates& states, const Model& src, int64_t layer, const StatsWanted& want) {
+  const LayerWeights& L = src.weights.layers[static_cast<size_t>(layer)];
+  LayerStatsBuilder b(src, layer, states.len(), want);
+  const std::vector<double> sum = states.moment_sum(src.config, L);
+  if (sum.empty()) {
+    states.attention_inputs(src.config, L, [&](int64_t, const float* x, int64_t n) { b.add(x, n); });
+    return b.take();
+  }
+  b.add_moment_sum(sum, states.windows() * states.len());
+  // Host copies only for what reads rows: the reservoir (every window), the histogram (its first tokens).
+  int64_t windows = 0;
+  if (want.samples || (want.attention && want.attention_tokens <= 0))
+    windows = states.windows();
+  else if (want.attention)
+    windows = std::min(states.windows(), (want.attention_tokens + states.len() - 1) / states.len());
+  if (windows > 0)
+    states.attention_inputs(src.config, L, [&](int64_t, const float* x, int64_t n) { b.add_except_moment(x, n); },
+                            windows);
+  return b.take();
+}
+
+std::vector<LayerStats> source_pass(const Model& src, const CalibWindows& w, const StatsWanted& want, bool progress,
+                                    Device device) {
   const int64_t L = src.config.num_layers;
-  std::vector<LayerStatsBuilder> b;
-  for (int64_t l = 0; l < L; ++l) b.emplace_back(src, l, w.len, want);
-  Progress prog("extend: source statistics (all layers, one pass)", w.count(), progress);
-  observe_attention_inputs(
-      src, hybrid_attention(src, src.config, {}), w, -1,
-      [&](int64_t l, const float* x, int64_t n) { b[static_cast<size_t>(l)].add(x, n); },
-      [&](int64_t done, int64_t) { prog.update(done); });
-  prog.finish();
+  const std::unique_ptr<CarriedStates> states = open_carried_states(src, w.all(), device);
+  Progress prog("extend: source statistics (layer by layer)", L, progress);
   std::vector<LayerStats> out;
-  for (auto& x : b) out.push_back(x.take());  // each sum becomes its S: L (D+1)^2 doubles, not twice that
+  for (int64_t l = 0; l < L; ++l) {
+    out.push_back(layer_stats(*states, src, l, want));
+    if (l + 1 < L) states->advance(src.config, l, src.weights.layers[static_cast<size_t>(l)], nullptr);
+    prog.update(l + 1);
+  }
+  prog.finish();
   return out;
 }
 
@@ -81,14 +109,47 @@ LayerStats hybrid_pass(const Model& src, const ModelConfig& cfg, const std::vect
 }
 
 double hybrid_perplexity(const Model& src, const ModelConfig& cfg, const std::vector<MlaLayerWeights>& layers,
-                         std::span<const int32_t> ids, int64_t ctx) {
-  auto decoder = std::make_shared<const Decoder>(src, hybrid_attention(src, cfg, layers));
+                         std::span<const int32_t> ids, int64_t ctx, Device device) {
   SessionOptions so;
   so.max_tokens = ctx;
-  Session session(decoder, so);
   PerplexityOptions po;
   po.ctx = ctx;
+  if (device != Device::Cpu) {
+    const int64_t L = src.config.num_layers;
+    if (!layers.empty() && static_cast<int64_t>(layers.size()) != L)
+      fail("extend: internal error: {} of {} layers converted, evaluated on {}", layers.size(), L, device_name(device));
+    if (layers.empty()) return perplexity(*open_sequence(src, so, device), ids, po).ppl;
+    const Model m = mla_model(src, cfg, layers);
+    return perplexity(*open_sequence(m, so, device), ids, po).ppl;
+  }
+  auto decoder = std::make_shared<const Decoder>(src, hybrid_attention(src, cfg, layers));
+  Session session(decoder, so);
   return perplexity(session, ids, po).ppl;
+}
+
+Model mla_model(const Model& src, const ModelConfig& cfg, std::vector<MlaLayerWeights> layers) {
+  Model m;
+  m.config = cfg;
+  m.weights.embed = src.weights.embed;
+  m.weights.final_norm = src.weights.final_norm;
+  m.weights.lm_head = src.weights.lm_head;
+  m.weights.layers.resize(layers.size());
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const LayerWeights& from = src.weights.layers[l];
+    LayerWeights& to = m.weights.layers[l];
+    to.attn_norm = from.attn_norm;
+    to.ffn_norm = from.ffn_norm;
+    to.w_gate = from.w_gate;
+    to.w_up = from.w_up;
+    to.w_down = from.w_down;
+    to.mla = std::move(layers[l]);
+  }
+  m.tokenizer = src.tokenizer;
+  m.source = src.source;
+  m.format = "mla";
+  m.file_rope_layout = src.file_rope_layout;
+  check_weight_shapes(m.config, m.weights, m.source);
+  return m;
 }
 
 }  // namespace mlar

@@ -14,6 +14,8 @@
 #include "convert/calib_run.h"
 #include "convert/calib_stats.h"
 #include "model/model.h"
+#include "runtime/carried_states.h"
+#include "tensor/device.h"
 
 namespace mlar {
 
@@ -38,6 +40,9 @@ class LayerStatsBuilder {
  public:
   LayerStatsBuilder(const Model& src, int64_t layer, int64_t window, const StatsWanted& want);
   void add(const float* x, int64_t n);  // a whole window's attention input [n, D]
+  // The same without the second moment (summed elsewhere, then add_moment_sum).
+  void add_except_moment(const float* x, int64_t n);
+  void add_moment_sum(const std::vector<double>& upper, int64_t count) { moment_.add_sum(upper, count); }
   LayerStats finish() const;
   // The same without copying S (the builder is spent).
   LayerStats take();
@@ -57,8 +62,15 @@ class LayerStatsBuilder {
 std::vector<std::unique_ptr<Attention>> hybrid_attention(const Model& src, const ModelConfig& cfg,
                                                          const std::vector<MlaLayerWeights>& mla);
 
-// Every layer's statistics from one pass over the source model.
-std::vector<LayerStats> source_pass(const Model& src, const CalibWindows& w, const StatsWanted& want, bool progress);
+// Layer `layer`'s statistics from the carried states' attention inputs: the second moment
+// on the states' device where it sums it (a GPU), the rest from host copies of the inputs
+// (only the windows the histogram reads when there is no reservoir).
+LayerStats layer_stats(const CarriedStates& states, const Model& src, int64_t layer, const StatsWanted& want);
+
+// Every layer's statistics from one pass over the source model (its states carried
+// layer by layer on `device`).
+std::vector<LayerStats> source_pass(const Model& src, const CalibWindows& w, const StatsWanted& want, bool progress,
+                                    Device device = Device::Cpu);
 
 // Layer `layer`'s statistics with layers < layer given by (cfg, converted).
 LayerStats hybrid_pass(const Model& src, const ModelConfig& cfg, const std::vector<MlaLayerWeights>& converted,
@@ -66,8 +78,13 @@ LayerStats hybrid_pass(const Model& src, const ModelConfig& cfg, const std::vect
                        const std::function<void(int64_t, int64_t)>& progress);
 
 // Perplexity (perplexity.h protocol, window ctx) of the source with layers <
-// layers.size() replaced by MLA (cfg).
+// layers.size() replaced by MLA (cfg). On a GPU only the source (no layers) or a whole
+// MLA model (every layer) runs.
 double hybrid_perplexity(const Model& src, const ModelConfig& cfg, const std::vector<MlaLayerWeights>& layers,
-                         std::span<const int32_t> ids, int64_t ctx);
+                         std::span<const int32_t> ids, int64_t ctx, Device device = Device::Cpu);
+
+// The MLA model (config cfg, one MLA layer per source layer) over the source's
+// embedding, norms, MLP and output head.
+Model mla_model(const Model& src, const ModelConfig& cfg, std::vector<MlaLayerWeights> layers);
 
 }  // namespace mlar

@@ -172,6 +172,7 @@ nlohmann::json ExtendReport::to_json() const {
   json opts = {{"calib_len", options.calib_len},
                {"calib_tokens", options.calib_tokens},
                {"calib_mode", calib_mode_name(options.calib_mode)},
+               {"device", device_name(options.device)},
                {"holdout", options.holdout},
                {"choice", choice_mode_name(options.choice)},
                {"choice_tokens", options.choice_tokens},

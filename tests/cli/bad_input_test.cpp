@@ -103,15 +103,25 @@ TEST(CliBadInput, DeviceCudaNeedsTheCudaBuild) {
   if (cuda_built()) GTEST_SKIP() << "this build has the CUDA backend (tests/cuda covers --device cuda)";
   const std::string gguf = sh_quote(stories("stories260K.gguf")), text = sh_quote(data_path("text/tinystories-dev.txt"));
   const std::string out = (fs::temp_directory_path() / "mlar-device-test.npy").string();
+  const std::string out_dir = (fs::temp_directory_path() / "mlar-device-test-convert").string();
   fs::remove(out);
+  fs::remove_all(out_dir);
   for (const std::string& cmd :
        {"eval " + gguf + " --text " + text + " --ctx 64 --device cuda",
         "generate " + gguf + " -p a -n 2 --device cuda", "logits " + gguf + " --ids 1,2 --out " + out + " --device cuda",
-        "compare " + gguf + " " + gguf + " --text " + text + " --ctx 64 --device-b cuda"}) {
+        "compare " + gguf + " " + gguf + " --text " + text + " --ctx 64 --device-b cuda",
+        "convert " + gguf + " --out " + sh_quote(out_dir) + " --rope-mode extend --calib " + text +
+            " --kv-budget 0.5 --device cuda"}) {
     SCOPED_TRACE(cmd);
     expect_clean_error(run_cli(cmd), "stories260K.gguf", "-DMLAR_CUDA=ON");
   }
   EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out_dir));
+  // The calibration's device is an extend option: the exact repeat mode computes nothing to place.
+  const CliResult rep = run_cli("convert " + gguf + " --out " + sh_quote(out_dir) + " --rope-mode repeat --device cpu");
+  EXPECT_NE(rep.status, 0);
+  EXPECT_NE(rep.err.find("--device"), std::string::npos) << rep.err;
+  EXPECT_FALSE(fs::exists(out_dir));
   const CliResult r = run_cli("logits " + gguf + " --ids 1,2 --out " + out + " --device tpu");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("tpu"), std::string::npos) << r.err;

@@ -1,4 +1,4 @@
-// Sequential calibration in one pass over the layers (calib_states.h): the carried
+// Sequential calibration in one pass over the layers (runtime/carried_states.h): the carried
 // residual stream gives the statistics the layer-by-layer passes through the partly
 // converted model give, in memory or file-backed; a BF16 source is converted with
 // its layers kept in BF16; the attention statistics read BF16 weights, and their
@@ -9,11 +9,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "convert/calib_states.h"
 #include "convert/extend.h"
 #include "convert/extend_calib.h"
 #include "extend/extend_fixtures.h"
-#include "runtime/mla_attention.h"
+#include "runtime/carried_states.h"
 
 namespace mlar {
 namespace {
@@ -41,7 +40,7 @@ Model bf16_copy(const Model& m) {
 
 // The statistics of layer l from the carried states (advanced through the MLA layers
 // of `mla` below l) equal those of a forward pass of the partly converted model.
-TEST(CalibStates, CarriedStatesGiveTheHybridPassStatistics) {
+TEST(CarriedStates, CarriedStatesGiveTheHybridPassStatistics) {
   ModelConfig c = extend_config(2);
   c.num_layers = 3;
   const Model src = random_model(c, 21);
@@ -52,7 +51,7 @@ TEST(CalibStates, CarriedStatesGiveTheHybridPassStatistics) {
   w.len = 24;
   StatsWanted want;
   want.attention = true;
-  CalibStates states(src, w);
+  CpuCarriedStates states(src, w.all());
   EXPECT_EQ(states.bytes(), w.count() * w.len * c.hidden_size * 4);
   EXPECT_FALSE(states.file_backed());
   std::vector<MlaLayerWeights> done;
@@ -72,12 +71,11 @@ TEST(CalibStates, CarriedStatesGiveTheHybridPassStatistics) {
       EXPECT_NEAR(s, rs, 1e-12);
     }
     done.push_back(mla.weights.layers[static_cast<size_t>(l)].mla);
-    const MlaAttention attn(mla.config, l, done.back());
-    states.advance(c, src.weights.layers[static_cast<size_t>(l)], attn);
+    states.advance(mla.config, l, src.weights.layers[static_cast<size_t>(l)], &done.back());
   }
 }
 
-TEST(CalibStates, FileBackedEqualsInMemory) {
+TEST(CarriedStates, FileBackedEqualsInMemory) {
   const ModelConfig c = extend_config(2);
   const Model src = random_model(c, 23);
   const auto calib = random_ids(500, c.vocab_size, 24);

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/device_built.h"
+#include "backend/open_sequence.h"
 #include "command.h"
 #include "convert/absorb.h"
 #include "convert/extend.h"
@@ -27,7 +29,7 @@ namespace mlar::cli {
 struct ExtendArgs {
   std::string calib, eval_text, report, target;
   int64_t choice_tokens = 16384, choice_heldout_tokens = 8192, attention_tokens = 32768;
-  std::string choice = "fast";
+  std::string choice = "fast", device = "cpu";
   int64_t calib_tokens = 0, calib_len = 256, kv_lora_rank = 0, q_lora_rank = 0, ctx = 256, reservoir = 4096;
   std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "auto", freqfold = "auto",
               kv_method = "attn", latent_norm = "none", query_bias = "auto", rank_alloc = "uniform", nope_rotation = "mean", rope_pca = "complex", key_balance = "auto", qk_norm = "auto";
@@ -73,6 +75,7 @@ ExtendOptions to_options(const ExtendArgs& a) {
   o.choice_tokens = a.choice_tokens;
   o.choice_heldout_tokens = a.choice_heldout_tokens;
   o.attention_tokens = a.attention_tokens;
+  o.device = parse_device(a.device, "--device");
   if (a.rope_strategy == "auto") {
     o.rope_strategies = {RopeStrategy::Uniform, RopeStrategy::RoRoPE};
   } else {
@@ -130,6 +133,11 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
                           "uniform shape (give --kv-budget); always uniform ranks and the calibrated latent norm. "
                           "Default: none (any shape; --format implies the latent norm and uniform ranks)"));
   add(cmd->add_option("--calib", a->calib, "calibration text (UTF-8); required for --rope-mode extend"));
+  add(cmd->add_option("--device", a->device,
+                      std::string("where the calibration computes (forward passes, second moments, candidate and stage "
+                                  "perplexities; the eigen/SVD steps stay on the CPU): cpu, or cuda (an NVIDIA GPU; ") +
+                          (cuda_built() ? "this build has the CUDA backend)" : "needs a build with -DMLAR_CUDA=ON)"))
+          ->capture_default_str());
   add(cmd->add_option("--calib-tokens", a->calib_tokens, "calibration tokens for the statistics (0 = all)")
           ->check(CLI::NonNegativeNumber));
   add(cmd->add_option("--calib-len", a->calib_len, "calibration window length including BOS")->capture_default_str());
@@ -338,7 +346,9 @@ void distill(const Model& gqa, Model& m, const ExtendArgs& a, const ExtendOption
   if (!o.eval_ids.empty()) {
     PerplexityOptions po;
     po.ctx = o.eval_ctx;
-    st.ppl = perplexity(m, o.eval_ids, po).ppl;
+    SessionOptions so;
+    so.max_tokens = o.eval_ctx;
+    st.ppl = perplexity(*open_sequence(m, so, o.device), o.eval_ids, po).ppl;
   }
   if (!quiet)
     fmt::print(stderr, "extend: stage {:<15} {}  KV {} bytes/token (distilled in {:.1f}s, last loss {:.4g})\n", st.name,
@@ -356,6 +366,7 @@ Model run_extend(const Model& gqa, const ExtendArgs& a, bool quiet, bool absorb_
   o.progress = !quiet;
   if (!a.target.empty() || !export_format.empty()) make_exportable(gqa.config, a, export_format, o);
   check_extend_options(gqa.config, o);  // before reading and tokenizing anything
+  require_device_built(o.device, gqa.source);
   if (!a.report.empty()) check_output_free(a.report, true);
   const Tokenizer& tok = require_tokenizer(gqa);
   const auto t_tok = std::chrono::steady_clock::now();

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "ops/cuda/blas_handle.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/device.h"
 #include "ops/cuda/elementwise.h"
@@ -81,25 +82,6 @@ __global__ void add_bias_kernel(float* y, int64_t ys, const float* bias, int64_t
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// Exact f32 products (no TF32), so results match the CPU's sgemm to rounding: F32 weights, and every
-// weight with MLAR_CUDA_GEMM=exact. TF32 tensor cores: BF16 / F16 weights (their values are exact in TF32;
-// the activations are rounded to TF32's 10-bit mantissa).
-cublasHandle_t blas(bool tf32) {
-  static cublasHandle_t exact = [] {
-    cublasHandle_t x = nullptr;
-    MLAR_CUBLAS_CHECK(cublasCreate(&x));
-    MLAR_CUBLAS_CHECK(cublasSetMathMode(x, CUBLAS_PEDANTIC_MATH));
-    return x;
-  }();
-  static cublasHandle_t fast = [] {
-    cublasHandle_t x = nullptr;
-    MLAR_CUBLAS_CHECK(cublasCreate(&x));
-    MLAR_CUBLAS_CHECK(cublasSetMathMode(x, CUBLAS_TF32_TENSOR_OP_MATH));
-    return x;
-  }();
-  return tf32 ? fast : exact;
-}
-
 }  // namespace
 
 bool gemm_uses_tf32(DType weights) {
@@ -138,7 +120,7 @@ void linear(const float* x, int64_t x_stride, ops::TypedRows w, int64_t out, int
   }
   // Column-major view: Y^T [out x n] = W [out x in] (row-major = col-major [in x out], op T) * X^T [in x n].
   const float one = 1.0f, zero = 0.0f;
-  MLAR_CUBLAS_CHECK(cublasSgemm(blas(gemm_uses_tf32(w.dtype)), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(n),
+  MLAR_CUBLAS_CHECK(cublasSgemm(detail::blas(gemm_uses_tf32(w.dtype)), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(n),
                                 static_cast<int>(in), &one, wf, static_cast<int>(ldw), x, static_cast<int>(x_stride),
                                 &zero, y, static_cast<int>(y_stride)));
   if (bias) {
