@@ -3,7 +3,8 @@
 // weights) against ops::matmul_typed on the CPU, for F32, BF16 and F16 weights, with and
 // without bias. Both sides multiply the same rounded weights: tolerance 2e-6 of
 // sum |w||x| per output for f32 products (summation order only), plus 2^-10 of it where
-// TF32 rounds the activations (MLAR_CUDA_GEMM=exact: the f32 bound again).
+// TF32 rounds the activations (MLAR_CUDA_GEMM=exact: the f32 bound again); half weights
+// widened in blocks of output rows give the same.
 #include "ops/cuda/linear.h"
 
 #include <cstdlib>
@@ -62,6 +63,17 @@ TEST_F(Linear, CublasPathMatchesCpu) {
   EXPECT_FALSE(cuda::gemm_uses_tf32(DType::BF16));
   for (DType t : {DType::BF16, DType::F16}) check(37, 96, 200, t, true, 4);
   unsetenv("MLAR_CUDA_GEMM");
+}
+
+// BF16/F16 weights are widened a block of output rows at a time (MLAR_CUDA_WIDEN_FLOATS caps the
+// block; 8B's output head would take 2 GB at once): blocks of 7 rows, the last one short, give the
+// one-block result's bound.
+TEST_F(Linear, WidenedWeightsInBlocksMatchCpu) {
+  setenv("MLAR_CUDA_WIDEN_FLOATS", "1400", 1);  // 7 rows of 200
+  for (DType t : {DType::BF16, DType::F16}) check(37, 96, 200, t, true, 4);
+  setenv("MLAR_CUDA_WIDEN_FLOATS", "1", 1);  // one row at a time
+  check(20, 9, 64, DType::BF16, false, 0);
+  unsetenv("MLAR_CUDA_WIDEN_FLOATS");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "ops/cuda/linear.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +17,12 @@ namespace {
 using detail::to_f32;
 
 constexpr int kWarps = 8;
+// The most weights widened at once for a cuBLAS product: 256 MiB of f32, or MLAR_CUDA_WIDEN_FLOATS (tests).
+int64_t widen_floats() {
+  const char* e = std::getenv("MLAR_CUDA_WIDEN_FLOATS");
+  const long long v = e ? std::atoll(e) : 0;
+  return v > 0 ? v : int64_t{64} << 20;
+}
 
 // Eight consecutive weights of row w at column i (i a multiple of 8, 16-byte aligned).
 __device__ __forceinline__ void load8(const float* w, int64_t i, float (&v)[8]) {
@@ -109,20 +116,31 @@ void linear(const float* x, int64_t x_stride, ops::TypedRows w, int64_t out, int
     check_launch("linear (gemv)");
     return;
   }
-  const float* wf = static_cast<const float*>(w.data);
-  int64_t ldw = w.stride;
-  static DeviceBuffer scratch;  // widened weights (one projection at a time)
-  if (w.dtype != DType::F32) {
-    scratch.reserve(static_cast<size_t>(out * in) * sizeof(float));
-    cuda::widen_rows(w, out, in, scratch.as<float>(), in);
-    wf = scratch.as<float>();
-    ldw = in;
-  }
   // Column-major view: Y^T [out x n] = W [out x in] (row-major = col-major [in x out], op T) * X^T [in x n].
+  // BF16/F16 weights are widened into an f32 scratch of at most widen_floats(), a block of output rows
+  // at a time (an 8B model's 128256 x 4096 output head would otherwise take 2 GB).
   const float one = 1.0f, zero = 0.0f;
-  MLAR_CUBLAS_CHECK(cublasSgemm(detail::blas(gemm_uses_tf32(w.dtype)), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(n),
-                                static_cast<int>(in), &one, wf, static_cast<int>(ldw), x, static_cast<int>(x_stride),
-                                &zero, y, static_cast<int>(y_stride)));
+  const bool tf32 = gemm_uses_tf32(w.dtype);
+  auto gemm = [&](const float* wf, int64_t ldw, int64_t o0, int64_t rows) {
+    MLAR_CUBLAS_CHECK(cublasSgemm(detail::blas(tf32), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows),
+                                  static_cast<int>(n), static_cast<int>(in), &one, wf, static_cast<int>(ldw), x,
+                                  static_cast<int>(x_stride), &zero, y + o0, static_cast<int>(y_stride)));
+  };
+  if (w.dtype == DType::F32) {
+    gemm(static_cast<const float*>(w.data), w.stride, 0, out);
+  } else {
+    static DeviceBuffer scratch;  // widened weights (one block of one projection at a time)
+    const int64_t block = std::min(out, std::max<int64_t>(1, widen_floats() / in));
+    scratch.reserve(static_cast<size_t>(block * in) * sizeof(float));
+    const size_t esize = dtype_size(w.dtype);
+    for (int64_t o0 = 0; o0 < out; o0 += block) {
+      const int64_t rows = std::min(block, out - o0);
+      const ops::TypedRows part{static_cast<const char*>(w.data) + static_cast<size_t>(o0 * w.stride) * esize, w.dtype,
+                                w.stride};
+      cuda::widen_rows(part, rows, in, scratch.as<float>(), in);
+      gemm(scratch.as<float>(), in, o0, rows);
+    }
+  }
   if (bias) {
     add_bias_kernel<<<static_cast<unsigned>(n), 256>>>(y, y_stride, bias, out);
     check_launch("linear (bias)");

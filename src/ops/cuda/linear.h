@@ -7,7 +7,8 @@
 // evaluation): cuBLAS SGEMM. F32 weights: exact f32 products (no TF32), the CPU's
 // arithmetic. BF16/F16 weights: widened into an f32 scratch (exactly) and multiplied on
 // TF32 tensor cores, which round the activations to a 10-bit mantissa (relative error
-// <= 2^-10 of sum |w x| per output; MLAR_CUDA_GEMM=exact keeps exact f32 products).
+// <= 2^-10 of sum |w x| per output; MLAR_CUDA_GEMM=exact keeps exact f32 products), a block of
+// output rows at a time: at most 256 MiB of widened weights (MLAR_CUDA_WIDEN_FLOATS=N floats, tests).
 #pragma once
 #include <cstdint>
 
