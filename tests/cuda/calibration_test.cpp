@@ -15,6 +15,7 @@
 #include "common/test_data.h"
 #include "convert/extend.h"
 #include "cuda_test_util.h"
+#include "real_models.h"
 #include "io/load_model.h"
 #include "ops/cuda/moment.h"
 #include "runtime/carried_states.h"
@@ -28,15 +29,6 @@ namespace {
 using CudaCalibrationTest = CudaTest;
 using test::data_path;
 
-const Model& stories() {
-  static const Model m = load_model(data_path("models/stories260K/stories260K.bin"),
-                                    LoadOptions{.tokenizer = data_path("models/stories260K/tok512.bin")});
-  return m;
-}
-const Model& llama3ish() {
-  static const Model m = load_model(data_path("models/llama3ish"));
-  return m;
-}
 
 std::vector<int32_t> text_ids(const Model& m, const char* file) {
   return m.tokenizer->encode(read_utf8_file(data_path(file)));

@@ -17,6 +17,7 @@
 
 #include "common/test_data.h"
 #include "cuda_test_util.h"
+#include "real_models.h"
 #include "io/load_model.h"
 #include "runtime/generate.h"
 #include "runtime/perplexity.h"
@@ -37,15 +38,6 @@ namespace {
 using CudaSessionTest = CudaTest;
 using test::data_path;
 
-const Model& stories() {
-  static const Model m = load_model(data_path("models/stories260K/stories260K.bin"),
-                                    LoadOptions{.tokenizer = data_path("models/stories260K/tok512.bin")});
-  return m;
-}
-const Model& llama3ish() {
-  static const Model m = load_model(data_path("models/llama3ish"));
-  return m;
-}
 
 ModelConfig odd_config(bool qwen3) {
   ModelConfig c;
