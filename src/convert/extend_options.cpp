@@ -74,6 +74,9 @@ std::optional<RankAlloc> rank_alloc_from_name(const std::string& s) {
 void check_extend_options(const ModelConfig& c, const ExtendOptions& o) {
   if (c.mla) fail("extend: the model is already MLA (rope mode {}); convert starts from a GQA model",
                   rope_mode_name(c.mla->rope_mode));
+  if (c.qk_norm && o.device == Device::Cuda && resolve_qk_norm(o) == QkNormMode::Cached)
+    fail("--qk-norm cached with --device cuda: the cached per-head key scales run on the CPU only; use --qk-norm "
+         "calibrated (the exportable form) or --device cpu");
   if (c.qk_norm && c.attention_bias && resolve_qk_norm(o) == QkNormMode::Cached)
     fail("--qk-norm cached: the model has q/k biases before its per-head norms, which the score-scale probes do "
          "not hold; use --qk-norm calibrated");

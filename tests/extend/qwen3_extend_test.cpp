@@ -298,5 +298,25 @@ TEST(Qwen3Extend, CachedAndCalibratedAgainstTheSource) {
   }
 }
 
+// The GPU runs no per-head score scales: --device cuda takes the calibrated form and refuses the cached
+// one (auto resolves to cached without the latent norm) before any work, naming the way out.
+TEST(Qwen3Extend, CudaRefusesTheCachedScales) {
+  const ModelConfig c = qwen3_config(2);
+  ExtendOptions o;
+  o.calib_len = 32;
+  o.kv_budget = 0.5;
+  o.device = Device::Cuda;
+  for (QkNormMode m : {QkNormMode::Auto, QkNormMode::Cached}) {
+    o.qk_norm = m;
+    const std::string e = error_message([&] { check_extend_options(c, o); });
+    EXPECT_NE(e.find("--qk-norm calibrated"), std::string::npos) << e;
+  }
+  o.qk_norm = QkNormMode::Calibrated;
+  EXPECT_NO_THROW(check_extend_options(c, o));
+  o.qk_norm = QkNormMode::Auto;
+  o.latent_norm = LatentNorm::Calibrated;  // auto is calibrated with the latent norm
+  EXPECT_NO_THROW(check_extend_options(c, o));
+}
+
 }  // namespace
 }  // namespace mlar
