@@ -477,10 +477,19 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
       // this d_r on the start balance is scored.
       const auto fixed = best_variant.find({p.rope, start.balance});
       const bool only_fixed = o.choice == ChoiceMode::Fast && p.balance != start.balance && fixed != best_variant.end();
-      double best = 0;
+      // Fast: a strategy's freqfolds (candidates in ascending order) stop at the first that scores
+      // worse than the fold before it (folding more frequencies together only loses once it loses).
+      double best = 0, last = 0;
+      const RopeCand* prev = nullptr;
+      const RopeCand* stopped = nullptr;
       for (size_t i = 0; i < cands.size(); ++i) {
         if (cands[i].d_r != dr || (only_fixed && i != fixed->second)) continue;
+        if (stopped && stopped->strategy == cands[i].strategy) continue;
         const double v = score_one(cands[i], balances[static_cast<size_t>(p.balance)]);
+        if (o.choice == ChoiceMode::Fast && prev && prev->strategy == cands[i].strategy && v > last)
+          stopped = &cands[i];
+        prev = &cands[i];
+        last = v;
         if (best == 0 || v < best) best = v, best_variant[{p.rope, p.balance}] = i;
       }
       return best;

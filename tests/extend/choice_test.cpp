@@ -1,9 +1,11 @@
 // The held-out choice search (convert/extend_choice.h): the fast walk finds the
 // exhaustive minimum on unimodal axes with fewer scores, never scores a point twice,
-// stops early, and convert_extend records what it scored and on how many tokens.
+// stops early (on the axes and along a strategy's freqfolds), and convert_extend records
+// what it scored and on how many tokens.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -185,6 +187,28 @@ TEST(ChoiceSearch, SeveralStrategiesConvertTheBestScoredAsIfGivenAlone) {
     EXPECT_EQ(cand.freqfold, at_start->freqfold);
   }
 
+  // Fast: a strategy's freqfolds at one d_r and balance are scored in ascending order and stop at the
+  // first that scores worse than the one before; what is scored is a prefix of the exhaustive folds.
+  for (size_t i = 0; i + 1 < fast.candidates.size(); ++i) {
+    const ExtendCandidate &a = fast.candidates[i], &b = fast.candidates[i + 1];
+    if (a.rope_strategy != b.rope_strategy || a.qk_rope_dim != b.qk_rope_dim || a.key_balance != b.key_balance)
+      continue;
+    EXPECT_LT(a.freqfold, b.freqfold);
+    if (b.heldout_ppl <= a.heldout_ppl || i + 2 >= fast.candidates.size()) continue;
+    const ExtendCandidate& c2 = fast.candidates[i + 2];
+    EXPECT_FALSE(c2.rope_strategy == b.rope_strategy && c2.qk_rope_dim == b.qk_rope_dim &&
+                 c2.key_balance == b.key_balance)
+        << "a fold scored after one that lost";
+  }
+  for (const auto& cand : fast.candidates) {
+    if (cand.key_balance != 0.1) continue;
+    bool in_exhaustive = false;
+    for (const auto& e : ex.candidates)
+      in_exhaustive = in_exhaustive || (e.rope_strategy == cand.rope_strategy && e.qk_rope_dim == cand.qk_rope_dim &&
+                                        e.freqfold == cand.freqfold && e.key_balance == cand.key_balance);
+    EXPECT_TRUE(in_exhaustive) << cand.qk_rope_dim << "/" << cand.freqfold;
+  }
+
   // --freqfold 2 leaves rorope alone among the strategies.
   o.freqfold = 2;
   ExtendReport folded;
@@ -194,6 +218,50 @@ TEST(ChoiceSearch, SeveralStrategiesConvertTheBestScoredAsIfGivenAlone) {
     EXPECT_EQ(cand.rope_strategy, RopeStrategy::RoRoPE);
     EXPECT_EQ(cand.freqfold, 2);
   }
+}
+
+// The fold walk where a strategy has several folds to walk: heads of 32 (rorope d_r 8: folds 2, 4, 8;
+// d_r 4: 2 .. 8), rorope alone, fast against exhaustive on the same statistics: the fast folds at each
+// d_r are the exhaustive ones up to and including the first that loses, and both pick the same when
+// the exhaustive scores are unimodal along the folds.
+TEST(ChoiceSearch, FreqfoldWalkStopsAtTheFirstLoss) {
+  ModelConfig c = test::extend_config(2);
+  c.head_dim = 32;
+  c.hidden_size = 64;
+  const Model src = random_model(c, 41);
+  const auto calib = test::random_ids(4000, c.vocab_size, 42);
+  ExtendOptions o;
+  o.calib_len = 32;
+  o.kv_budget = 0.25;  // 32 values per layer
+  o.progress = false;
+  o.rope_strategy = RopeStrategy::RoRoPE;
+  o.attn_key_balance = 0.3;
+  ExtendReport fast, ex;
+  convert_extend(src, o, calib, &fast);
+  o.choice = ChoiceMode::Exhaustive;
+  convert_extend(src, o, calib, &ex);
+  std::map<int64_t, std::vector<const ExtendCandidate*>> fast_at, ex_at;  // d_r -> folds in scored order
+  for (const auto& cand : fast.candidates) fast_at[cand.qk_rope_dim].push_back(&cand);
+  for (const auto& cand : ex.candidates) ex_at[cand.qk_rope_dim].push_back(&cand);
+  int walked = 0;
+  for (const auto& [dr, folds] : fast_at) {
+    const auto& all = ex_at.at(dr);
+    ASSERT_LE(folds.size(), all.size());
+    size_t stop = all.size();  // the exhaustive folds up to the first that loses
+    for (size_t i = 1; i < all.size(); ++i)
+      if (all[i]->heldout_ppl > all[i - 1]->heldout_ppl) {
+        stop = i + 1;
+        break;
+      }
+    ASSERT_EQ(folds.size(), stop) << "d_r " << dr;
+    for (size_t i = 0; i < folds.size(); ++i) {
+      EXPECT_EQ(folds[i]->freqfold, all[i]->freqfold);
+      EXPECT_EQ(folds[i]->heldout_ppl, all[i]->heldout_ppl);
+    }
+    walked += all.size() > folds.size();
+  }
+  std::printf("[ folds ] fast %zu candidates, exhaustive %zu; %d d_r stopped early\n", fast.candidates.size(),
+              ex.candidates.size(), walked);
 }
 
 // --attention-tokens: the histogram and value spread come from the first windows
