@@ -11,6 +11,18 @@
 #include "ops/threads.h"
 
 namespace mlar::ops {
+
+AttentionDims AttentionDims::grouped(int64_t n_q, int64_t n_heads, int64_t n_kv_heads, int64_t d, int64_t q_start) {
+  AttentionDims a;
+  a.n_q = n_q;
+  a.n_heads = n_heads;
+  a.n_kv_heads = n_kv_heads;
+  a.dk = d;
+  a.dv = d;
+  a.q_start = q_start;
+  a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  return a;
+}
 namespace {
 
 // Query rows per block of the BLAS path: a block attends keys [0, q_start + its last

@@ -26,6 +26,10 @@ struct AttentionDims {
   // against key t is also multiplied by key_scale[t * key_scale_stride + h / key_scale_group].
   const float* key_scale = nullptr;
   int64_t key_scale_stride = 0, key_scale_group = 1;
+
+  // Grouped-query attention of n_q tokens after q_start cached ones: heads of d for queries, keys
+  // and values, packed rows, scale 1/sqrt(d).
+  static AttentionDims grouped(int64_t n_q, int64_t n_heads, int64_t n_kv_heads, int64_t d, int64_t q_start);
 };
 
 // q:   [n_q, n_heads, dk]            (row stride q_stride)

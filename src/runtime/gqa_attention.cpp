@@ -1,6 +1,5 @@
 #include "runtime/gqa_attention.h"
 
-#include <cmath>
 
 #include "ops/kv_attention.h"
 #include "ops/linear.h"
@@ -65,15 +64,7 @@ void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
   cache->k().write(pos0, k_new, kvd, n);
   cache->v().write(pos0, v_new, kvd, n);
 
-  ops::AttentionDims dims;
-  dims.n_q = n;
-  dims.n_heads = n_h_;
-  dims.n_kv_heads = n_kv_;
-  dims.dk = d_;
-  dims.dv = d_;
-  dims.q_start = pos0;
-  dims.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d_)));
-  ops::kv_attention(q, cache->k().view(), cache->v().view(), att, dims);
+  ops::kv_attention(q, cache->k().view(), cache->v().view(), att, ops::AttentionDims::grouped(n, n_h_, n_kv_, d_, pos0));
 
   ops::linear(att, w_.wo, out, n);
 }

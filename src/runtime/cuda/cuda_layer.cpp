@@ -1,7 +1,5 @@
 #include "runtime/cuda/cuda_layer.h"
 
-#include <cmath>
-
 #include "ops/cuda/attention.h"
 #include "ops/cuda/elementwise.h"
 #include "ops/cuda/linear.h"
@@ -98,15 +96,8 @@ void CudaLayer::forward(const ModelConfig& c, float* h, int64_t n, int64_t pos0,
     char* vc = static_cast<char*>(cache.v) + static_cast<size_t>(pos0) * row_bytes;
     cuda::round_rows(k, kvd, n, kvd, {kc, cache.dtype, kvd});
     cuda::round_rows(v, kvd, n, kvd, {vc, cache.dtype, kvd});
-    ops::AttentionDims dims;
-    dims.n_q = n;
-    dims.n_heads = nh;
-    dims.n_kv_heads = nkv;
-    dims.dk = d;
-    dims.dv = d;
-    dims.q_start = pos0;
-    dims.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-    cuda::attention(q, {cache.k, cache.dtype, kvd}, {cache.v, cache.dtype, kvd}, att, dims);
+    cuda::attention(q, {cache.k, cache.dtype, kvd}, {cache.v, cache.dtype, kvd}, att,
+                    ops::AttentionDims::grouped(n, nh, nkv, d, pos0));
     linear(att, wo_, {}, a, n);
   }
   cuda::add(h, a, h, n * D);
