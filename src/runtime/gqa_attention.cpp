@@ -1,6 +1,5 @@
 #include "runtime/gqa_attention.h"
 
-
 #include "ops/kv_attention.h"
 #include "ops/linear.h"
 #include "ops/rmsnorm.h"
