@@ -7,12 +7,12 @@
 
 #include <fmt/format.h>
 
+#include "backend/open_carried_states.h"
+#include "backend/open_sequence.h"
 #include "convert/extend_calib.h"
 #include "convert/extend_layer.h"
 #include "convert/norm_fit.h"
 #include "convert/rank_alloc.h"
-#include "backend/open_carried_states.h"
-#include "backend/open_sequence.h"
 #include "io/deepseek_export.h"
 #include "ops/threads.h"
 #include "runtime/compare.h"

@@ -78,8 +78,8 @@ void CpuCarriedStates::attention_inputs(const ModelConfig& c, const LayerWeights
   }
 }
 
-void CpuCarriedStates::advance(const ModelConfig& c, int64_t layer, const LayerWeights& L, const MlaLayerWeights* mla,
-                               const ProgressFn& progress) {
+void CpuCarriedStates::advance(const ModelConfig& c, int64_t layer, const LayerWeights& L,
+                               const MlaLayerWeights* mla) {
   std::unique_ptr<Attention> attn;
   if (c.mla) {
     if (!mla) fail("carried states: layer {}: an MLA config without MLA weights", layer);
@@ -92,7 +92,6 @@ void CpuCarriedStates::advance(const ModelConfig& c, int64_t layer, const LayerW
     std::unique_ptr<LayerCache> cache = attn->make_cache(DType::F32);  // calibration: exact f32 states
     cache->reserve(len_);
     decoder_layer_forward(c, L, *attn, window(i), len_, 0, *cache, scratch);
-    if (progress) progress(i + 1, count_);
   }
 }
 

@@ -22,7 +22,6 @@ namespace mlar {
 class CarriedStates {
  public:
   using InputFn = std::function<void(int64_t window, const float* x, int64_t n)>;  // x: [n, D] on the host
-  using ProgressFn = std::function<void(int64_t done, int64_t total)>;
   virtual ~CarriedStates() = default;
 
   virtual int64_t windows() const = 0;
@@ -40,9 +39,8 @@ class CarriedStates {
   // the caller then sums attention_inputs.
   virtual std::vector<double> moment_sum(const ModelConfig& c, const LayerWeights& L) const;
   // Every window through decoder layer `layer`: L's norms and MLP; attention the MLA layer `mla` of config
-  // c (c.mla set) or, with mla null, L's own GQA attention (config c). progress may be empty.
-  virtual void advance(const ModelConfig& c, int64_t layer, const LayerWeights& L, const MlaLayerWeights* mla,
-                       const ProgressFn& progress = {}) = 0;
+  // c (c.mla set) or, with mla null, L's own GQA attention (config c).
+  virtual void advance(const ModelConfig& c, int64_t layer, const LayerWeights& L, const MlaLayerWeights* mla) = 0;
 };
 
 // Windows of token ids, each [BOS, ...] of the same length.
@@ -67,8 +65,7 @@ class CpuCarriedStates final : public CarriedStates {
   std::string device() const override { return "cpu"; }
   void attention_inputs(const ModelConfig& c, const LayerWeights& L, const InputFn& f,
                         int64_t max_windows = 0) const override;
-  void advance(const ModelConfig& c, int64_t layer, const LayerWeights& L, const MlaLayerWeights* mla,
-               const ProgressFn& progress = {}) override;
+  void advance(const ModelConfig& c, int64_t layer, const LayerWeights& L, const MlaLayerWeights* mla) override;
 
  private:
   float* window(int64_t i) { return data_ + i * len_ * dim_; }

@@ -88,8 +88,8 @@ std::vector<double> CudaCarriedStates::moment_sum(const ModelConfig& c, const La
   return out;
 }
 
-void CudaCarriedStates::advance(const ModelConfig& c, int64_t layer, const LayerWeights& L, const MlaLayerWeights* mla,
-                                const ProgressFn& progress) {
+void CudaCarriedStates::advance(const ModelConfig& c, int64_t layer, const LayerWeights& L,
+                                const MlaLayerWeights* mla) {
   if (c.mla && !mla) fail("carried states: layer {}: an MLA config without MLA weights", layer);
   State& s = *s_;
   const CudaLayer dev(c, layer, L, mla);
@@ -103,10 +103,6 @@ void CudaCarriedStates::advance(const ModelConfig& c, int64_t layer, const Layer
   for (int64_t i = 0; i < count_; ++i) {
     dev.forward(c, s.h.as<float>() + i * len_ * dim_, len_, 0, s.pos.as<int64_t>(), inv_freq.as<float>(), pairs, cache,
                 s.scratch);
-    if (progress) {
-      cuda::synchronize();
-      progress(i + 1, count_);
-    }
   }
   cuda::synchronize();
 }

@@ -22,8 +22,7 @@ class CudaCarriedStates final : public CarriedStates {
   void attention_inputs(const ModelConfig& c, const LayerWeights& L, const InputFn& f,
                         int64_t max_windows = 0) const override;
   std::vector<double> moment_sum(const ModelConfig& c, const LayerWeights& L) const override;
-  void advance(const ModelConfig& c, int64_t layer, const LayerWeights& L, const MlaLayerWeights* mla,
-               const ProgressFn& progress = {}) override;
+  void advance(const ModelConfig& c, int64_t layer, const LayerWeights& L, const MlaLayerWeights* mla) override;
 
  private:
   struct State;

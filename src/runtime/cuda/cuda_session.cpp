@@ -1,6 +1,5 @@
 #include "runtime/cuda/cuda_session.h"
 
-#include <cmath>
 #include <vector>
 
 #include "ops/cuda/device.h"
@@ -16,12 +15,6 @@ namespace mlar {
 
 using cuda::DeviceBuffer;
 using cuda::DeviceTensor;
-
-namespace {
-
-cuda::DeviceTensor f32_to_device(const TypedTensor& t) { return cuda::to_device(t, DType::F32); }
-
-}  // namespace
 
 struct CudaSession::State {
   DType kv_dtype = DType::F32;
@@ -61,7 +54,7 @@ CudaSession::CudaSession(const Model& model, SessionOptions opts) : model_(model
 
   const auto& W = model.weights;
   s.embed = cuda::to_device(W.embed);
-  s.final_norm = f32_to_device(W.final_norm);
+  s.final_norm = cuda::to_device(W.final_norm, DType::F32);
   if (!W.lm_head.empty()) s.lm_head = cuda::to_device(W.lm_head);
   for (const auto& L : W.layers) {
     const int64_t l = static_cast<int64_t>(s.layers.size());
