@@ -176,7 +176,10 @@ int64_t span_bytes(const std::vector<bench::Span>& spans) {
 std::vector<bench::Span> step_spans(const Model& m, KvCache& cache, int64_t ctx) {
   std::vector<bench::Span> spans = weight_spans(m);
   for_each_cache_rows(cache, [&](const CacheRows& r) {
-    spans.push_back({r.view().data, static_cast<size_t>(ctx * r.bytes_per_row())});
+    const size_t es = dtype_size(r.dtype());
+    for (int64_t h = 0; h < r.heads(); ++h)  // head h's pieces of rows 0 .. ctx-1 (one span when heads == 1)
+      spans.push_back({static_cast<const unsigned char*>(r.view().data) + static_cast<size_t>(h * r.head_stride()) * es,
+                       static_cast<size_t>(ctx * r.head_cols()) * es});
   });
   return spans;
 }

@@ -1,11 +1,13 @@
 // bench_kv_decode: the decode attention kernel alone (ops/kv_attention.h), in GB/s of
 // cache read per call against the read bandwidth measured in the same run.
 //
-//   bench_kv_decode [--contexts 512,16384] [--kv-dtypes f32,bf16] [--forms gqa,mla]
+//   bench_kv_decode [--contexts 512,16384] [--kv-dtypes f32,bf16] [--forms gqa,gqa-rows,mla]
 //                   [--threads N] [--reps 3] [--min-mib 512] [--json FILE]
 //
 // Forms (bench_context's random model, one layer per call):
-//   gqa  16 query heads, 4 kv heads of 64: K and V rows [T, 4 * 64] each.
+//   gqa  16 query heads, 4 kv heads of 64: K and V [4, T, 64] each, head-major as
+//        the runtime's GQA cache keeps them;
+//   gqa-rows  the same, rows [T, 4 * 64] (each token's kv heads side by side).
 //   mla  the 25% compressed form absorbed: 16 heads over one row [c | k_pe] of
 //        r = 96 + d_r = 32 per token; keys the whole row, values c.
 // Each call is one layer's decode step (n_q = 1, context T). Layers are distinct
@@ -49,14 +51,14 @@ using json = nlohmann::json;
 struct Args {
   std::vector<int64_t> contexts{512, 16384};
   std::vector<DType> kv_dtypes{DType::F32, DType::BF16};
-  std::vector<std::string> forms{"gqa", "mla"};
+  std::vector<std::string> forms{"gqa", "gqa-rows", "mla"};
   int threads = 0, reps = 3;
   int64_t min_mib = 512;
   std::string json_out;
 };
 
 const char* kUsage =
-    "bench_kv_decode [--contexts 512,16384] [--kv-dtypes f32,bf16] [--forms gqa,mla] [--threads N]\n"
+    "bench_kv_decode [--contexts 512,16384] [--kv-dtypes f32,bf16] [--forms gqa,gqa-rows,mla] [--threads N]\n"
     "                [--reps 3] [--min-mib 512] [--json FILE]\n"
     "GB/s of cache the decode attention kernel reads, against the read bandwidth.\n";
 
@@ -74,7 +76,7 @@ Args parse(int argc, char** argv) {
     } else if (k == "--forms") {
       a.forms = bench::split_list(val());
       for (const auto& f : a.forms)
-        if (f != "gqa" && f != "mla") fail("--forms: unknown form '{}'", f);
+        if (f != "gqa" && f != "gqa-rows" && f != "mla") fail("--forms: unknown form '{}'", f);
     } else return false;
     return true;
   });
@@ -84,11 +86,13 @@ Args parse(int argc, char** argv) {
 struct Shape {
   int64_t heads, kv_heads, dk, dv, k_cols, v_cols;  // k_cols / v_cols: values per token of each array
   bool shared;                                     // one array: keys and values are the same rows
+  bool head_major;                                 // [kv_heads, T, d] rather than [T, kv_heads, d]
 };
 
 Shape shape_of(const std::string& form) {
-  if (form == "gqa") return {16, 4, 64, 64, 4 * 64, 4 * 64, false};
-  return {16, 1, 96 + 32, 96, 96 + 32, 0, true};
+  if (form == "gqa") return {16, 4, 64, 64, 4 * 64, 4 * 64, false, true};
+  if (form == "gqa-rows") return {16, 4, 64, 64, 4 * 64, 4 * 64, false, false};
+  return {16, 1, 96 + 32, 96, 96 + 32, 0, true, false};
 }
 
 json run(const Args& a, const std::string& form, DType t, int64_t T, double bandwidth) {
@@ -128,12 +132,17 @@ json run(const Args& a, const std::string& form, DType t, int64_t T, double band
   d.dv = s.dv;
   d.q_start = T - 1;
   d.scale = 1.0f / std::sqrt(static_cast<float>(s.dk));
+  if (s.head_major) {
+    d.k_head_stride = T * s.dk;
+    d.v_head_stride = T * s.dv;
+  }
   auto call = [&](int64_t l) {
     if (s.shared) {
       const ops::TypedRows rows{base(l, 0), t, s.k_cols};
       ops::kv_decode_attention(q.data(), rows, rows, out.data(), d);
     } else {
-      const ops::TypedRows k{base(l, 0), t, s.k_cols}, v{base(l, T * s.k_cols), t, s.v_cols};
+      const int64_t kd = s.head_major ? s.dk : s.k_cols, vd = s.head_major ? s.dv : s.v_cols;
+      const ops::TypedRows k{base(l, 0), t, kd}, v{base(l, T * s.k_cols), t, vd};
       ops::kv_attention(q.data(), k, v, out.data(), d);
     }
   };

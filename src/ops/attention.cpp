@@ -36,7 +36,7 @@ constexpr int64_t kGemmKeys = 32;
 // Prefill path: per (head, query block), S = scale * Q K^T and O = softmax(S) V as
 // two single-threaded sgemm calls on strided views of the buffers.
 void attention_blas(const float* q, const float* k, const float* v, float* out, const AttentionDims& a, int64_t qs,
-                    int64_t ks, int64_t vs, int64_t os) {
+                    int64_t ks, int64_t vs, int64_t os, int64_t khs, int64_t vhs) {
   const int64_t H = a.n_heads, g = a.n_heads / a.n_kv_heads, dk = a.dk, dv = a.dv;
   const int64_t blocks = (a.n_q + kBlock - 1) / kBlock;
   // Tasks ordered by block, last (longest) blocks first, so the threads finish together.
@@ -48,7 +48,7 @@ void attention_blas(const float* q, const float* k, const float* v, float* out, 
       const int64_t nk = a.q_start + i0 + m;  // keys seen by the block's last row
       s.resize(static_cast<size_t>(m * nk));  // [m, nk] scores, then probabilities
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(nk),
-                  static_cast<int>(dk), a.scale, q + i0 * qs + h * dk, static_cast<int>(qs), k + j * dk,
+                  static_cast<int>(dk), a.scale, q + i0 * qs + h * dk, static_cast<int>(qs), k + j * khs,
                   static_cast<int>(ks), 0.0f, s.data(), static_cast<int>(nk));
       for (int64_t r = 0; r < m; ++r) {
         float* sr = s.data() + r * nk;
@@ -59,7 +59,7 @@ void attention_blas(const float* q, const float* k, const float* v, float* out, 
         std::fill(sr + valid, sr + nk, 0.0f);
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(dv),
-                  static_cast<int>(nk), 1.0f, s.data(), static_cast<int>(nk), v + j * dv, static_cast<int>(vs), 0.0f,
+                  static_cast<int>(nk), 1.0f, s.data(), static_cast<int>(nk), v + j * vhs, static_cast<int>(vs), 0.0f,
                   out + i0 * os + h * dv, static_cast<int>(os));
     }
   });
@@ -73,9 +73,11 @@ void causal_attention(const float* q, const float* k, const float* v, float* out
   const int64_t ks = a.k_stride ? a.k_stride : J * dk;
   const int64_t vs = a.v_stride ? a.v_stride : J * dv;
   const int64_t os = a.out_stride ? a.out_stride : H * dv;
+  const int64_t khs = a.k_head_stride ? a.k_head_stride : dk;
+  const int64_t vhs = a.v_head_stride ? a.v_head_stride : dv;
   init_cpu_threads();
   if (a.n_q >= 16) {
-    attention_blas(q, k, v, out, a, qs, ks, vs, os);
+    attention_blas(q, k, v, out, a, qs, ks, vs, os, khs, vhs);
     return;
   }
   const int64_t n_keys_max = a.q_start + a.n_q;
@@ -93,11 +95,11 @@ void causal_attention(const float* q, const float* k, const float* v, float* out
       // scores[hh, t] = scale * q_{j*g+hh}(i) . k_j(t)
       if (n_keys >= kGemmKeys) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(g), static_cast<int>(n_keys),
-                    static_cast<int>(dk), a.scale, qi, static_cast<int>(dk), k + j * dk, static_cast<int>(ks), 0.0f,
+                    static_cast<int>(dk), a.scale, qi, static_cast<int>(dk), k + j * khs, static_cast<int>(ks), 0.0f,
                     scores.data(), static_cast<int>(n_keys));
       } else {
         for (int64_t t = 0; t < n_keys; ++t) {
-          const float* kt = k + t * ks + j * dk;
+          const float* kt = k + t * ks + j * khs;
           for (int64_t hh = 0; hh < g; ++hh) {
             const float* qh = qi + hh * dk;
             float s = 0.0f;
@@ -116,13 +118,13 @@ void causal_attention(const float* q, const float* k, const float* v, float* out
       if (n_keys >= kGemmKeys) {
         // out heads of the group are contiguous: [g, dv] with row stride dv.
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(g), static_cast<int>(dv),
-                    static_cast<int>(n_keys), 1.0f, scores.data(), static_cast<int>(n_keys), v + j * dv,
+                    static_cast<int>(n_keys), 1.0f, scores.data(), static_cast<int>(n_keys), v + j * vhs,
                     static_cast<int>(vs), 0.0f, out + i * os + j * g * dv, static_cast<int>(dv));
         continue;
       }
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t t = 0; t < n_keys; ++t) {
-        const float* vt = v + t * vs + j * dv;
+        const float* vt = v + t * vs + j * vhs;
         for (int64_t hh = 0; hh < g; ++hh) {
           const float p = scores[hh * n_keys + t];
           float* ah = acc.data() + hh * dv;

@@ -18,6 +18,10 @@ struct AttentionDims {
   // Floats between consecutive tokens (rows) of each buffer; 0 means packed
   // (n_heads*dk for q, n_kv_heads*dk for k, n_kv_heads*dv for v, n_heads*dv for out).
   int64_t q_stride = 0, k_stride = 0, v_stride = 0, out_stride = 0;
+  // Floats between kv head j and j + 1 of k and of v; 0 means side by side in a row
+  // (dk, dv). A head-major cache ([n_kv_heads, tokens, d]) has row stride d and head
+  // stride tokens * d: each kv head's rows are one stream.
+  int64_t k_head_stride = 0, v_head_stride = 0;
   // Key index of query 0: query i attends keys [0, q_start + i] (causal). For a
   // cache holding every earlier token, q_start = tokens cached before this batch.
   int64_t q_start = 0;
@@ -33,8 +37,8 @@ struct AttentionDims {
 };
 
 // q:   [n_q, n_heads, dk]            (row stride q_stride)
-// k:   [q_start + n_q, n_kv_heads, dk] (row stride k_stride)
-// v:   [q_start + n_q, n_kv_heads, dv] (row stride v_stride)
+// k:   [q_start + n_q, n_kv_heads, dk] (row stride k_stride, head stride k_head_stride)
+// v:   [q_start + n_q, n_kv_heads, dv] (row stride v_stride, head stride v_head_stride)
 // out: [n_q, n_heads, dv]            (row stride out_stride)
 // out_h(i) = sum_{t <= q_start+i} softmax_t(scale * q_h(i) . k_j(t)) v_j(t).
 // Decode and short batches (n_q < 16): parallel over (query, kv group) pairs, each

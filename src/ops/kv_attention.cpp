@@ -46,6 +46,8 @@ struct DecodeShape {
   int64_t dk, dv;      // head sizes
   int64_t dkp, dvp;    // dk, dv rounded up to a multiple of w
   int64_t shared_off;  // >= 0: keys are the value rows from this column on
+  int64_t khs, vhs;    // elements between kv groups j and j + 1 of k and of v
+  bool head_major;     // each group's rows apart from the others' (walked group by group)
   int w;               // floats per vector the kernel uses (4, 8 or 16)
 };
 
@@ -234,6 +236,9 @@ void kv_decode_attention(const float* q, TypedRows k, TypedRows v, float* out, c
   while (d.w > 4 && std::min(dk, dv) < d.w) d.w /= 2;
   d.dkp = (dk + d.w - 1) / d.w * d.w;
   d.dvp = (dv + d.w - 1) / d.w * d.w;
+  d.khs = a.k_head_stride ? a.k_head_stride : dk;
+  d.vhs = a.v_head_stride ? a.v_head_stride : dv;
+  d.head_major = J > 1 && (d.khs != dk || d.vhs != dv);
   // Same rows for keys and values (MLA absorbed): read each row once for both.
   d.shared_off = -1;
   if (J == 1 && k.dtype == v.dtype && k.stride == v.stride) {
@@ -318,10 +323,15 @@ void kv_attention(const float* q, TypedRows k, TypedRows v, float* out, const At
   thread_local std::vector<float> kw, vw;
   kw.resize(static_cast<size_t>(T * J * d.dk));
   vw.resize(static_cast<size_t>(T * J * d.dv));
-  widen_rows(k, T, J * d.dk, kw.data(), J * d.dk);
-  widen_rows(v, T, J * d.dv, vw.data(), J * d.dv);
+  const int64_t khs = d.k_head_stride ? d.k_head_stride : d.dk, vhs = d.v_head_stride ? d.v_head_stride : d.dv;
+  for (int64_t j = 0; j < J; ++j) {
+    widen_rows(offset_cols(k, j * khs), T, d.dk, kw.data() + j * d.dk, J * d.dk);
+    widen_rows(offset_cols(v, j * vhs), T, d.dv, vw.data() + j * d.dv, J * d.dv);
+  }
   a.k_stride = J * d.dk;
   a.v_stride = J * d.dv;
+  a.k_head_stride = 0;
+  a.v_head_stride = 0;
   causal_attention(q, kw.data(), vw.data(), out, a);
 }
 

@@ -56,8 +56,10 @@ void round_rows(const float* src, int64_t src_stride, int64_t rows, int64_t cols
 constexpr int64_t kKvDecodeBatch = 16;
 
 // Causal attention as causal_attention (same layouts for q and out, dims.k_stride and
-// dims.v_stride ignored: the strides are those of k and v):
+// dims.v_stride ignored: the strides are those of k and v; head strides from dims):
 // k: [q_start + n_q, n_kv_heads, dk] rows, v: [q_start + n_q, n_kv_heads, dv] rows.
+// With head strides (a head-major cache) the decode kernel walks one kv group's
+// range at a time, so each group's K and V rows are read as two streams.
 // Decode kernel for n_q < kKvDecodeBatch, widen + causal_attention otherwise.
 void kv_attention(const float* q, TypedRows k, TypedRows v, float* out, const AttentionDims& dims);
 // The decode kernel alone, for any n_q (tests; kv_attention picks it for short batches).

@@ -76,7 +76,7 @@ MLAR_AVX512 void dot_block(const char* w, int64_t row_bytes, int64_t in, const f
 #pragma GCC unroll 8
       for (int k = 0; k < R; ++k) {
         if constexpr (N == 1)
-          _mm_prefetch(static_cast<const char*>(rows[k]) + R * row_bytes + i * kBytes, _MM_HINT_T0);
+          _mm_prefetch(static_cast<const char*>(rows[k]) + R * row_bytes + i * kBytes, _MM_HINT_T1);
         const __m512i h = _mm512_loadu_si512(static_cast<const uint16_t*>(rows[k]) + i);
         const __m512 wa = widen16<T>(_mm512_castsi512_si256(h));
         const __m512 wb = widen16<T>(_mm512_extracti64x4_epi64(h, 1));
@@ -96,7 +96,7 @@ MLAR_AVX512 void dot_block(const char* w, int64_t row_bytes, int64_t in, const f
       // Decode: the same columns of the next block's rows, so that their streams are
       // under way when the block starts (measured ~10% on BF16 decode, 2-core Zen 5).
       if constexpr (N == 1)
-        _mm_prefetch(static_cast<const char*>(rows[k]) + R * row_bytes + i * kBytes, _MM_HINT_T0);
+        _mm_prefetch(static_cast<const char*>(rows[k]) + R * row_bytes + i * kBytes, _MM_HINT_T1);
       const __m512 wv = load16<T>(rows[k], i);
 #pragma GCC unroll 4
       for (int t = 0; t < N; ++t) acc[k][t] = _mm512_fmadd_ps(wv, xv[t], acc[k][t]);

@@ -33,7 +33,7 @@ GqaAttention::GqaAttention(const ModelConfig& c, const LayerWeights& w, std::vec
 }
 
 std::unique_ptr<LayerCache> GqaAttention::make_cache(DType dtype) const {
-  return std::make_unique<GqaLayerCache>(n_kv_ * d_, dtype);
+  return std::make_unique<GqaLayerCache>(n_kv_ * d_, dtype, n_kv_);
 }
 
 void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache_base, Workspace& ws,
@@ -63,7 +63,10 @@ void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
   cache->k().write(pos0, k_new, kvd, n);
   cache->v().write(pos0, v_new, kvd, n);
 
-  ops::kv_attention(q, cache->k().view(), cache->v().view(), att, ops::AttentionDims::grouped(n, n_h_, n_kv_, d_, pos0));
+  ops::AttentionDims a = ops::AttentionDims::grouped(n, n_h_, n_kv_, d_, pos0);
+  a.k_head_stride = cache->k().head_stride();
+  a.v_head_stride = cache->v().head_stride();
+  ops::kv_attention(q, cache->k().view(), cache->v().view(), att, a);
 
   ops::linear(att, w_.wo, out, n);
 }

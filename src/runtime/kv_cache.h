@@ -31,16 +31,18 @@ class LayerCache {
   int64_t bytes_reserved() const { return reserved() * bytes_per_token(); }
 };
 
-// GQA: K and V rows of n_kv * d values per token.
+// GQA: K and V rows of n_kv * d values per token, each stored head-major (one
+// stream per kv head, cache_rows.h).
 class GqaLayerCache final : public LayerCache {
  public:
-  explicit GqaLayerCache(int64_t kv_dim, DType dtype = DType::F32) : kv_dim_(kv_dim), k_(dtype, kv_dim), v_(dtype, kv_dim) {}
+  GqaLayerCache(int64_t kv_dim, DType dtype = DType::F32, int64_t kv_heads = 1)
+      : kv_dim_(kv_dim), k_(dtype, kv_dim, kv_heads), v_(dtype, kv_dim, kv_heads) {}
   int64_t values_per_token() const override { return 2 * kv_dim_; }
   DType dtype() const override { return k_.dtype(); }
   int64_t reserved() const override { return k_.reserved(); }
   void reserve(int64_t n) override;
   int64_t kv_dim() const { return kv_dim_; }
-  // [reserved, n_kv * d] each: the key (roped) and value of every token.
+  // [n_kv, reserved, d] each: the key (roped) and value of every token.
   CacheRows& k() { return k_; }
   CacheRows& v() { return v_; }
   const CacheRows& k() const { return k_; }

@@ -145,6 +145,54 @@ TEST(KvAttention, GqaMatchesReferenceOnStoredValues) {
   }
 }
 
+// Head-major layout ([n_kv, reserved, d], the runtime's GQA cache): the same rows
+// given with head strides, reserved past the context (the gap is never read), give
+// the reference's result on the decode kernel (its group-by-group walk), the prefill
+// path and causal_attention.
+TEST(KvAttention, HeadMajorRowsMatchReference) {
+  LevelGuard guard;
+  ops::set_cpu_threads(3);
+  const GqaCase cases[] = {{4, 2, 8}, {8, 2, 128}, {12, 4, 64}, {15, 3, 20}, {6, 6, 16}};
+  for (const ops::CpuLevel lv : levels()) {
+    ASSERT_EQ(ops::set_cpu_level(lv), lv);
+    const std::string level = ops::cpu_level_name(lv);
+    for (DType t : {DType::F32, DType::BF16})
+      for (const GqaCase& c : cases)
+        for (int64_t T : {7, 65, 300, 1000})
+          for (int64_t n_q : {1, 3, 20}) {
+            if (n_q > T) continue;
+            ops::AttentionDims a = dims(n_q, c.heads, c.kv_heads, c.d, c.d, T);
+            const int64_t J = c.kv_heads, kvd = J * c.d, reserved = T + 37;
+            const auto q = test::random_floats(n_q * c.heads * c.d, 31 + T, -2, 2);
+            const auto kx = test::random_floats(T * kvd, 32 + T, -2, 2), vx = test::random_floats(T * kvd, 33 + T);
+            // Head j's piece of row t at (j * reserved + t) * d; NaN in the reserved gap.
+            std::vector<float> kh(size_t(J * reserved * c.d), NAN), vh(kh.size(), NAN);
+            for (int64_t j = 0; j < J; ++j)
+              for (int64_t tt = 0; tt < T; ++tt)
+                for (int64_t x = 0; x < c.d; ++x) {
+                  kh[size_t((j * reserved + tt) * c.d + x)] = kx[size_t(tt * kvd + j * c.d + x)];
+                  vh[size_t((j * reserved + tt) * c.d + x)] = vx[size_t(tt * kvd + j * c.d + x)];
+                }
+            const Stored k = store(kh, t), v = store(vh, t), krow = store(kx, t), vrow = store(vx, t);
+            a.k_head_stride = reserved * c.d;
+            a.v_head_stride = reserved * c.d;
+            std::vector<float> out(size_t(n_q * c.heads * c.d));
+            ops::kv_attention(q.data(), k.rows(t, c.d), v.rows(t, c.d), out.data(), a);
+            const auto want = reference(q, krow.f32.data(), kvd, vrow.f32.data(), kvd, a);
+            EXPECT_LE(test::rel_diff(out, want), kTol) << level << " " << dtype_name(t) << " heads " << c.heads
+                                                      << "/" << c.kv_heads << " d " << c.d << " T " << T << " n_q "
+                                                      << n_q;
+            if (t == DType::F32) {
+              a.k_stride = c.d;
+              a.v_stride = c.d;
+              std::vector<float> f32(out.size());
+              ops::causal_attention(q.data(), k.f32.data(), v.f32.data(), f32.data(), a);
+              EXPECT_LE(test::rel_diff(f32, want), kTol) << level << " causal_attention T " << T << " n_q " << n_q;
+            }
+          }
+  }
+}
+
 // MLA absorbed layout: one group of H heads over rows [c | k_pe] of r + R values;
 // keys are the whole row (NoPE part scores) or k_pe alone, values are c.
 TEST(KvAttention, SharedLatentRowsMatchReference) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/decoder.h"
+#include "tensor/typed_tensor.h"
 #include "runtime/random_model.h"
 #include "runtime/session.h"
 #include "test_models.h"
@@ -76,6 +77,35 @@ TEST(KvCache, WritesRoundToNearestEven) {
   EXPECT_EQ(rb[1], 1.0f + 4.0f / 256);    // tie -> even mantissa (up)
   EXPECT_EQ(rh[2], 1.0f);                 // f16 tie -> even
   EXPECT_EQ(rh[0], x[0]);                 // exact in f16
+}
+
+// A GQA cache stores each kv head's pieces contiguously over the tokens; rows go in
+// and come out whole, and growing moves every head's block without losing rows.
+TEST(KvCache, HeadMajorRowsRoundTripAndGrow) {
+  for (DType t : {DType::F32, DType::BF16}) {
+    GqaLayerCache layer(6, t, 3);  // 3 kv heads of 2
+    layer.reserve(4);
+    const float rows[2][6] = {{1, 2, 3, 4, 5, 6}, {-1, -2, -3, -4, -5, -6}};
+    layer.k().write(1, rows[0], 6, 2);  // tokens 1 and 2
+    EXPECT_EQ(layer.k().head_stride(), 4 * 2);
+    auto element = [&](int64_t h, int64_t tok, int64_t c) {  // head h, token tok, column c of the stored block
+      const auto* base = static_cast<const unsigned char*>(layer.k().view().data);
+      float f;
+      convert_values(base + size_t(h * layer.k().head_stride() + tok * 2 + c) * dtype_size(t), t, &f, DType::F32, 1);
+      return f;
+    };
+    EXPECT_EQ(element(2, 1, 1), 6.0f);   // token 1, column 5: head 2's second value
+    EXPECT_EQ(element(1, 2, 0), -3.0f);  // token 2, column 2
+    layer.reserve(50);
+    EXPECT_EQ(layer.k().head_stride(), 50 * 2);
+    EXPECT_EQ(element(2, 1, 1), 6.0f);
+    float back[2][6];
+    layer.k().read(1, 2, back[0], 6);
+    for (int r = 0; r < 2; ++r)
+      for (int c = 0; c < 6; ++c) EXPECT_EQ(back[r][c], rows[r][c]) << r << " " << c;
+    EXPECT_EQ(layer.bytes_reserved(), 50 * 12 * int64_t(dtype_size(t)));
+  }
+  EXPECT_THROW(GqaLayerCache(6, DType::F32, 4), Error);  // 4 heads do not divide 6 values
 }
 
 TEST(KvCache, GrowsGeometricallyUpToTheLimitAndKeepsRows) {

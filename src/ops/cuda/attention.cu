@@ -230,6 +230,7 @@ AttentionPlan attention_plan(ops::TypedRows k, ops::TypedRows v, const ops::Atte
 void attention(const float* q, ops::TypedRows k, ops::TypedRows v, float* out, const ops::AttentionDims& d,
                const AttentionBatch& batch) {
   if (d.key_scale) fail("cuda::attention: per-key score scales (the cached key-norm MLA form) run on the CPU only");
+  if (d.k_head_stride || d.v_head_stride) fail("cuda::attention: head-major caches (head strides) run on the CPU only");
   if (d.n_kv_heads <= 0 || d.n_heads % d.n_kv_heads != 0)
     fail("cuda::attention: {} query heads do not group over {} kv heads", d.n_heads, d.n_kv_heads);
   if (k.dtype != v.dtype) fail("cuda::attention: keys are {} but values are {}", dtype_name(k.dtype), dtype_name(v.dtype));
