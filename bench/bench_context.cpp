@@ -15,7 +15,9 @@
 // Every form runs once per cache dtype of --kv-dtypes (f32, bf16, f16; default f32).
 // Decode at context C: the cache holds C tokens of random values (no prefill: a 16K
 // prefill would cost far more than the measurement, and the values do not change the
-// work), then --decode tokens are timed one forward call each, best of --reps.
+// work), then --decode tokens are timed one forward call each, best of --reps. Every
+// form, evaluation and dtype runs in turn within each rep (interleaved, as their bounds
+// are), so that their ratios compare the same phases of a shared host.
 // Naive evaluation re-expands every cached latent at every step (cost grows with
 // C * r * n_h * (d_n + d_v)); it is measured up to --naive-max-context.
 // Each row also gives the bytes a decode step must read: weights (all but the
@@ -191,60 +193,81 @@ struct Form {
 
 uint64_t checksum = 0;  // of the bound's reads (kept, so they cannot be dropped)
 
-json run_form(const Args& a, const Form& f, const std::vector<int32_t>& ids, DType kv_dtype, double bandwidth) {
-  json rows = json::array();
+// One measured configuration: a form, its evaluation and a cache dtype, with its own
+// cache (filled once) and scratch.
+struct Case {
+  const Form* form;
+  std::string eval;  // gqa | naive | absorbed
+  DType kv_dtype;
+  int64_t weight_bytes;
+  std::unique_ptr<Decoder> decoder;
+  KvCache cache;
+  ForwardScratch scratch;
+  Tensor logits;
+};
+
+// Every case at every context. Per context, each rep times every case in turn (its decode steps, then a
+// read of the bytes one of its steps reads), so that all cases and their bounds see the same phases of
+// a shared host's memory bandwidth: their ratios are measured side by side, not minutes apart.
+json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<int32_t>& ids) {
   const int64_t max_ctx = *std::max_element(a.contexts.begin(), a.contexts.end());
-  const bool mla = f.model->config.mla.has_value();
-  std::vector<MlaEval> evals{MlaEval::Auto};
-  if (mla) evals = {MlaEval::Naive, MlaEval::Absorbed};
-  const int64_t weight_bytes = span_bytes(weight_spans(*f.model));
-  for (MlaEval e : evals) {
-    const Decoder d(*f.model, e);
-    KvCache cache = d.make_cache(max_ctx + a.decode, kv_dtype);
-    fill_cache(cache, max_ctx + a.decode);
-    ForwardScratch scratch;
-    Tensor logits;
-    const std::string eval = mla ? mla_eval_name(e) : "gqa";
-    for (int64_t ctx : a.contexts) {
-      if (e == MlaEval::Naive && ctx > a.naive_max) continue;
-      // Each rep: the decode steps, then a read of the bytes one step reads (interleaved, so both see the
-      // same state of a shared host's memory bandwidth).
-      const std::vector<bench::Span> spans = step_spans(*f.model, cache, ctx);
-      double best = 1e30, read_best = 1e30;
-      for (int r = 0; r < a.reps; ++r) {
-        cache.clear();
-        cache.advance(ctx);
+  std::vector<std::unique_ptr<Case>> cases;
+  for (const Form& f : forms) {
+    const bool mla = f.model->config.mla.has_value();
+    for (DType t : a.kv_dtypes)
+      for (MlaEval e : mla ? std::vector<MlaEval>{MlaEval::Naive, MlaEval::Absorbed} : std::vector<MlaEval>{MlaEval::Auto}) {
+        auto c = std::make_unique<Case>();
+        c->form = &f;
+        c->eval = mla ? mla_eval_name(e) : "gqa";
+        c->kv_dtype = t;
+        c->weight_bytes = span_bytes(weight_spans(*f.model));
+        c->decoder = std::make_unique<Decoder>(*f.model, e);
+        c->cache = c->decoder->make_cache(max_ctx + a.decode, t);
+        fill_cache(c->cache, max_ctx + a.decode);
+        cases.push_back(std::move(c));
+      }
+  }
+  json rows = json::array();
+  for (int64_t ctx : a.contexts) {
+    std::vector<Case*> now;
+    for (auto& c : cases)
+      if (c->eval != "naive" || ctx <= a.naive_max) now.push_back(c.get());
+    std::vector<std::vector<bench::Span>> spans;
+    for (Case* c : now) spans.push_back(step_spans(*c->form->model, c->cache, ctx));
+    std::vector<double> best(now.size(), 1e30), read_best(now.size(), 1e30);
+    for (int r = 0; r < a.reps; ++r)
+      for (size_t i = 0; i < now.size(); ++i) {
+        Case& c = *now[i];
+        c.cache.clear();
+        c.cache.advance(ctx);
         const auto t0 = clock_type::now();
         for (int64_t s = 0; s < a.decode; ++s)
-          d.forward(std::span<const int32_t>(ids.data() + ctx + s, 1), cache, scratch, false, logits);
-        best = std::min(best, bench::seconds_since(t0));
-        read_best = std::min(read_best, bench::read_spans_seconds(spans, 2, &checksum));
+          c.decoder->forward(std::span<const int32_t>(ids.data() + ctx + s, 1), c.cache, c.scratch, false, c.logits);
+        best[i] = std::min(best[i], bench::seconds_since(t0));
+        read_best[i] = std::min(read_best[i], bench::read_spans_seconds(spans[i], 2, &checksum));
       }
-      const int64_t kv_bpt = cache.bytes_per_token();
-      const double tok_s = static_cast<double>(a.decode) / best;
-      const int64_t step_bytes = weight_bytes + kv_bpt * ctx;
-      const double bound = bandwidth / static_cast<double>(step_bytes);  // tokens/s the bytes allow
-      rows.push_back({{"form", f.name},
-                      {"eval", eval},
-                      {"kv_dtype", dtype_flag_name(kv_dtype)},
+    for (size_t i = 0; i < now.size(); ++i) {
+      const Case& c = *now[i];
+      const int64_t kv_bpt = c.cache.bytes_per_token();
+      const double tok_s = static_cast<double>(a.decode) / best[i];
+      const int64_t step_bytes = c.weight_bytes + kv_bpt * ctx;
+      rows.push_back({{"form", c.form->name},
+                      {"eval", c.eval},
+                      {"kv_dtype", dtype_flag_name(c.kv_dtype)},
                       {"context", ctx},
                       {"tokens_per_s", tok_s},
                       {"ms_per_token", 1e3 / tok_s},
                       {"kv_bytes_per_token", kv_bpt},
                       {"kv_bytes", kv_bpt * ctx},
-                      {"weight_bytes_per_step", weight_bytes},
+                      {"weight_bytes_per_step", c.weight_bytes},
                       {"bytes_read_per_step", step_bytes},
-                      {"bound_tokens_per_s", bound},
-                      {"fraction_of_bound", tok_s / bound},
-                      {"same_bytes_read_bytes", span_bytes(spans)},
-                      {"same_bytes_read_seconds", read_best},
-                      {"same_bytes_bound_tokens_per_s", 1.0 / read_best},
-                      {"fraction_of_same_bytes_bound", tok_s * read_best}});
-      fmt::print(stderr,
-                 "  {:<10} {:<8} {:<4} ctx {:>6}: {:9.2f} tok/s  KV {:>8.1f} MiB  bound {:8.2f} tok/s ({:.0f}%)  "
-                 "same bytes read {:.2f} ms ({:.0f}%)\n",
-                 f.name, eval, dtype_flag_name(kv_dtype), ctx, tok_s, static_cast<double>(kv_bpt * ctx) / (1 << 20),
-                 bound, 100.0 * tok_s / bound, 1e3 * read_best, 100.0 * tok_s * read_best);
+                      {"same_bytes_read_bytes", span_bytes(spans[i])},
+                      {"same_bytes_read_seconds", read_best[i]},
+                      {"same_bytes_bound_tokens_per_s", 1.0 / read_best[i]},
+                      {"fraction_of_same_bytes_bound", tok_s * read_best[i]}});
+      fmt::print(stderr, "  {:<10} {:<8} {:<4} ctx {:>6}: {:9.2f} tok/s  KV {:>8.1f} MiB  same bytes read {:.2f} ms ({:.0f}%)\n",
+                 c.form->name, c.eval, dtype_flag_name(c.kv_dtype), ctx, tok_s,
+                 static_cast<double>(kv_bpt * ctx) / (1 << 20), 1e3 * read_best[i], 100.0 * tok_s * read_best[i]);
     }
   }
   return rows;
@@ -293,18 +316,10 @@ int main(int argc, char** argv) {
                 {"weight_dtype", dtype_name(a.weight_dtype)},
                 {"source", config_json(src->config)}};
     fmt::print(stderr, "read bandwidth: {:.1f} GB/s\n", out["read_bandwidth_bytes_per_s"].get<double>() / 1e9);
-    json rows = json::array();
     const double bandwidth = out["read_bandwidth_bytes_per_s"].get<double>();
     const auto wanted = [&](const char* form) { return std::count(a.forms.begin(), a.forms.end(), form) > 0; };
-    auto add = [&](const Form& f) {
-      out["configs"][f.name] = config_json(f.model->config);
-      for (DType t : a.kv_dtypes)
-        for (auto& r : run_form(a, f, ids, t, bandwidth)) rows.push_back(std::move(r));
-    };
-    if (wanted("exact")) {
-      Form exact{"exact", std::make_unique<Model>(convert_repeat(*src))};
-      add(exact);
-    }
+    std::vector<Form> forms;
+    if (wanted("exact")) forms.push_back(Form{"exact", std::make_unique<Model>(convert_repeat(*src))});
     if (wanted("compressed")) {
       Form compressed{"compressed", nullptr};
       if (!a.compressed.empty()) {
@@ -314,9 +329,11 @@ int main(int argc, char** argv) {
         compressed.model = std::make_unique<Model>(random_mla_model(compressed_config(src->config, a.budget), 2));
         cast_matrices(compressed.model->weights, a.weight_dtype);
       }
-      add(compressed);
+      forms.push_back(std::move(compressed));
     }
-    if (wanted("gqa")) add(Form{"gqa", std::move(src)});
+    if (wanted("gqa")) forms.push_back(Form{"gqa", std::move(src)});
+    for (const Form& f : forms) out["configs"][f.name] = config_json(f.model->config);
+    json rows = run_cases(a, forms, ids);
     // The read bandwidth again after the runs (it moves with the neighbours' load on a
     // shared host): the bound uses the larger of the two, so a fraction of it is a
     // lower estimate.
