@@ -20,6 +20,9 @@
 // are), so that their ratios compare the same phases of a shared host.
 // Naive evaluation re-expands every cached latent at every step (cost grows with
 // C * r * n_h * (d_n + d_v)); it is measured up to --naive-max-context.
+// Roofline (GQA and absorbed rows): the weights' share of that read, plus the longer
+// of the cache's share and the attention's multiply-adds at the FMA peak measured in
+// the run (bench/fma_peak.h): absorbed MLA on a CPU is bound by arithmetic.
 // Each row also gives the bytes a decode step must read: weights (all but the
 // embedding table, of which one row is read) plus the cache in its dtype, the
 // tokens/s that many bytes allow at the read bandwidth measured in the same run
@@ -38,6 +41,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "fma_peak.h"
 #include "read_spans.h"
 #include "convert/extend_layer.h"
 #include "convert/repeat.h"
@@ -200,6 +204,7 @@ struct Case {
   std::string eval;  // gqa | naive | absorbed
   DType kv_dtype;
   int64_t weight_bytes;
+  int64_t attention_macs_per_token;  // multiply-adds of attention per cached token, all layers (0: naive, not counted)
   std::unique_ptr<Decoder> decoder;
   KvCache cache;
   ForwardScratch scratch;
@@ -209,7 +214,21 @@ struct Case {
 // Every case at every context. Per context, each rep times every case in turn (its decode steps, then a
 // read of the bytes one of its steps reads), so that all cases and their bounds see the same phases of
 // a shared host's memory bandwidth: their ratios are measured side by side, not minutes apart.
-json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<int32_t>& ids) {
+// Multiply-adds per cached token of one decode step's attention, over all layers: GQA scores and sums
+// head_dim values per query head; absorbed MLA scores (d_n > 0 ? r : 0) + d_r values and sums r per head
+// (MLA.md §2). 0 for the naive evaluation (not counted).
+int64_t attention_macs_per_token(const ModelConfig& c, const std::string& eval) {
+  if (eval == "gqa") return c.num_layers * c.num_heads * 2 * c.head_dim;
+  if (eval != "absorbed") return 0;
+  int64_t n = 0;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const int64_t r = c.mla->rank(l);
+    n += c.num_heads * ((c.mla->qk_nope_head_dim > 0 ? r : 0) + c.mla->qk_rope_head_dim + r);
+  }
+  return n;
+}
+
+json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<int32_t>& ids, double fma_peak) {
   const int64_t max_ctx = *std::max_element(a.contexts.begin(), a.contexts.end());
   std::vector<std::unique_ptr<Case>> cases;
   for (const Form& f : forms) {
@@ -221,6 +240,7 @@ json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<
         c->eval = mla ? mla_eval_name(e) : "gqa";
         c->kv_dtype = t;
         c->weight_bytes = span_bytes(weight_spans(*f.model));
+        c->attention_macs_per_token = attention_macs_per_token(f.model->config, c->eval);
         c->decoder = std::make_unique<Decoder>(*f.model, e);
         c->cache = c->decoder->make_cache(max_ctx + a.decode, t);
         fill_cache(c->cache, max_ctx + a.decode);
@@ -251,6 +271,11 @@ json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<
       const int64_t kv_bpt = c.cache.bytes_per_token();
       const double tok_s = static_cast<double>(a.decode) / best[i];
       const int64_t step_bytes = c.weight_bytes + kv_bpt * ctx;
+      // Roofline: the weights' share of the same-bytes read, plus the longer of the cache's share and the
+      // attention's multiply-adds at the measured peak.
+      const double cache_share = static_cast<double>(kv_bpt * ctx) / static_cast<double>(step_bytes);
+      const double attn_s = static_cast<double>(c.attention_macs_per_token * ctx) / fma_peak;
+      const double roof_s = read_best[i] * (1 - cache_share) + std::max(read_best[i] * cache_share, attn_s);
       rows.push_back({{"form", c.form->name},
                       {"eval", c.eval},
                       {"kv_dtype", dtype_flag_name(c.kv_dtype)},
@@ -265,9 +290,17 @@ json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<
                       {"same_bytes_read_seconds", read_best[i]},
                       {"same_bytes_bound_tokens_per_s", 1.0 / read_best[i]},
                       {"fraction_of_same_bytes_bound", tok_s * read_best[i]}});
-      fmt::print(stderr, "  {:<10} {:<8} {:<4} ctx {:>6}: {:9.2f} tok/s  KV {:>8.1f} MiB  same bytes read {:.2f} ms ({:.0f}%)\n",
+      if (c.attention_macs_per_token > 0)
+        rows.back().update({{"attention_macs_per_step", c.attention_macs_per_token * ctx},
+                            {"attention_seconds_at_fma_peak", attn_s},
+                            {"roofline_seconds", roof_s},
+                            {"fraction_of_roofline", tok_s * roof_s}});
+      fmt::print(stderr,
+                 "  {:<10} {:<8} {:<4} ctx {:>6}: {:9.2f} tok/s  KV {:>8.1f} MiB  same bytes read {:.2f} ms ({:.0f}%)  "
+                 "roofline {:.2f} ms ({:.0f}%)\n",
                  c.form->name, c.eval, dtype_flag_name(c.kv_dtype), ctx, tok_s,
-                 static_cast<double>(kv_bpt * ctx) / (1 << 20), 1e3 * read_best[i], 100.0 * tok_s * read_best[i]);
+                 static_cast<double>(kv_bpt * ctx) / (1 << 20), 1e3 * read_best[i], 100.0 * tok_s * read_best[i],
+                 1e3 * roof_s, 100.0 * tok_s * roof_s);
     }
   }
   return rows;
@@ -333,7 +366,12 @@ int main(int argc, char** argv) {
     }
     if (wanted("gqa")) forms.push_back(Form{"gqa", std::move(src)});
     for (const Form& f : forms) out["configs"][f.name] = config_json(f.model->config);
-    json rows = run_cases(a, forms, ids);
+    float keep = 0;
+    const double fma_peak = bench::fma_peak_macs_per_s(3, &keep);
+    out["fma_peak_macs_per_s"] = fma_peak;
+    fmt::print(stderr, "multiply-add peak: {:.1f} G/s ({} threads)\n", fma_peak / 1e9, ops::cpu_threads());
+    json rows = run_cases(a, forms, ids, fma_peak);
+    checksum += static_cast<uint64_t>(keep != 0.0f);
     // The read bandwidth again after the runs (it moves with the neighbours' load on a
     // shared host): the bound uses the larger of the two, so a fraction of it is a
     // lower estimate.

@@ -184,6 +184,14 @@ void convert_markdown(const json& j) {
   fmt::print("\n");
 }
 
+// Attention multiply-adds per cached token of a form's first row that has them (0: none).
+int64_t macs_per_token(const json& j, const std::string& form) {
+  for (const auto& r : j.at("rows"))
+    if (r.at("form") == form && r.contains("attention_macs_per_step"))
+      return r.at("attention_macs_per_step").get<int64_t>() / r.at("context").get<int64_t>();
+  return 0;
+}
+
 // A bench_context run over several cache dtypes: every (form, cache dtype, context)
 // against its bound, and the compressed/GQA speed ratio against the ratio of their bytes.
 // The bound is the time to read the very bytes a step reads, measured right after each
@@ -211,11 +219,20 @@ void bound_markdown(const json& j) {
       fmt::print("**The read bandwidth moved by more than 10% during this run (a shared host): its ratios are not "
                  "reliable; run it again.**\n\n");
   }
+  const bool roof = !j.at("rows").empty() && j.at("rows")[0].contains("fraction_of_roofline");
+  if (roof)
+    fmt::print("Roofline = the weights' share of that read plus the longer of the cache's share and the attention's "
+               "multiply-adds at the FMA peak measured in the run ({:.0f} G multiply-adds/s on {} threads): absorbed "
+               "MLA does {} multiply-adds per cached token here, GQA {}, so on this CPU the compressed form's "
+               "attention is bound by arithmetic ('roofline' columns).\n\n",
+               j.at("fma_peak_macs_per_s").get<double>() / 1e9, j.at("threads").get<int>(), macs_per_token(j, "compressed"),
+               macs_per_token(j, "gqa"));
   const char* bound_key = same ? "same_bytes_bound_tokens_per_s" : "bound_tokens_per_s";
   fmt::print("| cache | context | GQA tok/s | GQA bound | GQA / bound | compressed absorbed tok/s | bound | / bound | "
-             "speed ratio compressed / GQA | bound ratio compressed / GQA | speed / bound ratio |{}\n",
-             same ? " GQA / global | compressed / global |" : "");
-  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{}\n", same ? " ---: | ---: |" : "");
+             "speed ratio compressed / GQA | bound ratio compressed / GQA | speed / bound ratio |{}{}\n",
+             roof ? " compressed / roofline |" : "", same ? " GQA / global | compressed / global |" : "");
+  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{}{}\n", roof ? " ---: |" : "",
+             same ? " ---: | ---: |" : "");
   std::map<std::pair<std::string, int64_t>, std::pair<const json*, const json*>> rows;  // (dtype, ctx) -> (gqa, mla)
   for (const auto& r : j.at("rows")) {
     const std::string form = r.at("form"), eval = r.at("eval");
@@ -229,6 +246,7 @@ void bound_markdown(const json& j) {
     const double gt = g->at("tokens_per_s"), gb = g->at(bound_key), ct = c->at("tokens_per_s"), cb = c->at(bound_key);
     fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.0f}% | {:.1f} | {:.1f} | {:.0f}% | {:.2f} | {:.2f} | {:.2f} |", key.first,
                key.second, gt, gb, 100 * gt / gb, ct, cb, 100 * ct / cb, ct / gt, cb / gb, (ct / gt) / (cb / gb));
+    if (roof) fmt::print(" {:.0f}% |", 100 * c->at("fraction_of_roofline").get<double>());
     if (same)
       fmt::print(" {:.0f}% | {:.0f}% |", 100 * g->at("fraction_of_bound").get<double>(),
                  100 * c->at("fraction_of_bound").get<double>());
