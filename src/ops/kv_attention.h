@@ -10,7 +10,9 @@
 // is scored against the block's keys W at a time (W = 16 / 8 / 4 floats per vector
 // at AVX-512 / AVX2 / SSE2), the W per-key lane-wise dot products being reduced
 // together by one shuffle tree; then P x V with the output rows in registers, so
-// each cached row is read from memory once per step. MLA's absorbed evaluation is
+// each cached row is read from memory once per step. The rows of the next block (or,
+// for a head-major cache walked group by group, of the block two ahead) are asked
+// into L2 a few lines before each score tile. MLA's absorbed evaluation is
 // the case of one group of n_heads query heads whose keys and values are the same
 // cache rows ([c | k_pe] and c): each row is then read (or widened) once for both.
 // BF16/F16 rows are widened in registers where one pass of the tiles covers the
