@@ -235,6 +235,8 @@ json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<
     const bool mla = f.model->config.mla.has_value();
     for (DType t : a.kv_dtypes)
       for (MlaEval e : mla ? std::vector<MlaEval>{MlaEval::Naive, MlaEval::Absorbed} : std::vector<MlaEval>{MlaEval::Auto}) {
+        const int64_t min_ctx = *std::min_element(a.contexts.begin(), a.contexts.end());
+        if (e == MlaEval::Naive && min_ctx > a.naive_max) continue;  // never timed
         auto c = std::make_unique<Case>();
         c->form = &f;
         c->eval = mla ? mla_eval_name(e) : "gqa";

@@ -158,7 +158,7 @@ json run(const Args& a, const std::string& form, DType t, int64_t T, double band
   const double gbs = static_cast<double>(layer_bytes) / best / 1e9;
   const double cpu_gbs = static_cast<double>(layer_bytes) / best_cpu / 1e9;
   fmt::print(stderr,
-             "  {:<4} {:<4} ctx {:>6}: {:8.1f} us/layer  {:6.1f} GB/s  {:4.0f}% of read bandwidth  (CPU time: {:6.1f} "
+             "  {:<8} {:<4} ctx {:>6}: {:8.1f} us/layer  {:6.1f} GB/s  {:4.0f}% of read bandwidth  (CPU time: {:6.1f} "
              "GB/s; {} layers)\n",
              form, dtype_flag_name(t), T, best * 1e6, gbs, 100.0 * gbs * 1e9 / bandwidth, cpu_gbs, layers);
   return {{"form", form},

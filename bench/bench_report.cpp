@@ -219,7 +219,8 @@ void bound_markdown(const json& j) {
       fmt::print("**The read bandwidth moved by more than 10% during this run (a shared host): its ratios are not "
                  "reliable; run it again.**\n\n");
   }
-  const bool roof = !j.at("rows").empty() && j.at("rows")[0].contains("fraction_of_roofline");
+  const bool roof = std::any_of(j.at("rows").begin(), j.at("rows").end(),
+                               [](const json& r) { return r.contains("fraction_of_roofline"); });
   if (roof)
     fmt::print("Roofline = the weights' share of that read plus the longer of the cache's share and the attention's "
                "multiply-adds at the FMA peak measured in the run ({:.0f} G multiply-adds/s on {} threads): absorbed "

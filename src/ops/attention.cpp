@@ -70,8 +70,9 @@ void attention_blas(const float* q, const float* k, const float* v, float* out, 
 void causal_attention(const float* q, const float* k, const float* v, float* out, const AttentionDims& a) {
   const int64_t H = a.n_heads, J = a.n_kv_heads, dk = a.dk, dv = a.dv, g = H / J;
   const int64_t qs = a.q_stride ? a.q_stride : H * dk;
-  const int64_t ks = a.k_stride ? a.k_stride : J * dk;
-  const int64_t vs = a.v_stride ? a.v_stride : J * dv;
+  // Packed rows: a token's kv heads side by side, or (with head strides) one head's row.
+  const int64_t ks = a.k_stride ? a.k_stride : a.k_head_stride ? dk : J * dk;
+  const int64_t vs = a.v_stride ? a.v_stride : a.v_head_stride ? dv : J * dv;
   const int64_t os = a.out_stride ? a.out_stride : H * dv;
   const int64_t khs = a.k_head_stride ? a.k_head_stride : dk;
   const int64_t vhs = a.v_head_stride ? a.v_head_stride : dv;

@@ -16,11 +16,12 @@ struct AttentionDims {
   int64_t dk = 0;          // query/key head size
   int64_t dv = 0;          // value head size
   // Floats between consecutive tokens (rows) of each buffer; 0 means packed
-  // (n_heads*dk for q, n_kv_heads*dk for k, n_kv_heads*dv for v, n_heads*dv for out).
+  // (n_heads*dk for q, n_kv_heads*dk for k, n_kv_heads*dv for v, n_heads*dv for out;
+  // dk for k and dv for v when their head strides are set).
   int64_t q_stride = 0, k_stride = 0, v_stride = 0, out_stride = 0;
   // Floats between kv head j and j + 1 of k and of v; 0 means side by side in a row
-  // (dk, dv). A head-major cache ([n_kv_heads, tokens, d]) has row stride d and head
-  // stride tokens * d: each kv head's rows are one stream.
+  // (dk, dv). A head-major cache ([n_kv_heads, reserved tokens, d]) has row stride d
+  // and head stride reserved * d: each kv head's rows are one stream.
   int64_t k_head_stride = 0, v_head_stride = 0;
   // Key index of query 0: query i attends keys [0, q_start + i] (causal). For a
   // cache holding every earlier token, q_start = tokens cached before this batch.

@@ -261,7 +261,7 @@ void kv_decode_attention(const float* q, TypedRows k, TypedRows v, float* out, c
       }
 
   // Split the keys into `chunks` ranges, each task one range of every group (so the
-  // rows of K and V are read whole and in order): at least 64 keys a range, about 4
+  // rows of K and V, or of each kv head when head-major, are read in order): at least 64 keys a range, about 4
   // ranges per thread when there is enough work (ranges are claimed from a shared
   // counter, so a thread slowed by other work on the machine takes fewer). Online-
   // softmax partials per range, merged below. No BLAS call here: only the ops pool's

@@ -94,7 +94,8 @@ MLAR_AVX512 void dot_block(const char* w, int64_t row_bytes, int64_t in, const f
 #pragma GCC unroll 8
     for (int k = 0; k < R; ++k) {
       // Decode: the same columns of the next block's rows, so that their streams are
-      // under way when the block starts (measured ~10% on BF16 decode, 2-core Zen 5).
+      // under way when the block starts (measured ~10% on BF16 decode, 2-core Zen 5),
+      // into L2 (T1): 10-30% faster than into L1 on the 2-core Zen 4 (interleaved runs).
       if constexpr (N == 1)
         _mm_prefetch(static_cast<const char*>(rows[k]) + R * row_bytes + i * kBytes, _MM_HINT_T1);
       const __m512 wv = load16<T>(rows[k], i);

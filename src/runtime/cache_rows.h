@@ -36,7 +36,8 @@ class CacheRows {
   // dst rows ([n, cols], row stride dst_stride) = rows pos .. pos+n-1 widened.
   void read(int64_t pos, int64_t n, float* dst, int64_t dst_stride) const;
   // All rows from row 0, starting at column col0 (for the kernels). With heads > 1:
-  // head 0's pieces (row stride head_cols()); head h starts h * head_stride() further.
+  // head 0's pieces (row stride head_cols()); head h starts h * head_stride() further
+  // (col0 is then an element offset into that layout).
   ops::TypedRows view(int64_t col0 = 0) const;
 
  private:

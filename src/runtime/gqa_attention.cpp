@@ -40,6 +40,8 @@ void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
                            float* out) const {
   auto* cache = dynamic_cast<GqaLayerCache*>(&cache_base);
   if (!cache) fail("GqaAttention: given a cache of another attention type");
+  if (cache->k().heads() != n_kv_ || cache->v().heads() != n_kv_)
+    fail("GqaAttention: a cache of {} heads for {} kv heads (make it with make_cache)", cache->k().heads(), n_kv_);
   const int64_t qd = n_h_ * d_, kvd = n_kv_ * d_;
 
   float* q = ws.get(kQ, n * qd);      // [n, n_h * d]

@@ -35,7 +35,7 @@ class LayerCache {
 // stream per kv head, cache_rows.h).
 class GqaLayerCache final : public LayerCache {
  public:
-  GqaLayerCache(int64_t kv_dim, DType dtype = DType::F32, int64_t kv_heads = 1)
+  explicit GqaLayerCache(int64_t kv_dim, DType dtype = DType::F32, int64_t kv_heads = 1)
       : kv_dim_(kv_dim), k_(dtype, kv_dim, kv_heads), v_(dtype, kv_dim, kv_heads) {}
   int64_t values_per_token() const override { return 2 * kv_dim_; }
   DType dtype() const override { return k_.dtype(); }
