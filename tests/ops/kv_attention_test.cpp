@@ -152,37 +152,43 @@ TEST(KvAttention, GqaMatchesReferenceOnStoredValues) {
 TEST(KvAttention, HeadMajorRowsMatchReference) {
   LevelGuard guard;
   ops::set_cpu_threads(3);
-  const GqaCase cases[] = {{4, 2, 8}, {8, 2, 128}, {12, 4, 64}, {15, 3, 20}, {6, 6, 16}};
+  struct Case {
+    int64_t heads, kv_heads, dk, dv;
+  };
+  // {8, 2, 64, 32} and {6, 3, 16, 40}: key and value heads of different sizes.
+  const Case cases[] = {{4, 2, 8, 8},    {8, 2, 128, 128}, {12, 4, 64, 64}, {15, 3, 20, 20},
+                        {6, 6, 16, 16},  {8, 2, 64, 32},   {6, 3, 16, 40}};
   for (const ops::CpuLevel lv : levels()) {
     ASSERT_EQ(ops::set_cpu_level(lv), lv);
     const std::string level = ops::cpu_level_name(lv);
     for (DType t : {DType::F32, DType::BF16, DType::F16})
-      for (const GqaCase& c : cases)
+      for (const Case& c : cases)
         for (int64_t T : {7, 65, 300, 1000})
           for (int64_t n_q : {1, 3, 20}) {
             if (n_q > T) continue;
-            ops::AttentionDims a = dims(n_q, c.heads, c.kv_heads, c.d, c.d, T);
-            const int64_t J = c.kv_heads, kvd = J * c.d, reserved = T + 37;
-            const auto q = test::random_floats(n_q * c.heads * c.d, 31 + T, -2, 2);
-            const auto kx = test::random_floats(T * kvd, 32 + T, -2, 2), vx = test::random_floats(T * kvd, 33 + T);
+            ops::AttentionDims a = dims(n_q, c.heads, c.kv_heads, c.dk, c.dv, T);
+            const int64_t J = c.kv_heads, kd = J * c.dk, vd = J * c.dv, reserved = T + 37;
+            const auto q = test::random_floats(n_q * c.heads * c.dk, 31 + T, -2, 2);
+            const auto kx = test::random_floats(T * kd, 32 + T, -2, 2), vx = test::random_floats(T * vd, 33 + T);
             // Head j's piece of row t at (j * reserved + t) * d; NaN in the reserved gap.
-            std::vector<float> kh(size_t(J * reserved * c.d), NAN), vh(kh.size(), NAN);
+            std::vector<float> kh(size_t(J * reserved * c.dk), NAN), vh(size_t(J * reserved * c.dv), NAN);
             for (int64_t j = 0; j < J; ++j)
-              for (int64_t tt = 0; tt < T; ++tt)
-                for (int64_t x = 0; x < c.d; ++x) {
-                  kh[size_t((j * reserved + tt) * c.d + x)] = kx[size_t(tt * kvd + j * c.d + x)];
-                  vh[size_t((j * reserved + tt) * c.d + x)] = vx[size_t(tt * kvd + j * c.d + x)];
-                }
+              for (int64_t tt = 0; tt < T; ++tt) {
+                for (int64_t x = 0; x < c.dk; ++x)
+                  kh[size_t((j * reserved + tt) * c.dk + x)] = kx[size_t(tt * kd + j * c.dk + x)];
+                for (int64_t x = 0; x < c.dv; ++x)
+                  vh[size_t((j * reserved + tt) * c.dv + x)] = vx[size_t(tt * vd + j * c.dv + x)];
+              }
             const Stored k = store(kh, t), v = store(vh, t), krow = store(kx, t), vrow = store(vx, t);
-            a.k_head_stride = reserved * c.d;
-            a.v_head_stride = reserved * c.d;
-            std::vector<float> out(size_t(n_q * c.heads * c.d));
-            ops::kv_attention(q.data(), k.rows(t, c.d), v.rows(t, c.d), out.data(), a);
-            const auto want = reference(q, krow.f32.data(), kvd, vrow.f32.data(), kvd, a);
+            a.k_head_stride = reserved * c.dk;
+            a.v_head_stride = reserved * c.dv;
+            std::vector<float> out(size_t(n_q * c.heads * c.dv));
+            ops::kv_attention(q.data(), k.rows(t, c.dk), v.rows(t, c.dv), out.data(), a);
+            const auto want = reference(q, krow.f32.data(), kd, vrow.f32.data(), vd, a);
             EXPECT_LE(test::rel_diff(out, want), kTol) << level << " " << dtype_name(t) << " heads " << c.heads
-                                                      << "/" << c.kv_heads << " d " << c.d << " T " << T << " n_q "
-                                                      << n_q;
-            if (t == DType::F32) {  // row strides left 0: packed head rows of d
+                                                      << "/" << c.kv_heads << " dk " << c.dk << " dv " << c.dv
+                                                      << " T " << T << " n_q " << n_q;
+            if (t == DType::F32) {  // row strides left 0: packed head rows of dk and dv
               std::vector<float> f32(out.size());
               ops::causal_attention(q.data(), k.f32.data(), v.f32.data(), f32.data(), a);
               EXPECT_LE(test::rel_diff(f32, want), kTol) << level << " causal_attention T " << T << " n_q " << n_q;
