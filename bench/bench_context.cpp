@@ -230,12 +230,12 @@ int64_t attention_macs_per_token(const ModelConfig& c, const std::string& eval) 
 
 json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<int32_t>& ids, double fma_peak) {
   const int64_t max_ctx = *std::max_element(a.contexts.begin(), a.contexts.end());
+  const int64_t min_ctx = *std::min_element(a.contexts.begin(), a.contexts.end());
   std::vector<std::unique_ptr<Case>> cases;
   for (const Form& f : forms) {
     const bool mla = f.model->config.mla.has_value();
     for (DType t : a.kv_dtypes)
       for (MlaEval e : mla ? std::vector<MlaEval>{MlaEval::Naive, MlaEval::Absorbed} : std::vector<MlaEval>{MlaEval::Auto}) {
-        const int64_t min_ctx = *std::min_element(a.contexts.begin(), a.contexts.end());
         if (e == MlaEval::Naive && min_ctx > a.naive_max) continue;  // never timed
         auto c = std::make_unique<Case>();
         c->form = &f;

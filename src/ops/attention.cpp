@@ -74,8 +74,7 @@ void causal_attention(const float* q, const float* k, const float* v, float* out
   const int64_t ks = a.k_stride ? a.k_stride : a.k_head_stride ? dk : J * dk;
   const int64_t vs = a.v_stride ? a.v_stride : a.v_head_stride ? dv : J * dv;
   const int64_t os = a.out_stride ? a.out_stride : H * dv;
-  const int64_t khs = a.k_head_stride ? a.k_head_stride : dk;
-  const int64_t vhs = a.v_head_stride ? a.v_head_stride : dv;
+  const int64_t khs = a.k_heads_apart(), vhs = a.v_heads_apart();
   init_cpu_threads();
   if (a.n_q >= 16) {
     attention_blas(q, k, v, out, a, qs, ks, vs, os, khs, vhs);

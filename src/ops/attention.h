@@ -23,6 +23,9 @@ struct AttentionDims {
   // (dk, dv). A head-major cache ([n_kv_heads, reserved tokens, d]) has row stride d
   // and head stride reserved * d: each kv head's rows are one stream.
   int64_t k_head_stride = 0, v_head_stride = 0;
+  // The head strides in effect (the defaults filled in).
+  int64_t k_heads_apart() const { return k_head_stride ? k_head_stride : dk; }
+  int64_t v_heads_apart() const { return v_head_stride ? v_head_stride : dv; }
   // Key index of query 0: query i attends keys [0, q_start + i] (causal). For a
   // cache holding every earlier token, q_start = tokens cached before this batch.
   int64_t q_start = 0;

@@ -236,8 +236,8 @@ void kv_decode_attention(const float* q, TypedRows k, TypedRows v, float* out, c
   while (d.w > 4 && std::min(dk, dv) < d.w) d.w /= 2;
   d.dkp = (dk + d.w - 1) / d.w * d.w;
   d.dvp = (dv + d.w - 1) / d.w * d.w;
-  d.khs = a.k_head_stride ? a.k_head_stride : dk;
-  d.vhs = a.v_head_stride ? a.v_head_stride : dv;
+  d.khs = a.k_heads_apart();
+  d.vhs = a.v_heads_apart();
   d.head_major = J > 1 && (d.khs != dk || d.vhs != dv);
   // Same rows for keys and values (MLA absorbed): read each row once for both.
   d.shared_off = -1;
@@ -323,7 +323,7 @@ void kv_attention(const float* q, TypedRows k, TypedRows v, float* out, const At
   thread_local std::vector<float> kw, vw;
   kw.resize(static_cast<size_t>(T * J * d.dk));
   vw.resize(static_cast<size_t>(T * J * d.dv));
-  const int64_t khs = d.k_head_stride ? d.k_head_stride : d.dk, vhs = d.v_head_stride ? d.v_head_stride : d.dv;
+  const int64_t khs = d.k_heads_apart(), vhs = d.v_heads_apart();
   for (int64_t j = 0; j < J; ++j) {
     widen_rows(offset_cols(k, j * khs), T, d.dk, kw.data() + j * d.dk, J * d.dk);
     widen_rows(offset_cols(v, j * vhs), T, d.dv, vw.data() + j * d.dv, J * d.dv);
