@@ -12,6 +12,7 @@
 #include "convert/extend_calib.h"
 #include "convert/extend_layer.h"
 #include "convert/norm_fit.h"
+#include "convert/value_refit.h"
 #include "convert/rank_alloc.h"
 #include "io/deepseek_export.h"
 #include "ops/threads.h"
@@ -54,6 +55,15 @@ struct LayerOut {
   std::vector<double> q_norm_scale, k_norm_scale;  // Qwen3: tau_h, sigma_j (qk_norm_fold.h)
   double kv_bias_residual = 0;  // rho(u) of the latent / rope-key bias fold (0: none)
 };
+
+// Value refit: the most latent features one least-squares fit reads (value_refit.h).
+constexpr int64_t kRefitMaxFeatures = 2048;
+
+// Whether the sequential calibration refits a layer of rank r (value_refit.h): not at
+// full rank Z, where the low-rank step dropped nothing.
+bool refit_on(const ExtendOptions& o, int64_t r, int64_t Z) {
+  return o.calib_mode == CalibMode::Sequential && o.value_refit_tokens > 0 && r < Z;
+}
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -560,6 +570,25 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
       layers.push_back(convert_layer(gqa, l, st, fin, ranks[static_cast<size_t>(l)], o, keep_stages));
       st = LayerStats{};
       lt.convert = since(ts);
+      if (refit_on(o, ranks[static_cast<size_t>(l)], Z)) {
+        ts = Clock::now();
+        LayerOut& lo = layers.back();
+        if (keep_stages && lo.low_rank.w_dkv.empty()) lo.low_rank = lo.final;
+        const int64_t windows = (o.value_refit_tokens + states.len() - 1) / states.len();
+        // The heads of one source kv group together (they read the same source values), one
+        // head at a time where that many features would make the fit large.
+        const int64_t group = c.num_heads / c.num_kv_heads, r = ranks[static_cast<size_t>(l)];
+        const int64_t block = group * r <= kRefitMaxFeatures ? group : 1;
+        const ValueRefitResult vr = refit_outputs(states, gqa, l, cfg, lo.final, windows, block, o.value_refit_step);
+        if (!lo.with_bias.w_dkv.empty()) {
+          lo.with_bias.w_uv = lo.final.w_uv;
+          lo.with_bias.wo = lo.final.wo;
+        }
+        lt.refit = since(ts);
+        rep.value_refit.push_back(vr);
+        say(o, fmt::format("layer {}: values refit on {} tokens: attention output error {:.4f} -> {:.4f} ({:.1f}s)", l + 1,
+                           vr.tokens, vr.mean_before(), vr.mean_after(), lt.refit));
+      }
       if (l + 1 < L) {  // the last layer's output is not needed
         ts = Clock::now();
         states.advance(cfg, l, src_layer, &layers.back().final);
@@ -607,12 +636,16 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     }
     rep.stages.push_back(st);
   };
+  const bool refits = !rep.value_refit.empty();
+  if (refits && keep_stages)  // a layer the refit skipped is its own low-rank stage
+    for (auto& l : layers)
+      if (l.low_rank.w_dkv.empty()) l.low_rank = l.final;
   const auto teval = Clock::now();
   stage("source", c, {});
   const MlaConfig rope_cfg = mla_config_for(c, fin, std::vector<int64_t>(static_cast<size_t>(L), Z), false, 0);
   stage("rope_separated", with_mla(c, rope_cfg), keep_stages ? pick(layers, &LayerOut::rope_only)
                                                              : std::vector<MlaLayerWeights>{});
-  if (norms_on(o))
+  if (norms_on(o) || refits)
     stage("low_rank", with_mla(c, mla_config_for(c, fin, ranks, false, 0)),
           keep_stages ? pick(layers, &LayerOut::low_rank) : std::vector<MlaLayerWeights>{});
   for (const auto& l : layers)
@@ -629,7 +662,8 @@ Model convert_extend(const Model& gqa, const ExtendOptions& o, const std::vector
     stage("query_bias_kept", with_mla(c, final_cfg), kept_w);
   }
   std::vector<MlaLayerWeights> final_w = pick(layers, &LayerOut::final);
-  stage(norms_on(o) ? "final" : "low_rank", with_mla(c, final_cfg), final_w);
+  stage(norms_on(o) || refits ? "final" : "low_rank",
+        with_mla(c, final_cfg), final_w);
 
   if (keep_stages) rep.timings.push_back({"stage_perplexities", since(teval)});
   Model m = assemble_model(gqa, final_cfg, std::move(final_w));

@@ -40,6 +40,7 @@
 #include "convert/qk_norm_fold.h"
 #include "convert/query_bias.h"
 #include "convert/rope_split.h"
+#include "convert/value_refit.h"
 #include "model/model.h"
 #include "tensor/device.h"
 
@@ -126,6 +127,12 @@ struct ExtendOptions {
   // the first windows up to this many tokens per layer (0 = all the statistics' tokens);
   // docs/compression.md, "Conversion time", for the measurement behind the default.
   int64_t attention_tokens = 32768;
+  // Sequential mode: refit each layer's W_uv to the source heads' attention outputs
+  // (value_refit.h) from the first windows up to this many tokens (0 = off).
+  int64_t value_refit_tokens = 65536;
+  // How far each head's W_o[h] W_uv[h] moves from the conversion's toward the fit (1:
+  // all the way); docs/compression.md, "Value refit", for the measurement.
+  double value_refit_step = 0.5;
   // Sequential mode on the CPU: carried states above this many bytes go to a mapped
   // temporary file instead of memory (runtime/carried_states.h).
   int64_t carried_max_in_memory = int64_t{1} << 30;
@@ -176,7 +183,7 @@ struct ExtendCandidate {
 
 // Seconds of one layer's sequential calibration.
 struct ExtendLayerTime {
-  double stats = 0, convert = 0, advance = 0;
+  double stats = 0, convert = 0, refit = 0, advance = 0;
 };
 
 // Bytes the calibration holds (0: not held).
@@ -206,6 +213,7 @@ struct ExtendReport {
   double seconds = 0;
   std::vector<std::pair<std::string, double>> timings;  // stage name -> seconds, in order
   std::vector<ExtendLayerTime> layer_times;             // sequential mode
+  std::vector<ValueRefitResult> value_refit;            // per layer, with value_refit_tokens (sequential mode)
   ExtendCalibMemory memory;
   QueryBias query_bias_mode = QueryBias::Keep;   // as resolved
   QueryBiasRemoval query_bias;                   // measured cost (empty when nothing was removed)

@@ -93,6 +93,9 @@ void check_extend_options(const ModelConfig& c, const ExtendOptions& o) {
   if (!(o.holdout > 0 && o.holdout < 1)) fail("held-out fraction {} must be in (0, 1)", o.holdout);
   if (o.choice_tokens < 0) fail("--choice-tokens {} must not be negative", o.choice_tokens);
   if (o.attention_tokens < 0) fail("--attention-tokens {} must not be negative", o.attention_tokens);
+  if (o.value_refit_tokens < 0) fail("--value-refit-tokens {} must not be negative", o.value_refit_tokens);
+  if (!(o.value_refit_step > 0 && o.value_refit_step <= 1))
+    fail("--value-refit-step {} must be in (0, 1]", o.value_refit_step);
   if (o.choice_heldout_tokens < 0) fail("--choice-heldout-tokens {} must not be negative", o.choice_heldout_tokens);
   if (o.kv_budget != 0 && o.kv_lora_rank != 0)
     fail("give either --kv-budget or --kv-lora-rank, not both");
@@ -181,6 +184,8 @@ nlohmann::json ExtendReport::to_json() const {
                {"choice_tokens", options.choice_tokens},
                {"choice_heldout_tokens", options.choice_heldout_tokens},
                {"attention_tokens", options.attention_tokens},
+               {"value_refit_tokens", options.value_refit_tokens},
+               {"value_refit_step", options.value_refit_step},
                {"rope_strategy", options.rope_strategies.empty() ? json(rope_strategy_name(options.rope_strategy))
                                                                  : json("auto")},
                {"qk_rope_dim", options.qk_rope_dim == 0 ? json("auto") : json(options.qk_rope_dim)},
@@ -218,7 +223,11 @@ nlohmann::json ExtendReport::to_json() const {
   json times = json::object();
   for (const auto& [name, sec] : timings) times[name] = sec;
   json layers = json::array();
-  for (const auto& t : layer_times) layers.push_back({{"statistics", t.stats}, {"conversion", t.convert}, {"advance", t.advance}});
+  json refit = json::array();  // per layer: mean over the fit's blocks of the relative output error
+  for (const auto& v : value_refit)
+    refit.push_back({{"tokens", v.tokens}, {"output_error_before", v.mean_before()}, {"output_error_after", v.mean_after()}});
+  for (const auto& t : layer_times)
+    layers.push_back({{"statistics", t.stats}, {"conversion", t.convert}, {"value_refit", t.refit}, {"advance", t.advance}});
   json mem = {{"second_moment_bytes", memory.second_moment},
               {"reservoir_bytes", memory.reservoir},
               {"attention_histogram_bytes", memory.histogram},
@@ -254,6 +263,7 @@ nlohmann::json ExtendReport::to_json() const {
           {"rope_pairs_source_index", kept_freqs},
           {"layer_rope_key_energy", layer_rope_captured},
           {"layer_latent_objective_kept", layer_latent_captured},
+          {"value_refit", refit},
           {"selection", cand},
           {"stages", st},
           {"kv_bytes_per_token_before", before},

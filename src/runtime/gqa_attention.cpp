@@ -36,8 +36,15 @@ std::unique_ptr<LayerCache> GqaAttention::make_cache(DType dtype) const {
   return std::make_unique<GqaLayerCache>(n_kv_ * d_, dtype, n_kv_);
 }
 
-void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache_base, Workspace& ws,
+void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache, Workspace& ws,
                            float* out) const {
+  float* att = ws.get(kAtt, n * n_h_ * d_);  // [n, n_h * d] attention output per head
+  attend(x, n, pos0, cache, ws, att);
+  ops::linear(att, w_.wo, out, n);
+}
+
+void GqaAttention::attend(const float* x, int64_t n, int64_t pos0, LayerCache& cache_base, Workspace& ws,
+                          float* att) const {
   auto* cache = dynamic_cast<GqaLayerCache*>(&cache_base);
   if (!cache) fail("GqaAttention: given a cache of another attention type");
   if (cache->k().heads() != n_kv_ || cache->v().heads() != n_kv_)
@@ -45,7 +52,6 @@ void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
   const int64_t qd = n_h_ * d_, kvd = n_kv_ * d_;
 
   float* q = ws.get(kQ, n * qd);      // [n, n_h * d]
-  float* att = ws.get(kAtt, n * qd);  // [n, n_h * d] attention output per head
   int64_t* pos = ws.get_i64(kPos, n);  // [n] positions
   for (int64_t i = 0; i < n; ++i) pos[i] = pos0 + i;
 
@@ -69,8 +75,6 @@ void GqaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
   a.k_head_stride = cache->k().head_stride();
   a.v_head_stride = cache->v().head_stride();
   ops::kv_attention(q, cache->k().view(), cache->v().view(), att, a);
-
-  ops::linear(att, w_.wo, out, n);
 }
 
 }  // namespace mlar

@@ -23,6 +23,9 @@ class GqaAttention final : public Attention {
   std::unique_ptr<LayerCache> make_cache(DType dtype) const override;
   void forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache, Workspace& ws,
                float* out) const override;
+  // forward's attention before the output projection: att [n, n_h * d], head h's
+  // sum_t p_h(t) v_j(h)(t) (the cache rows written as forward writes them).
+  void attend(const float* x, int64_t n, int64_t pos0, LayerCache& cache, Workspace& ws, float* att) const;
 
  private:
   int64_t D_, n_h_, n_kv_, d_;

@@ -133,11 +133,42 @@ MlaEval MlaAttention::evaluation(int64_t n, int64_t cached) const {
 
 void MlaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache_base, Workspace& ws,
                            float* out) const {
+  MlaLayerCache& cache = checked_cache(cache_base);
+  const float* q = queries_and_rows(x, n, pos0, cache, ws);
+  const int64_t* pos = ws.get_i64(kPos, n);
+  if (evaluation(n, pos0) == MlaEval::Naive) {
+    forward_naive(q, n, pos0, pos, cache, ws, out);
+    return;
+  }
+  float* o = ws.get(kO, n * H_ * r_);  // [n, H, r]
+  attend_absorbed(q, n, pos0, pos, cache, ws, o);
+  if (absorbed_) {
+    ops::linear(o, w_.wo, out, n);  // W_o' reads r values per head
+    return;
+  }
+  float* att = ws.get(kAtt, n * H_ * dv_);  // [n, H * d_v]: v_h = W_uv[h] o_h
+  ops::matmul_heads(o, wuv_, att, uv_dims(n));
+  ops::linear(att, w_.wo, out, n);
+}
+
+void MlaAttention::attend_latents(const float* x, int64_t n, int64_t pos0, LayerCache& cache_base, Workspace& ws,
+                                  float* o) const {
+  MlaLayerCache& cache = checked_cache(cache_base);
+  const float* q = queries_and_rows(x, n, pos0, cache, ws);
+  attend_absorbed(q, n, pos0, ws.get_i64(kPos, n), cache, ws, o);
+}
+
+MlaLayerCache& MlaAttention::checked_cache(LayerCache& cache_base) const {
   auto* cache = dynamic_cast<MlaLayerCache*>(&cache_base);
   if (!cache) fail("MlaAttention: given a cache of another attention type");
   if (cache->rank() != r_ || cache->rope_values() != R_ || cache->key_scales() != n_ks_)
     fail("MlaAttention: cache rows of {} + {} + {} values, layer has rank {}, {} rope values and {} key scales",
          cache->rank(), cache->rope_values(), cache->key_scales(), r_, R_, n_ks_);
+  return *cache;
+}
+
+const float* MlaAttention::queries_and_rows(const float* x, int64_t n, int64_t pos0, MlaLayerCache& cache,
+                                            Workspace& ws) const {
   const int64_t cs = r_ + R_ + n_ks_;  // cache row stride
   int64_t* pos = ws.get_i64(kPos, n);  // [n] positions
   for (int64_t i = 0; i < n; ++i) pos[i] = pos0 + i;
@@ -182,12 +213,8 @@ void MlaAttention::forward(const float* x, int64_t n, int64_t pos0, LayerCache& 
     for (int64_t k = 0; k < nr_; ++k)
       ops::rmsnorm_strided(rows + r_ + k * dr_, cs, w_.k_norm.ptr(), rows + r_ + k * dr_, cs, n, dr_, eps_);
   ops::rope(rows + r_, n, nr_, dr_, dr_, cs, pos, inv_freq_.data(), pairs_);
-  cache->rows().write(pos0, rows, cs, n);
-
-  if (evaluation(n, pos0) == MlaEval::Naive)
-    forward_naive(q, n, pos0, pos, *cache, ws, out);
-  else
-    forward_absorbed(q, n, pos0, pos, *cache, ws, out);
+  cache.rows().write(pos0, rows, cs, n);
+  return q;
 }
 
 void MlaAttention::rope_queries(const float* q, int64_t n, const int64_t* pos, float* dst, int64_t dst_stride,
@@ -255,8 +282,8 @@ void MlaAttention::forward_naive(const float* q, int64_t n, int64_t pos0, const 
   ops::linear(att, w_.wo, out, n);
 }
 
-void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, const int64_t* pos,
-                                    const MlaLayerCache& cache, Workspace& ws, float* out) const {
+void MlaAttention::attend_absorbed(const float* q, int64_t n, int64_t pos0, const int64_t* pos,
+                                   const MlaLayerCache& cache, Workspace& ws, float* o) const {
   const int64_t cs = r_ + R_ + n_ks_;
   const int64_t dq = (nope_ ? r_ : 0) + R_;  // per-head query (and key) width
 
@@ -269,8 +296,6 @@ void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, con
   }
   rope_queries(q, n, pos, qt + (nope_ ? r_ : 0), H_ * dq, dq);
 
-  // o_h = sum_t p_h(t) c_t over the cache rows: [n, H, r].
-  float* o = ws.get(kO, n * H_ * r_);
   ops::AttentionDims a = absorbed_attention_dims(n, pos0, dq);
   a.k_stride = cs;
   a.v_stride = cs;
@@ -292,14 +317,6 @@ void MlaAttention::forward_absorbed(const float* q, int64_t n, int64_t pos0, con
     float* scores = n_scores > 0 ? ws.get(kScores, n_scores) : nullptr;  // [n * H, T]
     ops::shared_kv_attention(qt, nope_ ? c : c + r_, c, o, a, scores);
   }
-
-  if (absorbed_) {
-    ops::linear(o, w_.wo, out, n);  // W_o' reads r values per head
-    return;
-  }
-  float* att = ws.get(kAtt, n * H_ * dv_);  // [n, H * d_v]: v_h = W_uv[h] o_h
-  ops::matmul_heads(o, wuv_, att, uv_dims(n));
-  ops::linear(att, w_.wo, out, n);
 }
 
 }  // namespace mlar

@@ -65,6 +65,12 @@ class MlaAttention final : public Attention, private MlaLayerDims {
   void forward(const float* x, int64_t n, int64_t pos0, LayerCache& cache, Workspace& ws,
                float* out) const override;
 
+  // The absorbed evaluation's attention alone, for n tokens at pos0 .. pos0+n-1 (the
+  // cache rows written as forward writes them): o [n, H, r], o_h = sum_t p_h(t) c_t,
+  // the latent rows averaged under each head's probabilities, before W_uv and W_o
+  // (stored-absorbed layers: before W_o'). forward's output is W_o concat_h W_uv[h] o_h.
+  void attend_latents(const float* x, int64_t n, int64_t pos0, LayerCache& cache, Workspace& ws, float* o) const;
+
   MlaEval mode() const { return eval_; }
   // The evaluation forward uses for n tokens after `cached` ones: Naive or
   // Absorbed (stored-absorbed models: always Absorbed). Auto: Naive for a prompt
@@ -82,8 +88,12 @@ class MlaAttention final : public Attention, private MlaLayerDims {
                     int64_t dst_head) const;
   void forward_naive(const float* q, int64_t n, int64_t pos0, const int64_t* pos, const MlaLayerCache& cache,
                      Workspace& ws, float* out) const;
-  void forward_absorbed(const float* q, int64_t n, int64_t pos0, const int64_t* pos, const MlaLayerCache& cache,
-                        Workspace& ws, float* out) const;
+  MlaLayerCache& checked_cache(LayerCache& cache) const;
+  // The queries [n, H * (qn + qin)] (in ws), after writing the new cache rows and the positions (ws slot kPos).
+  const float* queries_and_rows(const float* x, int64_t n, int64_t pos0, MlaLayerCache& cache, Workspace& ws) const;
+  // o [n, H, r] = sum_t p_h(t) c_t (attend_latents).
+  void attend_absorbed(const float* q, int64_t n, int64_t pos0, const int64_t* pos, const MlaLayerCache& cache,
+                       Workspace& ws, float* o) const;
 
   const MlaLayerWeights& w_;
   MlaEval eval_;

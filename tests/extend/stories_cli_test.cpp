@@ -51,12 +51,20 @@ TEST(ExtendCli, Stories260kHalfBudget) {
   EXPECT_EQ(j["qk_rope_dim"], 8);
   EXPECT_EQ(j["layer_kv_lora_rank"], nlohmann::json({24, 24, 24, 24, 24}));
   EXPECT_EQ(j["calibration"]["passes"], 5);  // sequential: one per layer
-  ASSERT_EQ(j["stages"].size(), 3u);
+  // source, rope_separated, low_rank, final (after the value refit, on by default)
+  ASSERT_EQ(j["stages"].size(), 4u);
+  EXPECT_EQ(j["stages"][3]["stage"], "final");
   const double src = j["stages"][0]["perplexity"], rope = j["stages"][1]["perplexity"],
-               low = j["stages"][2]["perplexity"];
+               low = j["stages"][2]["perplexity"], fin = j["stages"][3]["perplexity"];
   EXPECT_LT(src, rope * 1.0001);
   EXPECT_LT(rope, low * 1.05);
   EXPECT_LT(low, 2 * src);  // half the cache, no training
+  EXPECT_LT(fin, 2 * src);
+  ASSERT_EQ(j["value_refit"].size(), 5u);
+  for (const auto& l : j["value_refit"]) {
+    EXPECT_EQ(l["tokens"], 8192);  // every calibration window (fewer than --value-refit-tokens)
+    EXPECT_LE(l["output_error_after"].get<double>(), l["output_error_before"].get<double>());
+  }
 
   // The written model reloads and evaluates to the reported perplexity.
   const Model m = read_mla_model(out);
@@ -65,7 +73,7 @@ TEST(ExtendCli, Stories260kHalfBudget) {
   const auto e = test::run_extend_cli("eval " + test::quote(out) + " --text " + test::quote(eval) +
                                       " --ctx 128 --json -q");
   ASSERT_EQ(e.status, 0) << e.err;
-  EXPECT_NEAR(nlohmann::json::parse(e.out)["perplexity"].get<double>(), low, 1e-3 * low);
+  EXPECT_NEAR(nlohmann::json::parse(e.out)["perplexity"].get<double>(), fin, 1e-3 * fin);
 }
 
 }  // namespace

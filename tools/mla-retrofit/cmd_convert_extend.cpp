@@ -28,7 +28,8 @@ namespace mlar::cli {
 
 struct ExtendArgs {
   std::string calib, eval_text, report, target;
-  int64_t choice_tokens = 16384, choice_heldout_tokens = 8192, attention_tokens = 32768;
+  int64_t choice_tokens = 16384, choice_heldout_tokens = 8192, attention_tokens = 32768, value_refit_tokens = 65536;
+  double value_refit_step = 0.5;
   std::string choice = "fast", device = "cpu";
   int64_t calib_tokens = 0, calib_len = 256, kv_lora_rank = 0, q_lora_rank = 0, ctx = 256, reservoir = 4096;
   std::string calib_mode = "sequential", qk_rope_dim = "auto", rope_strategy = "auto", freqfold = "auto",
@@ -75,6 +76,8 @@ ExtendOptions to_options(const ExtendArgs& a) {
   o.choice_tokens = a.choice_tokens;
   o.choice_heldout_tokens = a.choice_heldout_tokens;
   o.attention_tokens = a.attention_tokens;
+  o.value_refit_tokens = a.value_refit_tokens;
+  o.value_refit_step = a.value_refit_step;
   o.device = parse_device(a.device, "--device");
   if (a.rope_strategy == "auto") {
     o.rope_strategies = {RopeStrategy::Uniform, RopeStrategy::RoRoPE};
@@ -255,6 +258,15 @@ std::shared_ptr<ExtendArgs> register_extend_options(CLI::App* cmd) {
                       "calibration tokens (0 = all the statistics' tokens)")
           ->capture_default_str()
           ->check(CLI::NonNegativeNumber));
+  add(cmd->add_option("--value-refit-tokens", a->value_refit_tokens,
+                      "sequential calibration: refit each layer's value up-projection to the source heads' attention "
+                      "outputs on at most this many calibration tokens (0 = no refit)")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber));
+  add(cmd->add_option("--value-refit-step", a->value_refit_step,
+                      "value refit: how far each head's output product moves toward the fit (1 = all the way)")
+          ->capture_default_str()
+          ->check(CLI::Range(0.0, 1.0)));
   add(cmd->add_option("--attn-key-balance", a->key_balance,
                       "attn: multiplier of the key part of the metric, or auto (1, 0.3, 0.1, 0.03, 0.01 by held-out "
                       "perplexity; needs the all-layer parallel pass, see --calib-mode)")
