@@ -34,6 +34,9 @@ update=0
 command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
 mkdir -p "$out"
 
+# The published methods: TransMLA's / MHA2MLA's rope separation, without this
+# project's value refit.
+published=(--rope-pca real --nope-rotation none --value-refit-tokens 0)
 model=$data/models/stories260K/stories260K.bin
 tok=$data/models/stories260K/tok512.model
 calib=$data/text/tinystories-calib.txt
@@ -58,20 +61,22 @@ for b in "${budgets[@]}"; do
   run "default-$b" --kv-budget "$b"
   for s in "${strategies[@]}"; do
     for m in "${methods[@]}"; do
-      run "published-$s-$m-$b" --kv-budget "$b" --rope-strategy "$s" --kv-method "$m" --rope-pca real --nope-rotation none
+      run "published-$s-$m-$b" --kv-budget "$b" --rope-strategy "$s" --kv-method "$m" "${published[@]}"
       run "project-$s-$m-$b" --kv-budget "$b" --rope-strategy "$s" --kv-method "$m"
     done
   done
   # Ablations from the baseline (rorope + bkv-pca, published) one change at a time.
-  run "abl-complex-$b" --kv-budget "$b" --rope-strategy rorope --kv-method bkv-pca --nope-rotation none
-  run "abl-mean-$b" --kv-budget "$b" --rope-strategy rorope --kv-method bkv-pca --rope-pca real
-  run "abl-attn-$b" --kv-budget "$b" --rope-strategy rorope --kv-method attn --rope-pca real --nope-rotation none
+  run "abl-complex-$b" --kv-budget "$b" --rope-strategy rorope --kv-method bkv-pca --nope-rotation none --value-refit-tokens 0
+  run "abl-mean-$b" --kv-budget "$b" --rope-strategy rorope --kv-method bkv-pca --rope-pca real --value-refit-tokens 0
+  run "abl-attn-$b" --kv-budget "$b" --rope-strategy rorope --kv-method attn "${published[@]}"
+  run "abl-refit-$b" --kv-budget "$b" --rope-strategy rorope --kv-method bkv-pca "${published[@]}" --value-refit-tokens 65536
+  run "abl-norefit-$b" --kv-budget "$b" --value-refit-tokens 0
   run "abl-parallel-$b" --kv-budget "$b" --calib-mode parallel
   run "abl-energy-$b" --kv-budget "$b" --rank-alloc energy
   for s in "${strategies[@]}"; do
     for m in bkv-pca attn; do
       run "fixed4-published-$s-$m-$b" --kv-budget "$b" --qk-rope-dim 4 --rope-strategy "$s" --kv-method "$m" \
-        --rope-pca real --nope-rotation none
+        "${published[@]}"
       run "fixed4-project-$s-$m-$b" --kv-budget "$b" --qk-rope-dim 4 --rope-strategy "$s" --kv-method "$m"
     done
   done
@@ -79,6 +84,8 @@ done
 
 cell() { jq -r '"\(.stages[-1].perplexity * 100 | round / 100) (\(.qk_rope_dim))"' "$out/$1.json"; }
 stage() { jq -r --arg s "$2" '.stages[] | select(.stage == $s) | .perplexity * 100 | round / 100' "$out/$1.json"; }
+# The converted model's perplexity: the last stage (low_rank, or final after the value refit).
+last() { jq -r '.stages[-1].perplexity * 100 | round / 100' "$out/$1.json"; }
 
 table() {  # table KIND BUDGET
   local kind=$1 b=$2
@@ -117,18 +124,19 @@ tables() {
     echo "| rope strategy | published, bkv-pca | published, attn | project, bkv-pca | project, attn |"
     echo "| --- | --- | --- | --- | --- |"
     for s in "${strategies[@]}"; do
-      echo "| $s | $(stage "fixed4-published-$s-bkv-pca-$b" low_rank) | $(stage "fixed4-published-$s-attn-$b" low_rank) |" \
-        "$(stage "fixed4-project-$s-bkv-pca-$b" low_rank) | $(stage "fixed4-project-$s-attn-$b" low_rank) |"
+      echo "| $s | $(last "fixed4-published-$s-bkv-pca-$b") | $(last "fixed4-published-$s-attn-$b") |" \
+        "$(last "fixed4-project-$s-bkv-pca-$b") | $(last "fixed4-project-$s-attn-$b") |"
     done
     echo
     echo "| run | rope separated (full rank) | final | qk_rope_dim |"
     echo "| --- | --- | --- | --- |"
     for t in "published-rorope-bkv-pca-$b:baseline (TransMLA: rorope + bkv-pca)" \
              "abl-complex-$b:baseline + complex PCA" "abl-mean-$b:baseline + mean rotation" \
-             "abl-attn-$b:baseline + attn kv method" "default-$b:**CLI defaults** (this project)" \
+             "abl-attn-$b:baseline + attn kv method" "abl-refit-$b:baseline + value refit" \
+             "abl-norefit-$b:CLI defaults without the value refit" "default-$b:**CLI defaults** (this project)" \
              "abl-parallel-$b:defaults, --calib-mode parallel" "abl-energy-$b:defaults, --rank-alloc energy"; do
       local tag=${t%%:*} name=${t#*:}
-      echo "| $name | $(stage "$tag" rope_separated) | $(stage "$tag" low_rank) | $(jq -r .qk_rope_dim "$out/$tag.json") |"
+      echo "| $name | $(stage "$tag" rope_separated) | $(last "$tag") | $(jq -r .qk_rope_dim "$out/$tag.json") |"
     done
   done
 }

@@ -38,7 +38,7 @@ text=$out/wikitext2-200k.txt
 calib=$data/text/tinystories-calib.txt
 strategies=(rorope high low uniform 2norm)
 methods=(bkv-pca pca svd attn)
-published=(--rope-pca real --nope-rotation none)
+published=(--rope-pca real --nope-rotation none --value-refit-tokens 0)  # TransMLA's construction, no value refit
 exportable=(--target transformers)
 
 # run TAG ARGS...: one conversion and its evaluation (skipped when both are there).
