@@ -58,6 +58,17 @@ inline ModelConfig extend_config(int64_t n_kv, RopeLayout layout = RopeLayout::H
   return c;
 }
 
+// A fixed conversion of extend_config models: windows of 24, r 6, d_r 4, key balance 0.3, quiet.
+inline ExtendOptions fixed_options() {
+  ExtendOptions o;
+  o.calib_len = 24;
+  o.kv_lora_rank = 6;
+  o.qk_rope_dim = 4;
+  o.attn_key_balance = 0.3;
+  o.progress = false;
+  return o;
+}
+
 inline std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int32_t> pick(3, static_cast<int32_t>(vocab - 1));

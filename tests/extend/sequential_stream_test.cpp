@@ -18,17 +18,8 @@ namespace mlar {
 namespace {
 
 using test::extend_config;
+using test::fixed_options;
 using test::random_ids;
-
-ExtendOptions fixed_options() {
-  ExtendOptions o;
-  o.calib_len = 24;
-  o.kv_lora_rank = 6;
-  o.qk_rope_dim = 4;
-  o.attn_key_balance = 0.3;
-  o.progress = false;
-  return o;
-}
 
 // Every 2-D layer tensor of `m` rounded to BF16 (what a BF16 checkpoint holds).
 Model bf16_copy(const Model& m) {

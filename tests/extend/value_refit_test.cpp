@@ -33,13 +33,9 @@ void make(Fixture& f, int64_t rank, uint64_t seed) {
   f.c = extend_config(2);
   f.src = random_model(f.c, seed);
   f.calib = random_ids(480, f.c.vocab_size, seed + 1);
-  ExtendOptions o;
-  o.calib_len = 24;
+  ExtendOptions o = test::fixed_options();
   o.kv_lora_rank = rank;
-  o.qk_rope_dim = 4;
-  o.attn_key_balance = 0.3;
   o.value_refit_tokens = 0;  // the conversion's own values; the tests refit them
-  o.progress = false;
   f.mla = convert_extend(f.src, o, f.calib);
   f.w.ids = f.calib;
   f.w.len = 24;
@@ -126,12 +122,7 @@ TEST(ValueRefit, ConvertRunsItInSequentialCalibration) {
   const ModelConfig c = extend_config(2);
   const Model src = random_model(c, 47);
   const auto calib = random_ids(480, c.vocab_size, 48);
-  ExtendOptions o;
-  o.calib_len = 24;
-  o.kv_lora_rank = 6;
-  o.qk_rope_dim = 4;
-  o.attn_key_balance = 0.3;
-  o.progress = false;
+  ExtendOptions o = test::fixed_options();
   o.value_refit_tokens = 0;
   ExtendReport plain, refit;
   const Model a = convert_extend(src, o, calib, &plain);
