@@ -69,7 +69,7 @@ for b in "${budgets[@]}"; do
   run "abl-complex-$b" --kv-budget "$b" --rope-strategy rorope --kv-method bkv-pca --nope-rotation none --value-refit-tokens 0
   run "abl-mean-$b" --kv-budget "$b" --rope-strategy rorope --kv-method bkv-pca --rope-pca real --value-refit-tokens 0
   run "abl-attn-$b" --kv-budget "$b" --rope-strategy rorope --kv-method attn "${published[@]}"
-  run "abl-refit-$b" --kv-budget "$b" --rope-strategy rorope --kv-method bkv-pca "${published[@]}" --value-refit-tokens 65536
+  run "abl-refit-$b" --kv-budget "$b" --rope-strategy rorope --kv-method bkv-pca --rope-pca real --nope-rotation none
   run "abl-norefit-$b" --kv-budget "$b" --value-refit-tokens 0
   run "abl-parallel-$b" --kv-budget "$b" --calib-mode parallel
   run "abl-energy-$b" --kv-budget "$b" --rank-alloc energy

@@ -128,7 +128,7 @@ struct ExtendOptions {
   // docs/compression.md, "Conversion time", for the measurement behind the default.
   int64_t attention_tokens = 32768;
   // Sequential mode: refit each layer's W_uv to the source heads' attention outputs
-  // (value_refit.h) from the first windows up to this many tokens (0 = off).
+  // (value_refit.h) from this many tokens, whole windows spread over the calibration text (0 = off).
   int64_t value_refit_tokens = 65536;
   // How far each head's W_o[h] W_uv[h] moves from the conversion's toward the fit (1:
   // all the way); docs/compression.md, "Value refit", for the measurement.

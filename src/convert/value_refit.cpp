@@ -51,6 +51,8 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
   const LayerWeights& L = src.weights.layers[static_cast<size_t>(layer)];
   const GqaAttention source(c, L, rope_inv_freq(c));
   const MlaAttention converted(cfg, layer, w, MlaEval::Absorbed);
+  // Every stride-th window: max_windows of them spread over the whole calibration text.
+  const int64_t stride = max_windows > 0 ? std::max<int64_t>(1, states.windows() / max_windows) : 1;
   const la::Mat wo = la::from_tensor(L.wo);  // [D, H d], the source's
   std::vector<la::Mat> G(static_cast<size_t>(nb), la::Mat(F, F));  // sum o_b o_b^T
   std::vector<la::Mat> C(static_cast<size_t>(nb), la::Mat(D, F));  // sum y_b o_b^T
@@ -61,7 +63,8 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
   ValueRefitResult res;
   states.attention_inputs(
       c, L,
-      [&](int64_t, const float* x, int64_t n) {
+      [&](int64_t i, const float* x, int64_t n) {
+        if (i % stride != 0 || (max_windows > 0 && i / stride >= max_windows)) return;
         a.resize(static_cast<size_t>(n * H * d));
         o.resize(static_cast<size_t>(n * H * r));
         ab.resize(static_cast<size_t>(n * E));
@@ -91,7 +94,7 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
         }
         res.tokens += n;
       },
-      max_windows);
+      max_windows > 0 ? stride * max_windows : 0);
   if (res.tokens == 0) fail("value refit: layer {}: no calibration windows", layer);
 
   const la::Mat wo_c = la::from_tensor(w.wo), uv = la::from_tensor(w.w_uv);  // [D, H d], [H d, r]

@@ -32,7 +32,8 @@ struct ValueRefitResult {
 };
 
 // Refits w.w_uv and w.wo (layer `layer` of config cfg, cfg.mla set, rank <= d_v; not
-// stored-absorbed) from the first `max_windows` windows of `states` (0: all), blocks of
+// stored-absorbed) from `max_windows` windows of `states` spread evenly over them
+// (every (windows / max_windows)-th; 0: all), blocks of
 // `block_heads` heads at a time (dividing n_h); the source layer's GQA attention gives
 // the targets.
 ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, int64_t layer, const ModelConfig& cfg,
