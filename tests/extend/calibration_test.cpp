@@ -73,12 +73,8 @@ TEST(CalibRun, SequentialSeesTheConvertedLayers) {
   const ModelConfig c = extend_config(2);
   const Model src = random_model(c, 5);
   const auto calib = random_ids(1000, c.vocab_size, 6);
-  ExtendOptions o;
+  ExtendOptions o = test::fixed_options();
   o.calib_len = 32;
-  o.kv_lora_rank = 6;
-  o.qk_rope_dim = 4;
-  o.attn_key_balance = 0.3;
-  o.progress = false;
   ExtendReport seq_rep, par_rep;
   const Model seq = convert_extend(src, o, calib, &seq_rep);
   o.calib_mode = CalibMode::Parallel;
