@@ -98,7 +98,7 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
   if (res.tokens == 0) fail("value refit: layer {}: no calibration windows", layer);
 
   const la::Mat wo_c = la::from_tensor(w.wo), uv = la::from_tensor(w.w_uv);  // [D, H d], [H d, r]
-  la::Mat wo2(D, H * d), uv2(H * d, r);
+  la::Mat wo2 = wo_c, uv2 = uv;  // the conversion's, rewritten head by head where the fit pays
   for (int64_t b = 0; b < nb; ++b) {
     la::Mat& g = G[static_cast<size_t>(b)];
     const la::Mat& cm = C[static_cast<size_t>(b)];
@@ -125,22 +125,18 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
     // Each head's M_h [D, r] must pass through d_v = d values: with r > d, keep the d
     // directions of the output that carry most of M_h o_h (SVD of M_h G_hh^(1/2),
     // G_hh the head's own block), the reduced-rank regression of one head.
-    std::vector<la::Svd> parts;
-    for (int64_t k = 0; k < block_heads; ++k) {
-      la::Mat mh = la::cols_of(after, k * r, r);
-      if (r > d) {
-        la::Mat gh(r, r);
-        for (int64_t i = 0; i < r; ++i)
-          for (int64_t j = 0; j < r; ++j) gh(i, j) = g(k * r + i, k * r + j);
-        la::Mat root;
-        la::sym_sqrt(gh, 1e-12 * std::max(la::trace(gh), 1e-300), &root, nullptr);
-        const la::Svd top = la::svd(la::matmul(mh, root));
-        const la::Mat u = la::cols_of(top.u, 0, d);
-        mh = la::matmul(u, la::matmul(u, mh, true, false));  // U_d U_d^T M_h
-        for (int64_t i = 0; i < D; ++i)
-          for (int64_t j = 0; j < r; ++j) after(i, k * r + j) = mh(i, j);
-      }
-      parts.push_back(la::svd(mh));
+    for (int64_t k = 0; k < block_heads && r > d; ++k) {
+      const la::Mat mh = la::cols_of(after, k * r, r);
+      la::Mat gh(r, r);
+      for (int64_t i = 0; i < r; ++i)
+        for (int64_t j = 0; j < r; ++j) gh(i, j) = g(k * r + i, k * r + j);
+      la::Mat root;
+      la::sym_sqrt(gh, 1e-12 * std::max(la::trace(gh), 1e-300), &root, nullptr);
+      const la::Svd top = la::svd(la::matmul(mh, root));
+      const la::Mat u = la::cols_of(top.u, 0, d);
+      const la::Mat cut = la::matmul(u, la::matmul(u, mh, true, false));  // U_d U_d^T M_h
+      for (int64_t i = 0; i < D; ++i)
+        for (int64_t j = 0; j < r; ++j) after(i, k * r + j) = cut(i, j);
     }
     const double energy = yy[static_cast<size_t>(b)];
     const double err_before = energy > 0 ? residual(before, g, cm, energy) / energy : 0.0;
@@ -148,30 +144,22 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
     res.before.push_back(err_before);
     const bool keep = err_after >= err_before;  // never worse on the calibration tokens
     res.after.push_back(keep ? err_before : err_after);
-    // M_h = U S V^T: W_o[h] = U S^(1/2) in its first min(r, d) columns, W_uv[h] = S^(1/2) V^T in as many rows
-    // (the rest zero); or the weights as they were.
+    if (keep) continue;
+    // M_h = U S V^T: W_o[h] = U S^(1/2) in its first min(r, d) columns, W_uv[h] = S^(1/2) V^T in as many
+    // rows. The value rows past those are zero; their W_o columns keep the conversion's, so a later
+    // fine-tuning has gradients there (a zero row and a zero column would be a stationary pair it could
+    // never leave).
     for (int64_t k = 0; k < block_heads; ++k) {
       const int64_t h = b * block_heads + k;
-      if (keep) {
-        for (int64_t i = 0; i < D; ++i)
-          for (int64_t j = 0; j < d; ++j) wo2(i, h * d + j) = wo_c(i, h * d + j);
-        for (int64_t i = 0; i < d; ++i)
-          for (int64_t j = 0; j < r; ++j) uv2(h * d + i, j) = uv(h * d + i, j);
-        continue;
-      }
-      const la::Svd& sv = parts[static_cast<size_t>(k)];
+      const la::Svd sv = la::svd(la::cols_of(after, k * r, r));
       const int64_t used = std::min(d, static_cast<int64_t>(sv.s.size()));
-      for (int64_t q = 0; q < used; ++q) {
-        const double s = std::sqrt(sv.s[static_cast<size_t>(q)]);
+      for (int64_t q = 0; q < d; ++q) {
+        const double s = q < used ? std::sqrt(sv.s[static_cast<size_t>(q)]) : 0.0;
         const int64_t col = h * d + q;
-        for (int64_t i = 0; i < D; ++i) wo2(i, col) = sv.u(i, q) * s;
-        for (int64_t j = 0; j < r; ++j) uv2(col, j) = s * sv.vt(q, j);
+        if (q < used)
+          for (int64_t i = 0; i < D; ++i) wo2(i, col) = sv.u(i, q) * s;
+        for (int64_t j = 0; j < r; ++j) uv2(col, j) = q < used ? s * sv.vt(q, j) : 0.0;
       }
-      // Value rows past `used` stay zero; their W_o columns keep the conversion's, so a
-      // later fine-tuning has gradients there (a zero row and a zero column would be a
-      // stationary pair it could never leave).
-      for (int64_t q = used; q < d; ++q)
-        for (int64_t i = 0; i < D; ++i) wo2(i, h * d + q) = wo_c(i, h * d + q);
     }
   }
   w.wo = TypedTensor::from_f32(la::to_tensor(wo2), w.wo.dtype);
