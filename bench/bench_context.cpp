@@ -22,7 +22,9 @@
 // C * r * n_h * (d_n + d_v)); it is measured up to --naive-max-context.
 // Roofline (GQA and absorbed rows): the weights' share of that read, plus the longer
 // of the cache's share and the attention's multiply-adds at the FMA peak measured in
-// the run (bench/fma_peak.h): absorbed MLA on a CPU is bound by arithmetic.
+// the run (bench/fma_peak.h): absorbed MLA on a CPU is bound by arithmetic. At the
+// avx512bf16 level, absorbed rows over a BF16 cache use the vdpbf16ps peak instead
+// (the kernel's BF16 dot products, ops/kv_attention.h).
 // Each row also gives the bytes a decode step must read: weights (all but the
 // embedding table, of which one row is read) plus the cache in its dtype, the
 // tokens/s that many bytes allow at the read bandwidth measured in the same run
@@ -228,7 +230,14 @@ int64_t attention_macs_per_token(const ModelConfig& c, const std::string& eval) 
   return n;
 }
 
-json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<int32_t>& ids, double fma_peak) {
+// Multiply-adds per second of a case's attention: the BF16 dot-product peak where the kernel uses it
+// (absorbed MLA over a BF16 cache at the avx512bf16 level), else the FMA peak.
+double attention_peak(const Case& c, double fma_peak, double dot_peak) {
+  return dot_peak > 0 && c.eval == "absorbed" && c.kv_dtype == DType::BF16 ? dot_peak : fma_peak;
+}
+
+json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<int32_t>& ids, double fma_peak,
+               double dot_peak) {
   const int64_t max_ctx = *std::max_element(a.contexts.begin(), a.contexts.end());
   const int64_t min_ctx = *std::min_element(a.contexts.begin(), a.contexts.end());
   std::vector<std::unique_ptr<Case>> cases;
@@ -276,7 +285,8 @@ json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<
       // Roofline: the weights' share of the same-bytes read, plus the longer of the cache's share and the
       // attention's multiply-adds at the measured peak.
       const double cache_share = static_cast<double>(kv_bpt * ctx) / static_cast<double>(step_bytes);
-      const double attn_s = static_cast<double>(c.attention_macs_per_token * ctx) / fma_peak;
+      const double peak = attention_peak(c, fma_peak, dot_peak);
+      const double attn_s = static_cast<double>(c.attention_macs_per_token * ctx) / peak;
       const double roof_s = read_best[i] * (1 - cache_share) + std::max(read_best[i] * cache_share, attn_s);
       rows.push_back({{"form", c.form->name},
                       {"eval", c.eval},
@@ -295,6 +305,7 @@ json run_cases(const Args& a, const std::vector<Form>& forms, const std::vector<
       if (c.attention_macs_per_token > 0)
         rows.back().update({{"attention_macs_per_step", c.attention_macs_per_token * ctx},
                             {"attention_seconds_at_fma_peak", attn_s},
+                            {"attention_peak_macs_per_s", peak},
                             {"roofline_seconds", roof_s},
                             {"fraction_of_roofline", tok_s * roof_s}});
       fmt::print(stderr,
@@ -371,8 +382,11 @@ int main(int argc, char** argv) {
     float keep = 0;
     const double fma_peak = bench::fma_peak_macs_per_s(3, &keep);
     out["fma_peak_macs_per_s"] = fma_peak;
-    fmt::print(stderr, "multiply-add peak: {:.1f} G/s ({} threads)\n", fma_peak / 1e9, ops::cpu_threads());
-    json rows = run_cases(a, forms, ids, fma_peak);
+    const double dot_peak = bench::fma_peak_macs_per_s(3, &keep, true);
+    if (dot_peak > 0) out["bf16_dot_peak_macs_per_s"] = dot_peak;
+    fmt::print(stderr, "multiply-add peak: {:.1f} G/s ({} threads){}\n", fma_peak / 1e9, ops::cpu_threads(),
+               dot_peak > 0 ? fmt::format("; BF16 dot products {:.1f} G/s", dot_peak / 1e9) : "");
+    json rows = run_cases(a, forms, ids, fma_peak, dot_peak);
     checksum += static_cast<uint64_t>(keep != 0.0f);
     // The read bandwidth again after the runs (it moves with the neighbours' load on a
     // shared host): the bound uses the larger of the two, so a fraction of it is a

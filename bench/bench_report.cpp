@@ -221,13 +221,20 @@ void bound_markdown(const json& j) {
   }
   const bool roof = std::any_of(j.at("rows").begin(), j.at("rows").end(),
                                [](const json& r) { return r.contains("fraction_of_roofline"); });
-  if (roof)
+  if (roof) {
     fmt::print("Roofline = the weights' share of that read plus the longer of the cache's share and the attention's "
                "multiply-adds at the FMA peak measured in the run ({:.0f} G multiply-adds/s on {} threads): absorbed "
                "MLA does {} multiply-adds per cached token here, GQA {}, so on this CPU the compressed form's "
-               "attention is bound by arithmetic ('roofline' columns).\n\n",
+               "attention is bound by arithmetic ('roofline' columns).",
                j.at("fma_peak_macs_per_s").get<double>() / 1e9, j.at("threads").get<int>(), macs_per_token(j, "compressed"),
                macs_per_token(j, "gqa"));
+    if (j.contains("bf16_dot_peak_macs_per_s"))
+      fmt::print(" The kernel level was {}: absorbed MLA over a BF16 cache multiplies with BF16 dot products "
+                 "(vdpbf16ps, queries and probabilities rounded to BF16), whose peak, {:.0f} G multiply-adds/s, is "
+                 "its rows' roofline.",
+                 j.value("kv_kernel_level", std::string("?")), j.at("bf16_dot_peak_macs_per_s").get<double>() / 1e9);
+    fmt::print("\n\n");
+  }
   const char* bound_key = same ? "same_bytes_bound_tokens_per_s" : "bound_tokens_per_s";
   fmt::print("| cache | context | GQA tok/s | GQA bound | GQA / bound | compressed absorbed tok/s | bound | / bound | "
              "speed ratio compressed / GQA | bound ratio compressed / GQA | speed / bound ratio |{}{}\n",

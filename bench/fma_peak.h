@@ -43,6 +43,21 @@ __attribute__((target("avx2,fma"))) inline float fma_loop_avx2(int64_t n) {
   _mm256_store_ps(o, s);
   return o[0] + o[7];
 }
+// The same with vdpbf16ps (AVX512-BF16): 32 multiply-adds per instruction.
+__attribute__((target("avx512f,avx512bf16"))) inline float bf16_dot_loop(int64_t n) {
+  __m512 a[12];
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(static_cast<float>(i));
+  const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.999f), _mm512_set1_ps(0.999f));
+  const __m512bh c = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
+  for (int64_t k = 0; k < n; ++k)
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_dpbf16_ps(a[i], b, c);
+  __m512 s = a[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+  alignas(64) float o[16];
+  _mm512_store_ps(o, s);
+  return o[0] + o[15];
+}
 inline float fma_loop_sse2(int64_t n) {
   __m128 a[12];
   for (int i = 0; i < 12; ++i) a[i] = _mm_set1_ps(static_cast<float>(i));
@@ -55,10 +70,13 @@ inline float fma_loop_sse2(int64_t n) {
   return _mm_cvtss_f32(s);
 }
 
-// Multiply-adds (float lanes) per second over the ops threads, best of `reps`.
-inline double fma_peak_macs_per_s(int reps = 3, float* keep = nullptr) {
+// Multiply-adds (float lanes) per second over the ops threads, best of `reps`; with
+// `bf16_dot`, those of vdpbf16ps (32 per instruction; 0 below the avx512bf16 level),
+// the rate of the MLA decode kernel over BF16 caches at that level (ops/kv_attention.h).
+inline double fma_peak_macs_per_s(int reps = 3, float* keep = nullptr, bool bf16_dot = false) {
   const ops::CpuLevel level = ops::cpu_active_level();
-  const int lanes = level == ops::CpuLevel::Avx512 ? 16 : level == ops::CpuLevel::Avx2 ? 8 : 4;
+  if (bf16_dot && level < ops::CpuLevel::Avx512Bf16) return 0.0;
+  const int lanes = bf16_dot ? 32 : level >= ops::CpuLevel::Avx512 ? 16 : level == ops::CpuLevel::Avx2 ? 8 : 4;
   const int64_t threads = ops::cpu_threads(), iters = 2'000'000;  // about 7 ms a thread at 3.6 GHz
   float sink = 0;
   double best = 1e30;
@@ -67,7 +85,8 @@ inline double fma_peak_macs_per_s(int reps = 3, float* keep = nullptr) {
     const auto t0 = clock_type::now();
     ops::parallel_for(threads, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
-        out[static_cast<size_t>(i)] = level == ops::CpuLevel::Avx512 ? fma_loop_avx512(iters)
+        out[static_cast<size_t>(i)] = bf16_dot                             ? bf16_dot_loop(iters)
+                                      : level >= ops::CpuLevel::Avx512 ? fma_loop_avx512(iters)
                                       : level == ops::CpuLevel::Avx2 ? fma_loop_avx2(iters)
                                                                      : fma_loop_sse2(iters);
     });

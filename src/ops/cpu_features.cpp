@@ -15,7 +15,7 @@ CpuLevel detect() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx2") &&
       __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-    return CpuLevel::Avx512;
+    return __builtin_cpu_supports("avx512bf16") ? CpuLevel::Avx512Bf16 : CpuLevel::Avx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
     return CpuLevel::Avx2;
 #endif
@@ -51,6 +51,8 @@ CpuLevel set_cpu_level(CpuLevel level) {
 
 const char* cpu_level_name(CpuLevel level) {
   switch (level) {
+    case CpuLevel::Avx512Bf16:
+      return "avx512bf16";
     case CpuLevel::Avx512:
       return "avx512";
     case CpuLevel::Avx2:
@@ -62,9 +64,9 @@ const char* cpu_level_name(CpuLevel level) {
 }
 
 CpuLevel parse_cpu_level(const char* name, const char* context) {
-  for (CpuLevel l : {CpuLevel::Scalar, CpuLevel::Avx2, CpuLevel::Avx512})
+  for (CpuLevel l : {CpuLevel::Scalar, CpuLevel::Avx2, CpuLevel::Avx512, CpuLevel::Avx512Bf16})
     if (std::strcmp(name, cpu_level_name(l)) == 0) return l;
-  fail("{}: unknown CPU level '{}' (expected scalar, avx2 or avx512)", context, name);
+  fail("{}: unknown CPU level '{}' (expected scalar, avx2, avx512 or avx512bf16)", context, name);
 }
 
 }  // namespace mlar::ops

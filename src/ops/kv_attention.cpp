@@ -151,6 +151,7 @@ inline void widen(const void* src, DType t, int64_t n, float* dst) {
   if (i < n) widen_scalar(h + i, t, n - i, dst + i);
 }
 #include "ops/kv_attention_kernel.inc"
+#include "ops/kv_attention_bf16.inc"
 }  // namespace lvl_avx512
 #pragma GCC pop_options
 #pragma GCC diagnostic pop
@@ -169,6 +170,8 @@ struct Level {
 // The kernels of the level ops/cpu_features.h has active (MLAR_CPU, set_cpu_level).
 Level level() {
   switch (cpu_active_level()) {
+    case CpuLevel::Avx512Bf16:
+      return {lvl_avx512::widen, lvl_avx512::decode_range_bf16, lvl_avx512::kMaxW};
     case CpuLevel::Avx512:
       return {lvl_avx512::widen, lvl_avx512::decode_range, lvl_avx512::kMaxW};
     case CpuLevel::Avx2:

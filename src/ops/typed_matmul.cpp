@@ -43,6 +43,7 @@ void add_bias(const float* bias, float* y, int64_t y_stride, int64_t n, int64_t 
 
 const detail::TypedKernels& kernels_for(CpuLevel level) {
   switch (level) {
+    case CpuLevel::Avx512Bf16:
     case CpuLevel::Avx512:
       return detail::avx512_kernels();
     case CpuLevel::Avx2:
@@ -61,6 +62,7 @@ const detail::TypedKernels& kernels() { return kernels_for(cpu_active_level()); 
 // larger n stream in passes of this many rows; with AVX2 it wins up to about 8).
 int64_t stream_rows(CpuLevel level) {
   switch (level) {
+    case CpuLevel::Avx512Bf16:
     case CpuLevel::Avx512:
       return 128;
     case CpuLevel::Avx2:
@@ -121,7 +123,7 @@ void matmul_typed(const float* x, int64_t x_stride, const void* w, DType wt, con
   }
   const CpuLevel level = cpu_active_level();
   const int64_t pass = stream_rows(level);
-  if (n <= pass || level == CpuLevel::Avx512) {
+  if (n <= pass || level >= CpuLevel::Avx512) {
     for (int64_t t = 0; t < n; t += pass)
       streamed(kernels_for(level), x + t * x_stride, x_stride, w, wt, bias, y + t * y_stride, y_stride,
                std::min(pass, n - t), in, out);

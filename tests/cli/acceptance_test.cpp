@@ -49,6 +49,23 @@ TEST(CliAcceptance, PerplexityIsTheSameFromEveryFormat) {
   }
 }
 
+// eval --batch 1 scores every token through a one-token decode step (the decode attention kernel, as
+// generation runs); the default batch runs prompts (widen + sgemm attention). With an F32 cache only the
+// order of the f32 sums differs; with the BF16 cache both read the same rounded rows.
+TEST(CliAcceptance, PerplexityThroughDecodeStepsMatchesPrompts) {
+  const std::string base = "eval " + stories("stories260K.gguf") + " --text " +
+                           sh_quote(data_path("text/tinystories-dev.txt")) + " --ctx 256 --max-tokens 1500 --json -q";
+  for (const char* kv : {"f32", "bf16"}) {
+    CliResult prompt = run_cli(base + " --kv-dtype " + kv), step = run_cli(base + " --batch 1 --kv-dtype " + kv);
+    ASSERT_EQ(prompt.status, 0) << prompt.err;
+    ASSERT_EQ(step.status, 0) << step.err;
+    const auto a = nlohmann::json::parse(prompt.out), b = nlohmann::json::parse(step.out);
+    EXPECT_EQ(b["batch"], 1);
+    EXPECT_EQ(a["tokens_scored"], b["tokens_scored"]);
+    EXPECT_NEAR(b["perplexity"].get<double>() / a["perplexity"].get<double>(), 1.0, 1e-5) << kv;
+  }
+}
+
 TEST(CliAcceptance, InspectReportsKvCacheBytes) {
   CliResult r = run_cli("inspect " + stories("stories260K.bin") + " --json");
   ASSERT_EQ(r.status, 0) << r.err;

@@ -14,7 +14,7 @@ void register_eval(CLI::App& app) {
   struct Args {
     ModelArgs model;
     std::string text;
-    int64_t ctx = 256, max_tokens = 0;
+    int64_t ctx = 256, max_tokens = 0, batch = 512;
     int threads = 0;
     bool json = false, quiet = false;
     std::string attn = "auto", kv_dtype = "bf16", device = "cpu";
@@ -33,6 +33,11 @@ void register_eval(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-tokens", args->max_tokens, "score only the first M tokens (0 = all)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch", args->batch,
+                  "tokens per forward call; below 16 a window runs through the decode kernel, as generation does "
+                  "(1: one token a step)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
   cmd->add_option("--threads", args->threads, "compute threads (0 = all cores)");
   cmd->add_flag("--json", args->json, "print the result as JSON");
   cmd->add_flag("--quiet,-q", args->quiet, "no progress on stderr");
@@ -54,6 +59,7 @@ void register_eval(CLI::App& app) {
     PerplexityOptions opts;
     opts.ctx = args->ctx;
     opts.max_tokens = args->max_tokens;
+    opts.batch = args->batch;
     int64_t total = args->max_tokens > 0 ? std::min<int64_t>(args->max_tokens, ids.size()) : ids.size();
     Progress progress("eval", total, !args->quiet);
     opts.progress = [&](int64_t done, int64_t) { progress.update(done); };
@@ -65,6 +71,7 @@ void register_eval(CLI::App& app) {
       nlohmann::json j = {{"model", m.source},
                           {"text", args->text},
                           {"ctx", args->ctx},
+                          {"batch", args->batch},
                           {"perplexity", r.ppl},
                           {"mean_nll", r.mean_nll},
                           {"tokens_scored", r.tokens},
