@@ -270,11 +270,12 @@ TEST(TypedConvert, F32CopiesAndGatherWidensRows) {
 
 TEST(CpuLevel, ClampsToTheCpuAndParsesNames) {
   LevelGuard guard;
-  EXPECT_EQ(ops::set_cpu_level(CpuLevel::Avx512), ops::cpu_max_level());
+  EXPECT_EQ(ops::set_cpu_level(CpuLevel::Avx512Bf16), ops::cpu_max_level());  // the highest level: clamped
   EXPECT_EQ(ops::cpu_level(), ops::cpu_level_name(ops::cpu_max_level()));
   EXPECT_EQ(ops::set_cpu_level(CpuLevel::Scalar), CpuLevel::Scalar);
   EXPECT_EQ(ops::cpu_level(), "scalar");
   EXPECT_EQ(ops::parse_cpu_level("avx2", "MLAR_CPU"), CpuLevel::Avx2);
+  EXPECT_EQ(ops::parse_cpu_level("avx512bf16", "MLAR_CPU"), CpuLevel::Avx512Bf16);
   EXPECT_THROW(ops::parse_cpu_level("sse4", "MLAR_CPU"), Error);
 }
 
