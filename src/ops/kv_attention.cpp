@@ -151,6 +151,7 @@ inline void widen(const void* src, DType t, int64_t n, float* dst) {
   if (i < n) widen_scalar(h + i, t, n - i, dst + i);
 }
 #include "ops/kv_attention_kernel.inc"
+#include "ops/kv_attention_lanes.inc"
 #include "ops/kv_attention_bf16.inc"
 }  // namespace lvl_avx512
 #pragma GCC pop_options
@@ -173,7 +174,7 @@ Level level() {
     case CpuLevel::Avx512Bf16:
       return {lvl_avx512::widen, lvl_avx512::decode_range_bf16, lvl_avx512::kMaxW};
     case CpuLevel::Avx512:
-      return {lvl_avx512::widen, lvl_avx512::decode_range, lvl_avx512::kMaxW};
+      return {lvl_avx512::widen, lvl_avx512::decode_range_avx512, lvl_avx512::kMaxW};
     case CpuLevel::Avx2:
       return {lvl_avx2::widen, lvl_avx2::decode_range, lvl_avx2::kMaxW};
     case CpuLevel::Scalar:
