@@ -15,7 +15,8 @@
 #  4. bench_report: the plot and tables.
 # Results: ${MLAR_BENCH_DIR:-build-bench}/{context-*.json,convert.json,benchmarks.svg,benchmarks.md}.
 # --update also copies the plot to docs/benchmarks.svg and replaces the tables in
-# docs/benchmarks.md (between the table markers). About 8 minutes on 2 cores after the build (7.7 in session 8).
+# docs/benchmarks.md (between the table markers). About 11 minutes on 2 cores after the build (7.7 in session 8; 10.5 in session 10,
+# the value refit having made the calibrated conversions longer).
 # Environment: MLAR_BUILD (default build), MLAR_DATA (default ../shared/data),
 # MLAR_BENCH_LARGE (sizes converted without calibration; "" to skip),
 # MLAR_BENCH_THREADS (default: all cores).

@@ -28,8 +28,15 @@
 // Prefill (n_q >= kKvDecodeBatch): the cached rows are widened into an f32 copy (when
 // not F32) and causal_attention's sgemm path runs on it.
 //
+// MLA decode with 12+ query rows (heads x queries) over shared rows puts the rows in
+// the vector lanes at the AVX-512 levels (kv_attention_lanes.inc). At the avx512bf16
+// level, MLA decode over BF16 shared rows multiplies in BF16 (vdpbf16ps, f32
+// accumulation) with the queries and the probabilities rounded to BF16, as GPU kernels
+// do (kv_attention_bf16.inc): the outputs then differ from the f32 kernel's by about the
+// BF16 rounding of the queries (1-2e-3 of their magnitude on random rows).
+//
 // Dispatch: the level of ops/cpu_features.h (cpu_active_level: the CPU's best, or
-// lower through MLAR_CPU=scalar|avx2|avx512 or set_cpu_level).
+// lower through MLAR_CPU=scalar|avx2|avx512|avx512bf16 or set_cpu_level).
 #pragma once
 #include <cstdint>
 

@@ -5,8 +5,9 @@
 // bf16 (no vdpbf16ps), which would lose about 3 significant digits of x.
 //
 // Dispatch: chosen once at run time from what the CPU has (AVX-512F, else AVX2+F16C,
-// else scalar); MLAR_CPU=scalar|avx2|avx512 in the environment forces a level no higher
-// than the CPU's (tests run every level the machine has).
+// else scalar; avx512bf16 runs the AVX-512 kernels here); MLAR_CPU=scalar|avx2|
+// avx512|avx512bf16 in the environment forces a level no higher than the CPU's (tests
+// run every level the machine has).
 #pragma once
 #include <cstdint>
 #include <string>
