@@ -54,12 +54,15 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
   // Every stride-th window: max_windows of them spread over the whole calibration text.
   const int64_t stride = max_windows > 0 ? std::max<int64_t>(1, states.windows() / max_windows) : 1;
   const la::Mat wo = la::from_tensor(L.wo);  // [D, H d], the source's
-  std::vector<la::Mat> G(static_cast<size_t>(nb), la::Mat(F, F));  // sum o_b o_b^T
-  std::vector<la::Mat> C(static_cast<size_t>(nb), la::Mat(D, F));  // sum y_b o_b^T
-  std::vector<double> yy(static_cast<size_t>(nb), 0.0);           // sum |y_b|^2
+  // The block's share of the source output is y_b = W_o[:, b] a_b, never formed: the sums
+  // below are taken over a_b, and C = W_o[:, b] A, |y|^2 = trace(W_o[:, b] S W_o[:, b]^T)
+  // follow once per block (E x F and E x E per token instead of D x (E + F)).
+  std::vector<la::Mat> G(static_cast<size_t>(nb), la::Mat(F, F));  // sum o_b o_b^T (upper)
+  std::vector<la::Mat> A(static_cast<size_t>(nb), la::Mat(E, F));  // sum a_b o_b^T
+  std::vector<la::Mat> S(static_cast<size_t>(nb), la::Mat(E, E));  // sum a_b a_b^T (upper)
   Workspace ws;
   std::vector<float> a, o;                         // [n, H d], [n, H r]
-  std::vector<double> ab, ob, yb;                  // one block: [n, E], [n, F], [n, D]
+  std::vector<double> ab, ob;                      // one block: [n, E], [n, F]
   ValueRefitResult res;
   states.attention_inputs(
       c, L,
@@ -69,7 +72,6 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
         o.resize(static_cast<size_t>(n * H * r));
         ab.resize(static_cast<size_t>(n * E));
         ob.resize(static_cast<size_t>(n * F));
-        yb.resize(static_cast<size_t>(n * D));
         std::unique_ptr<LayerCache> sc = source.make_cache(DType::F32), mc = converted.make_cache(DType::F32);
         sc->reserve(n);
         mc->reserve(n);
@@ -80,17 +82,13 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
             std::copy_n(a.data() + t * H * d + b * E, E, ab.data() + t * E);
             std::copy_n(o.data() + t * H * r + b * F, F, ob.data() + t * F);
           }
-          // y_b = a_b W_o[:, block]^T: the block's share of the source output [n, D].
-          cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(D),
-                      static_cast<int>(E), 1.0, ab.data(), static_cast<int>(E), wo.a.data() + b * E,
-                      static_cast<int>(H * d), 0.0, yb.data(), static_cast<int>(D));
-          la::Mat& g = G[static_cast<size_t>(b)];
           cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(F), static_cast<int>(n), 1.0, ob.data(),
-                      static_cast<int>(F), 1.0, g.a.data(), static_cast<int>(F));
-          cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(D), static_cast<int>(F),
-                      static_cast<int>(n), 1.0, yb.data(), static_cast<int>(D), ob.data(), static_cast<int>(F), 1.0,
-                      C[static_cast<size_t>(b)].a.data(), static_cast<int>(F));
-          yy[static_cast<size_t>(b)] += cblas_ddot(static_cast<int>(n * D), yb.data(), 1, yb.data(), 1);
+                      static_cast<int>(F), 1.0, G[static_cast<size_t>(b)].a.data(), static_cast<int>(F));
+          cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(E), static_cast<int>(F),
+                      static_cast<int>(n), 1.0, ab.data(), static_cast<int>(E), ob.data(), static_cast<int>(F), 1.0,
+                      A[static_cast<size_t>(b)].a.data(), static_cast<int>(F));
+          cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(E), static_cast<int>(n), 1.0, ab.data(),
+                      static_cast<int>(E), 1.0, S[static_cast<size_t>(b)].a.data(), static_cast<int>(E));
         }
         res.tokens += n;
       },
@@ -101,9 +99,16 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
   la::Mat wo2 = wo_c, uv2 = uv;  // the conversion's, rewritten head by head where the fit pays
   for (int64_t b = 0; b < nb; ++b) {
     la::Mat& g = G[static_cast<size_t>(b)];
-    const la::Mat& cm = C[static_cast<size_t>(b)];
+    la::Mat& sb = S[static_cast<size_t>(b)];
     for (int64_t i = 0; i < F; ++i)
       for (int64_t j = 0; j < i; ++j) g(i, j) = g(j, i);
+    for (int64_t i = 0; i < E; ++i)
+      for (int64_t j = 0; j < i; ++j) sb(i, j) = sb(j, i);
+    const la::Mat wob = la::cols_of(wo, b * E, E);  // [D, E], the source's W_o of the block
+    const la::Mat cm = la::matmul(wob, A[static_cast<size_t>(b)]);  // sum y_b o_b^T [D, F]
+    const la::Mat wsb = la::matmul(wob, sb);                      // W_o[:, b] S
+    double yy_b = 0;                                               // sum |y_b|^2
+    for (size_t i = 0; i < wsb.a.size(); ++i) yy_b += wsb.a[i] * wob.a[i];
     la::Mat before(D, F);  // M_h = W_o[h] W_uv[h] side by side
     for (int64_t k = 0; k < block_heads; ++k) {
       const int64_t h = b * block_heads + k;
@@ -138,7 +143,7 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
       for (int64_t i = 0; i < D; ++i)
         for (int64_t j = 0; j < r; ++j) after(i, k * r + j) = cut(i, j);
     }
-    const double energy = yy[static_cast<size_t>(b)];
+    const double energy = yy_b;
     const double err_before = energy > 0 ? residual(before, g, cm, energy) / energy : 0.0;
     const double err_after = energy > 0 ? residual(after, g, cm, energy) / energy : 0.0;
     res.before.push_back(err_before);
