@@ -16,14 +16,24 @@
 namespace mlar::bench {
 
 // 12 independent accumulators (4-cycle FMA latency x 2 pipes and more); returns a
-// value the caller keeps so the loop cannot be dropped.
-__attribute__((target("avx512f"))) inline float fma_loop_avx512(int64_t n) {
+// value the caller keeps so the loop cannot be dropped. kDot: vdpbf16ps (AVX512-BF16,
+// 32 multiply-adds per instruction) instead of vfmadd (16); the FMA loop emits no
+// BF16 instruction, so it runs on any AVX-512 CPU.
+template <bool kDot>
+__attribute__((target("avx512f,avx512bf16"))) inline float loop_avx512(int64_t n) {
   __m512 a[12];
   for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(static_cast<float>(i));
   const __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
-  for (int64_t k = 0; k < n; ++k)
+  if constexpr (kDot) {
+    const __m512bh bh = _mm512_cvtne2ps_pbh(b, b), ch = _mm512_cvtne2ps_pbh(c, c);
+    for (int64_t k = 0; k < n; ++k)
 #pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], b, c);
+      for (int i = 0; i < 12; ++i) a[i] = _mm512_dpbf16_ps(a[i], bh, ch);
+  } else {
+    for (int64_t k = 0; k < n; ++k)
+#pragma GCC unroll 12
+      for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], b, c);
+  }
   __m512 s = a[0];
   for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
   alignas(64) float o[16];
@@ -42,21 +52,6 @@ __attribute__((target("avx2,fma"))) inline float fma_loop_avx2(int64_t n) {
   alignas(32) float o[8];
   _mm256_store_ps(o, s);
   return o[0] + o[7];
-}
-// The same with vdpbf16ps (AVX512-BF16): 32 multiply-adds per instruction.
-__attribute__((target("avx512f,avx512bf16"))) inline float bf16_dot_loop(int64_t n) {
-  __m512 a[12];
-  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(static_cast<float>(i));
-  const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.999f), _mm512_set1_ps(0.999f));
-  const __m512bh c = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
-  for (int64_t k = 0; k < n; ++k)
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) a[i] = _mm512_dpbf16_ps(a[i], b, c);
-  __m512 s = a[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
-  alignas(64) float o[16];
-  _mm512_store_ps(o, s);
-  return o[0] + o[15];
 }
 inline float fma_loop_sse2(int64_t n) {
   __m128 a[12];
@@ -87,8 +82,8 @@ inline double fma_peak_macs_per_s(int reps = 3, float* keep = nullptr, bool bf16
     const auto t0 = clock_type::now();
     ops::parallel_for(threads, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
-        out[static_cast<size_t>(i)] = bf16_dot                             ? bf16_dot_loop(iters)
-                                      : level >= ops::CpuLevel::Avx512 ? fma_loop_avx512(iters)
+        out[static_cast<size_t>(i)] = bf16_dot                             ? loop_avx512<true>(iters)
+                                      : level >= ops::CpuLevel::Avx512 ? loop_avx512<false>(iters)
                                       : level == ops::CpuLevel::Avx2 ? fma_loop_avx2(iters)
                                                                      : fma_loop_sse2(iters);
     });

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_runner.h"
+#include "common/cpu_levels.h"
 #include "common/hf_fixtures.h"
 #include "common/test_data.h"
 #include "common/typed_values.h"
@@ -171,16 +172,21 @@ GqaReference gqa_reference(const Model& g, const std::vector<int32_t>& t, DType 
 // `tol`, or with a half cache within 1/16 of what that cache's rounding moves the source's own logits (the
 // two layouts round mostly the same values, some at other points: Qwen3's key norm comes after the latent in
 // MLA). Measured on 2 machines: BF16 moves the source by 0.062 and the layouts differ by 1e-3 to 1.6e-3.
-void expect_repeat_matches(const Model& g, const Model& mla, DType kv, double tol) {
+// At the avx512bf16 level the MLA's absorbed decode over a BF16 cache multiplies in BF16 (queries and
+// probabilities rounded, ops/kv_attention.h): its decode steps within 1/2 of that move there (measured 0.021
+// against 0.062), and every bound as above at the level below on the same CPU (test::decode_levels).
+void expect_repeat_matches_at_level(const Model& g, const Model& mla, DType kv, double tol, bool bf16_products) {
   const auto t = ids(40, 9);
   const size_t half = t.size() / 2;
   const GqaReference ref = gqa_reference(g, t, kv);
+  double own_move = 0;  // what the half cache's rounding moves the source's logits by
   if (kv != DType::F32) {
     const GqaReference exact = gqa_reference(g, t, DType::F32);
     double own = max_abs_diff(ref.all, exact.all);
     for (size_t i = 0; i < ref.dec.size(); ++i) own = std::max(own, max_abs_diff(ref.dec[i], exact.dec[i]));
     ASSERT_GT(own, 0.0) << "a half cache that rounds nothing: the reference is not what it claims";
     tol = std::max(tol, own / 16);
+    own_move = own;
   }
   for (MlaEval e : {MlaEval::Auto, MlaEval::Naive, MlaEval::Absorbed}) {
     SCOPED_TRACE(std::string(mla_eval_name(e)) + " " + dtype_name(kv));
@@ -190,7 +196,15 @@ void expect_repeat_matches(const Model& g, const Model& mla, DType kv, double to
     s.prefill(std::span<const int32_t>(t.data(), half));
     double dec = 0;
     for (size_t i = half; i < t.size(); ++i) dec = std::max(dec, max_abs_diff(s.decode(t[i]), ref.dec[i - half]));
-    EXPECT_LE(dec, tol);
+    EXPECT_LE(dec, bf16_products && kv == DType::BF16 ? std::max(tol, own_move / 2) : tol);
+  }
+}
+
+void expect_repeat_matches(const Model& g, const Model& mla, DType kv, double tol) {
+  for (const ops::CpuLevel level : test::decode_levels()) {
+    const test::CpuLevelScope scope(level);
+    SCOPED_TRACE(ops::cpu_level_name(level));
+    expect_repeat_matches_at_level(g, mla, kv, tol, test::bf16_products(level));
   }
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "mla_naive_forward.h"
+#include "common/cpu_levels.h"
 #include "mla_test_models.h"
 #include "runtime/random_mla_model.h"
 #include "runtime/session.h"
@@ -60,11 +61,9 @@ TEST_P(MlaForward, DecodeMatchesScalarReference) {
   }
 }
 
-// BF16 / F16 caches: every evaluation reads the same rounded [c | k_pe] rows, so all
-// of them, prefill and decode, agree with the all-logits absorbed pass at 1e-4; the
-// rounding itself moves the logits away from the f32 reference, but only a little.
-TEST_P(MlaForward, HalfCachesAgreeAcrossEvaluationsAndDecode) {
-  const Model m = random_mla_model(test::mla_config(GetParam()), 14);
+// The check of HalfCachesAgreeAcrossEvaluationsAndDecode at the active level.
+void half_caches_agree(const test::MlaVariant& v, bool bf16_products) {
+  const Model m = random_mla_model(test::mla_config(v), 14);
   const auto ids = test::mla_random_ids(19, m.config.vocab_size, 8);
   const auto ref = test::naive_mla_forward(m, ids);
   for (DType t : {DType::BF16, DType::F16}) {
@@ -81,9 +80,24 @@ TEST_P(MlaForward, HalfCachesAgreeAcrossEvaluationsAndDecode) {
       s.reset();
       s.prefill(std::span<const int32_t>(ids.data(), 7));
       for (size_t i = 7; i < ids.size(); ++i)
-        EXPECT_LE(test::max_rel_diff(s.decode(ids[i]), all_rows, int64_t(i)), 1e-4)
+        EXPECT_LE(test::max_rel_diff(s.decode(ids[i]), all_rows, int64_t(i)),
+                  bf16_products && t == DType::BF16 ? 1e-2 : 1e-4)
             << dtype_name(t) << " " << mla_eval_name(e) << " position " << i;
     }
+  }
+}
+
+// BF16 / F16 caches: every evaluation reads the same rounded [c | k_pe] rows, so all
+// of them, prefill and decode, agree with the all-logits absorbed pass at 1e-4; the
+// rounding itself moves the logits away from the f32 reference, but only a little.
+// At the avx512bf16 level, absorbed decode over a BF16 cache multiplies in BF16
+// (queries and probabilities rounded): 1e-2 there (measured 5e-4 to 4.2e-3, against
+// the cache rounding's own 2e-2 bound above), 1e-4 at the level below on the same CPU.
+TEST_P(MlaForward, HalfCachesAgreeAcrossEvaluationsAndDecode) {
+  for (const ops::CpuLevel level : test::decode_levels()) {
+    const test::CpuLevelScope scope(level);
+    SCOPED_TRACE(ops::cpu_level_name(level));
+    half_caches_agree(GetParam(), test::bf16_products(level));
   }
 }
 
