@@ -1,7 +1,7 @@
 // bench_kv_decode: the decode attention kernel alone (ops/kv_attention.h), in GB/s of
 // cache read per call against the read bandwidth measured in the same run.
 //
-//   bench_kv_decode [--contexts 512,16384] [--kv-dtypes f32,bf16] [--forms gqa,gqa-rows,mla]
+//   bench_kv_decode [--contexts 512,16384] [--kv-dtypes f32,bf16] [--forms gqa,gqa-rows,mla,mla-8b,deepseek]
 //                   [--threads N] [--reps 3] [--min-mib 512] [--json FILE]
 //
 // Forms (bench_context's random model, one layer per call):
@@ -10,6 +10,10 @@
 //   gqa-rows  the same, rows [T, 4 * 64] (each token's kv heads side by side).
 //   mla  the 25% compressed form absorbed: 16 heads over one row [c | k_pe] of
 //        r = 96 + d_r = 32 per token; keys the whole row, values c.
+//   mla-8b  the same for what the converter gives a Llama-3-8B shape at 25%: 32 heads
+//        over r = 448 + d_r = 64 (bench_cuda_attention's mla25).
+//   deepseek  DeepSeek-V3's absorbed MLA: 128 heads over r = 512 + d_r = 64.
+// MLA rows also report multiply-adds per second: heads x (dk + dv) per cached row.
 // Each call is one layer's decode step (n_q = 1, context T). Layers are distinct
 // buffers, at least --min-mib in all, called in turn, so every call reads its cache
 // from memory as a decode step does (the weights evict it between layers). Reported:
@@ -58,7 +62,8 @@ struct Args {
 };
 
 const char* kUsage =
-    "bench_kv_decode [--contexts 512,16384] [--kv-dtypes f32,bf16] [--forms gqa,gqa-rows,mla] [--threads N]\n"
+    "bench_kv_decode [--contexts 512,16384] [--kv-dtypes f32,bf16] [--forms gqa,gqa-rows,mla,mla-8b,deepseek]\n"
+    "                [--threads N]\n"
     "                [--reps 3] [--min-mib 512] [--json FILE]\n"
     "GB/s of cache the decode attention kernel reads, against the read bandwidth.\n";
 
@@ -76,7 +81,8 @@ Args parse(int argc, char** argv) {
     } else if (k == "--forms") {
       a.forms = bench::split_list(val());
       for (const auto& f : a.forms)
-        if (f != "gqa" && f != "gqa-rows" && f != "mla") fail("--forms: unknown form '{}'", f);
+        if (f != "gqa" && f != "gqa-rows" && f != "mla" && f != "mla-8b" && f != "deepseek")
+          fail("--forms: unknown form '{}' (gqa, gqa-rows, mla, mla-8b, deepseek)", f);
     } else return false;
     return true;
   });
@@ -92,6 +98,8 @@ struct Shape {
 Shape shape_of(const std::string& form) {
   if (form == "gqa") return {16, 4, 64, 64, 4 * 64, 4 * 64, false, true};
   if (form == "gqa-rows") return {16, 4, 64, 64, 4 * 64, 4 * 64, false, false};
+  if (form == "mla-8b") return {32, 1, 448 + 64, 448, 448 + 64, 0, true, false};
+  if (form == "deepseek") return {128, 1, 512 + 64, 512, 512 + 64, 0, true, false};
   return {16, 1, 96 + 32, 96, 96 + 32, 0, true, false};
 }
 
@@ -157,10 +165,12 @@ json run(const Args& a, const std::string& form, DType t, int64_t T, double band
   }
   const double gbs = static_cast<double>(layer_bytes) / best / 1e9;
   const double cpu_gbs = static_cast<double>(layer_bytes) / best_cpu / 1e9;
+  const double macs = s.shared ? static_cast<double>(s.heads * (s.dk + s.dv) * T) / best : 0.0;
   fmt::print(stderr,
              "  {:<8} {:<4} ctx {:>6}: {:8.1f} us/layer  {:6.1f} GB/s  {:4.0f}% of read bandwidth  (CPU time: {:6.1f} "
-             "GB/s; {} layers)\n",
-             form, dtype_flag_name(t), T, best * 1e6, gbs, 100.0 * gbs * 1e9 / bandwidth, cpu_gbs, layers);
+             "GB/s; {} layers){}\n",
+             form, dtype_flag_name(t), T, best * 1e6, gbs, 100.0 * gbs * 1e9 / bandwidth, cpu_gbs, layers,
+             macs > 0 ? fmt::format("  {:.1f} G multiply-adds/s", macs / 1e9) : "");
   return {{"form", form},
           {"kv_dtype", dtype_flag_name(t)},
           {"context", T},
@@ -168,6 +178,7 @@ json run(const Args& a, const std::string& form, DType t, int64_t T, double band
           {"cache_bytes_per_layer", layer_bytes},
           {"gb_per_s", gbs},
           {"fraction_of_bandwidth", gbs * 1e9 / bandwidth},
+          {"macs_per_s", macs},
           {"gb_per_cpu_s_per_thread", cpu_gbs},
           {"layers", layers}};
 }
