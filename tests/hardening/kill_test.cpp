@@ -23,19 +23,29 @@ namespace fs = std::filesystem;
 namespace mlar {
 namespace {
 
-// Bytes written so far under the temporary sibling(s) of `out` (".NAME.tmp-*").
+// Bytes written so far under the temporary sibling(s) of `out` (".NAME.tmp-*"). The
+// CLI runs meanwhile and renames its files' own temporaries into place: a file (or the
+// directory) that moves between the listing and the size counts as nothing this poll.
 int64_t temp_bytes(const fs::path& out) {
   int64_t n = -1;
   const std::string prefix = "." + out.filename().string() + ".tmp-";
-  for (auto& e : fs::directory_iterator(out.parent_path())) {
-    if (e.path().filename().string().rfind(prefix, 0) != 0) continue;
-    n = std::max<int64_t>(n, 0);
-    if (e.is_directory()) {
-      for (auto& f : fs::recursive_directory_iterator(e.path()))
-        if (f.is_regular_file()) n += static_cast<int64_t>(fs::file_size(f.path()));
-    } else if (e.is_regular_file()) {
-      n += static_cast<int64_t>(fs::file_size(e.path()));
+  auto size_of = [](const fs::path& p) {
+    std::error_code ec;
+    const auto s = fs::file_size(p, ec);
+    return ec ? int64_t{0} : static_cast<int64_t>(s);
+  };
+  try {
+    for (auto& e : fs::directory_iterator(out.parent_path())) {
+      if (e.path().filename().string().rfind(prefix, 0) != 0) continue;
+      n = std::max<int64_t>(n, 0);
+      if (e.is_directory()) {
+        for (auto& f : fs::recursive_directory_iterator(e.path()))
+          if (f.is_regular_file()) n += size_of(f.path());
+      } else if (e.is_regular_file()) {
+        n += size_of(e.path());
+      }
     }
+  } catch (const fs::filesystem_error&) {  // a directory moved while listed: what was counted so far
   }
   return n;
 }
