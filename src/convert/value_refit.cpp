@@ -97,13 +97,15 @@ ValueRefitResult refit_outputs(const CarriedStates& states, const Model& src, in
 
   const la::Mat wo_c = la::from_tensor(w.wo), uv = la::from_tensor(w.w_uv);  // [D, H d], [H d, r]
   la::Mat wo2 = wo_c, uv2 = uv;  // the conversion's, rewritten head by head where the fit pays
+  auto mirror_upper = [](la::Mat& m) {  // DSYRK filled the upper triangle
+    for (int64_t i = 0; i < m.rows; ++i)
+      for (int64_t j = 0; j < i; ++j) m(i, j) = m(j, i);
+  };
   for (int64_t b = 0; b < nb; ++b) {
     la::Mat& g = G[static_cast<size_t>(b)];
     la::Mat& sb = S[static_cast<size_t>(b)];
-    for (int64_t i = 0; i < F; ++i)
-      for (int64_t j = 0; j < i; ++j) g(i, j) = g(j, i);
-    for (int64_t i = 0; i < E; ++i)
-      for (int64_t j = 0; j < i; ++j) sb(i, j) = sb(j, i);
+    mirror_upper(g);
+    mirror_upper(sb);
     const la::Mat wob = la::cols_of(wo, b * E, E);  // [D, E], the source's W_o of the block
     const la::Mat cm = la::matmul(wob, A[static_cast<size_t>(b)]);  // sum y_b o_b^T [D, F]
     const la::Mat wsb = la::matmul(wob, sb);                      // W_o[:, b] S
